@@ -6,7 +6,6 @@
 package results
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -116,21 +115,18 @@ func Read(path string) (*File, error) {
 		return &f, nil
 	}
 	f := &File{Schema: SchemaVersion}
-	sc := bufio.NewScanner(strings.NewReader(trim))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	line := 0
-	for sc.Scan() {
-		line++
+	lines := strings.Split(trim, "\n")
+	for i, l := range lines {
 		var r Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			if !sc.Scan() { // the last line: an interrupted append
-				break
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			if i == len(lines)-1 && !strings.HasSuffix(string(data), "\n") {
+				break // the last line of an interrupted append
 			}
-			return nil, fmt.Errorf("results %s: line %d: %v", path, line, err)
+			return nil, fmt.Errorf("results %s: line %d: %v", path, i+1, err)
 		}
 		f.Records = append(f.Records, r)
 	}
-	return f, sc.Err()
+	return f, nil
 }
 
 // Tasks returns the distinct task names, sorted.
