@@ -107,7 +107,7 @@ func Read(path string) (*File, error) {
 		return nil, err
 	}
 	trim := strings.TrimSpace(string(data))
-	if strings.HasPrefix(trim, "{") && !strings.Contains(trim, "\n{") {
+	if strings.HasPrefix(trim, "{") && !strings.Contains(trim, "\n{") && !isRecord(trim) {
 		var f File
 		if err := json.Unmarshal(data, &f); err != nil {
 			return nil, fmt.Errorf("results %s: %v", path, err)
@@ -127,6 +127,15 @@ func Read(path string) (*File, error) {
 		f.Records = append(f.Records, r)
 	}
 	return f, nil
+}
+
+// isRecord reports whether a one-line JSON object is a Record (a JSONL file
+// of one line) rather than a File.
+func isRecord(obj string) bool {
+	var probe struct {
+		System *System `json:"system"`
+	}
+	return json.Unmarshal([]byte(obj), &probe) == nil && probe.System != nil
 }
 
 // Tasks returns the distinct task names, sorted.
