@@ -1,11 +1,25 @@
 package nf4
 
+import "math"
+
 // DynamicMap returns bitsandbytes' signed 8-bit dynamic quantization map,
 // create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8): 256
-// sorted float32 values in [-1, 1], as torch computes them.
+// sorted float32 values in [-1, 1], bit for bit as torch computed them on
+// the reference machine (dynamic_table.go). createDynamicMap is the same
+// algorithm in Go; torch's vectorized linspace rounds the last bit of some
+// entries differently, so the table, not the Go computation, is used.
 func DynamicMap() [256]float32 { return dynamicMap }
 
-var dynamicMap = createDynamicMap()
+var dynamicMap = func() (m [256]float32) {
+	for i, b := range dynamicMapBits {
+		m[i] = math.Float32frombits(b)
+	}
+	return m
+}()
+
+// CreateDynamicMap computes the signed dynamic map in Go (scalar float32
+// linspace); its entries are within a few ulps of DynamicMap's.
+func CreateDynamicMap() [256]float32 { return createDynamicMap() }
 
 var dynamicBounds = func() (b [255]float32) {
 	for i := range b {
@@ -35,9 +49,9 @@ func createDynamicMap() [256]float32 {
 	return out
 }
 
-// linspace reproduces torch.linspace(start, end, steps, dtype=float32) on
-// the CPU (scalar path): the first half counts up from start, the second
-// half counts down from end, in float32 arithmetic.
+// linspace is torch.linspace(start, end, steps, dtype=float32) computed
+// element by element as torch's scalar path does: the first half counts up
+// from start, the second half down from end, in float32.
 func linspace(start, end float32, steps int) []float32 {
 	out := make([]float32, steps)
 	if steps == 1 {
@@ -56,7 +70,6 @@ func linspace(start, end float32, steps int) []float32 {
 	return out
 }
 
-// pow10 returns Python's 10 ** e for e in [-6, 0]: correctly rounded doubles.
 func pow10(e int) float64 {
 	return [...]float64{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1}[e+6]
 }

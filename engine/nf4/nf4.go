@@ -43,7 +43,7 @@ func (t *Tensor) NumBlocks() int { return (t.Rows*t.Cols + BlockSize - 1) / Bloc
 // Absmax returns the dequantized absmax of block b, computed in float32 as
 // bitsandbytes does: DynamicMap[q] * Absmax2[group] + Offset.
 func (t *Tensor) Absmax(b int) float32 {
-	return dynamicMap[t.QAbsmax[b]]*t.Absmax2[b/GroupSize] + t.Offset
+	return float32(dynamicMap[t.QAbsmax[b]]*t.Absmax2[b/GroupSize]) + t.Offset
 }
 
 // Bytes returns the memory the quantized weight takes: packed codes, 8-bit
@@ -166,14 +166,10 @@ func absMax(x []float32) float32 {
 	return m
 }
 
-// mean returns the float32 mean of x, summed in float64 (correctly rounded
-// for the block counts of real layers, as torch's cascade sum is).
+// mean returns the float32 mean of x as torch computes absmax.mean() on
+// the CPU: torchSum, then a float32 division.
 func mean(x []float32) float32 {
-	var s float64
-	for _, v := range x {
-		s += float64(v)
-	}
-	return float32(s / float64(len(x)))
+	return torchSum(x, torchLanes) / float32(len(x))
 }
 
 // quantizeBlockwise8 quantizes x in blocks of size with the signed dynamic
