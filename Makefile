@@ -27,6 +27,15 @@ $(TOKENIZER):
 
 tokenizer: $(TOKENIZER)
 
+# The reference world's corpora, built from Debian with private apt folders
+# (never committed; see datasets/). Rebuilt when the builder or its list changes.
+DATASETS_STAMP := datasets/build/.stamp
+$(DATASETS_STAMP): datasets/packages.txt $(filter-out %_test.go,$(wildcard datasets/*.go datasets/cmd/mkdatasets/*.go))
+	$(GO) run ./datasets/cmd/mkdatasets -out datasets/build -packages datasets/packages.txt
+	touch $@
+
+datasets: $(DATASETS_STAMP)
+
 build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/loramix ./cmd/loramix
