@@ -177,7 +177,9 @@ func SentenceCHRF(hyp string, refs ...string) CHRFScore { return ChrF.Sentence(h
 func (s CHRFScore) Signature() string { return s.CHRF.Signature(s.NRefs) }
 
 // Format renders "chrF2 = 57.21" with width decimals.
-func (s CHRFScore) Format(width int) string { return FormatScore(Line{Name: s.Name(), Score: s.Score}, width) }
+func (s CHRFScore) Format(width int) string {
+	return FormatScore(Line{Name: s.Name(), Score: s.Score}, width)
+}
 
 // String is Format(2).
 func (s CHRFScore) String() string { return s.Format(2) }

@@ -20,14 +20,14 @@ type golden struct {
 	TokHyp   []string `json:"tok13a_hyp"`
 	TokRef   []string `json:"tok13a_ref"`
 	Sentence []struct {
-		BLEU        goldenBLEU `json:"bleu"`
-		CHRF        float64    `json:"chrf"`
-		CHRFPP      float64    `json:"chrfpp"`
-		BLEU2       goldenBLEU `json:"bleu_2refs"`
-		CHRF2       float64    `json:"chrf_2refs"`
-		CHRFPP2     float64    `json:"chrfpp_2refs"`
-		APIBLEU     float64    `json:"sentence_bleu"`
-		APICHRF     float64    `json:"sentence_chrf"`
+		BLEU    goldenBLEU `json:"bleu"`
+		CHRF    float64    `json:"chrf"`
+		CHRFPP  float64    `json:"chrfpp"`
+		BLEU2   goldenBLEU `json:"bleu_2refs"`
+		CHRF2   float64    `json:"chrf_2refs"`
+		CHRFPP2 float64    `json:"chrfpp_2refs"`
+		APIBLEU float64    `json:"sentence_bleu"`
+		APICHRF float64    `json:"sentence_chrf"`
 	}
 	SentenceSigs map[string]string       `json:"sentence_signatures"`
 	Corpus       map[string]goldenCorpus `json:"corpus"`
