@@ -1,0 +1,862 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"unsafe"
+
+	"gorgonia.org/cu"
+	"gorgonia.org/cu/nvrtc"
+
+	"loramix/engine/backend"
+	"loramix/engine/dtype"
+	"loramix/engine/nf4"
+)
+
+// CUDA is the CUDA backend. Use it from one goroutine at a time; every
+// method locks that goroutine to its OS thread while it talks to the driver.
+type CUDA struct {
+	ctx     cu.CUContext
+	dev     cu.Device
+	stream  cu.Stream
+	mod     cu.Module
+	fns     map[string]cu.Function
+	half    bool
+	dmap    cu.DevicePtr // nf4.DynamicMap(), 256 float32
+	name    string
+	arch    string
+	sms     int
+	maxSmem int // opt-in dynamic shared memory per block
+	loraT   cu.DevicePtr
+	loraN   int64 // floats in loraT
+	closed  bool
+}
+
+var _ backend.Backend = (*CUDA)(nil)
+
+// Tensor is a CUDA tensor: device memory holding a row-major array, or the
+// four parts of an NF4 weight.
+type Tensor struct {
+	shape []int
+	dt    backend.DType
+	ptr   cu.DevicePtr
+	view  bool
+	q     *nf4Dev
+}
+
+type nf4Dev struct {
+	packed, qabs, absmax2 cu.DevicePtr
+	offset                float32
+}
+
+// Shape returns the tensor's shape.
+func (t *Tensor) Shape() []int { return t.shape }
+
+// DType returns the tensor's element type.
+func (t *Tensor) DType() backend.DType { return t.dt }
+
+func (t *Tensor) elems() int { return backend.Elements(t.shape) }
+
+func ct(t backend.Tensor) *Tensor {
+	if t == nil {
+		return nil
+	}
+	c, ok := t.(*Tensor)
+	if !ok {
+		panic(fmt.Sprintf("cuda: tensor of type %T is not a CUDA tensor", t))
+	}
+	return c
+}
+
+// bind locks the calling goroutine to its OS thread and makes the backend's
+// context current there; call the returned function when done.
+func (c *CUDA) bind() func() {
+	runtime.LockOSThread()
+	if c.closed {
+		runtime.UnlockOSThread()
+		panic("cuda: backend used after Close")
+	}
+	if err := cu.SetCurrentContext(c.ctx); err != nil {
+		runtime.UnlockOSThread()
+		panic(fmt.Sprintf("cuda: cuCtxSetCurrent: %v", err))
+	}
+	return runtime.UnlockOSThread
+}
+
+func must(what string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("cuda: %s: %v", what, err))
+	}
+}
+
+// New creates a context on device o.Device, compiles (or loads from the
+// cache) the kernels for its architecture and returns the backend.
+func New(o Options) (b *CUDA, err error) {
+	if o.Compute != backend.F32 && o.Compute != backend.F16 {
+		return nil, fmt.Errorf("cuda: compute dtype %v not supported", o.Compute)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// gorgonia.org/cu calls cuInit when the package initializes (and exits
+	// the process if that fails), so the driver is up here.
+	n, err := cu.NumDevices()
+	if err != nil {
+		return nil, fmt.Errorf("cuda: cuDeviceGetCount: %w", err)
+	}
+	if o.Device < 0 || o.Device >= n {
+		return nil, fmt.Errorf("cuda: device %d not present (%d devices)", o.Device, n)
+	}
+	dev := cu.Device(o.Device)
+	ctx, err := dev.MakeContext(cu.SchedAuto)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: cuCtxCreate: %w", err)
+	}
+	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{}}
+	defer func() {
+		if err != nil {
+			c.destroy()
+		}
+	}()
+	if c.name, err = dev.Name(); err != nil {
+		return nil, err
+	}
+	attrs, err := dev.Attributes(cu.ComputeCapabilityMajor, cu.ComputeCapabilityMinor, cu.MultiprocessorCount)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: device attributes: %w", err)
+	}
+	c.arch = fmt.Sprintf("%d%d", attrs[0], attrs[1])
+	c.sms = attrs[2]
+	if c.maxSmem, err = maxSmemOptin(o.Device); err != nil {
+		return nil, err
+	}
+	if attrs[0] < 8 {
+		return nil, fmt.Errorf("cuda: %s has compute capability %d.%d; the kernels need 8.0 or newer (mma.sync)", c.name, attrs[0], attrs[1])
+	}
+	if c.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+		return nil, fmt.Errorf("cuda: cuStreamCreate: %w", err)
+	}
+	ptx, err := kernelPTX(c.arch, o.KernelCache)
+	if err != nil {
+		return nil, err
+	}
+	if c.mod, err = cu.LoadData(ptx); err != nil {
+		return nil, fmt.Errorf("cuda: loading kernels (cuModuleLoadData): %w", err)
+	}
+	for _, name := range kernelNames {
+		f, err := c.mod.Function(name)
+		if err != nil {
+			return nil, fmt.Errorf("cuda: kernel %s: %w", name, err)
+		}
+		c.fns[name] = f
+	}
+	for _, name := range bigSmemKernels {
+		if err := setMaxDynamicSmem(c.fns[name], c.maxSmem); err != nil {
+			return nil, err
+		}
+	}
+	dm := nf4.DynamicMap()
+	if c.dmap, err = cu.MemAlloc(256 * 4); err != nil {
+		return nil, err
+	}
+	if err = cu.MemcpyHtoD(c.dmap, unsafe.Pointer(&dm[0]), 256*4); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var kernelNames = []string{
+	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
+	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
+	"nf4_mma_16", "nf4_mma_64", "f16_mma_16", "f16_mma_64", "round_f16",
+	"nf4_generic", "f16_generic", "f32_generic",
+	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
+	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_expand",
+	"argmax", "sample", "fill_bytes", "fill_uniform",
+}
+
+// bigSmemKernels take more than 48 KB of dynamic shared memory.
+var bigSmemKernels = []string{
+	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
+	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
+}
+
+// kernelPTX returns the kernels compiled for compute capability arch, from
+// the disk cache when present, else compiled with NVRTC and cached.
+func kernelPTX(arch, dir string) (string, error) {
+	maj, min, err := nvrtc.Version()
+	if err != nil {
+		return "", fmt.Errorf("cuda: nvrtcVersion: %w", err)
+	}
+	key := CacheKey(arch, fmt.Sprintf("%d.%d", maj, min))
+	if dir == "" {
+		if ucd, err := os.UserCacheDir(); err == nil {
+			dir = filepath.Join(ucd, "loramix", "kernels")
+		}
+	}
+	path := ""
+	if dir != "" {
+		path = filepath.Join(dir, key+".ptx")
+		if data, err := os.ReadFile(path); err == nil && len(data) > 0 {
+			return string(data), nil
+		}
+	}
+	prog, err := nvrtc.CreateProgram(Source(), "loramix.cu")
+	if err != nil {
+		return "", fmt.Errorf("cuda: nvrtcCreateProgram: %w", err)
+	}
+	defer prog.Destroy()
+	if err := prog.Compile(CompileOptions(arch)...); err != nil {
+		log, _ := prog.GetLog()
+		return "", fmt.Errorf("cuda: compiling kernels for sm_%s: %w\n%s", arch, err, log)
+	}
+	ptx, err := prog.GetPTX()
+	if err != nil {
+		return "", fmt.Errorf("cuda: nvrtcGetPTX: %w", err)
+	}
+	if path != "" { // a cache that cannot be written only costs a recompile next time
+		if os.MkdirAll(dir, 0o755) == nil {
+			tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+			if os.WriteFile(tmp, []byte(ptx), 0o644) == nil {
+				os.Rename(tmp, path)
+			}
+		}
+	}
+	return ptx, nil
+}
+
+// Name returns "cuda".
+func (c *CUDA) Name() string { return "cuda" }
+
+// Device returns the card's name and compute capability, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
+func (c *CUDA) Device() string { return fmt.Sprintf("%s (sm_%s)", c.name, c.arch) }
+
+// MemUsed returns the bytes of device memory in use on the card (by every
+// process), from cuMemGetInfo.
+func (c *CUDA) MemUsed() int64 {
+	defer c.bind()()
+	free, total, err := cu.MemInfo()
+	must("cuMemGetInfo", err)
+	return total - free
+}
+
+// Close releases the context and everything allocated in it.
+func (c *CUDA) Close() error {
+	if c.closed {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return c.destroy()
+}
+
+func (c *CUDA) destroy() error {
+	c.closed = true
+	return c.ctx.Destroy()
+}
+
+func dsize(dt backend.DType) int64 {
+	switch dt {
+	case backend.F32, backend.I32:
+		return 4
+	case backend.F16:
+		return 2
+	}
+	panic(fmt.Sprintf("cuda: no element size for %v", dt))
+}
+
+func (c *CUDA) alloc(bytes int64) cu.DevicePtr {
+	if bytes == 0 {
+		bytes = 4
+	}
+	p, err := cu.MemAlloc(bytes)
+	must(fmt.Sprintf("cuMemAlloc(%d bytes)", bytes), err)
+	return p
+}
+
+// New returns a zeroed tensor.
+func (c *CUDA) New(dt backend.DType, shape ...int) backend.Tensor {
+	if dt == backend.NF4 {
+		panic("cuda: New: NF4 tensors come from NF4")
+	}
+	defer c.bind()()
+	t := &Tensor{shape: append([]int(nil), shape...), dt: dt}
+	bytes := int64(t.elems()) * dsize(dt)
+	t.ptr = c.alloc(bytes)
+	must("cuMemsetD8", cu.MemsetD8(t.ptr, 0, max(bytes, 4)))
+	return t
+}
+
+// NF4 uploads a quantized weight. The codes are addressed in 16-byte chunks,
+// so the packed buffer is padded to a multiple of 16 bytes.
+func (c *CUDA) NF4(q *nf4.Tensor) backend.Tensor {
+	defer c.bind()()
+	d := &nf4Dev{offset: q.Offset}
+	d.packed = c.upload(unsafe.Pointer(&q.Packed[0]), int64(len(q.Packed)), (int64(len(q.Packed))+15)/16*16)
+	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), int64(len(q.QAbsmax)))
+	d.absmax2 = c.upload(unsafe.Pointer(&q.Absmax2[0]), 4*int64(len(q.Absmax2)), 4*int64(len(q.Absmax2)))
+	return &Tensor{shape: []int{q.Rows, q.Cols}, dt: backend.NF4, q: d}
+}
+
+func (c *CUDA) upload(src unsafe.Pointer, n, alloc int64) cu.DevicePtr {
+	p := c.alloc(alloc)
+	if alloc > n {
+		must("cuMemsetD8", cu.MemsetD8(p, 0, alloc))
+	}
+	must("cuMemcpyHtoD", cu.MemcpyHtoD(p, src, n))
+	return p
+}
+
+// SetFloat32 copies src into t (F32, or F16 rounded to nearest even).
+func (c *CUDA) SetFloat32(t backend.Tensor, src []float32) {
+	d := ct(t)
+	if len(src) != d.elems() {
+		panic(fmt.Sprintf("cuda: SetFloat32: %d values for %v", len(src), d.shape))
+	}
+	if len(src) == 0 {
+		return
+	}
+	defer c.bind()()
+	must("cuStreamSynchronize", c.stream.Synchronize())
+	switch d.dt {
+	case backend.F32:
+		must("cuMemcpyHtoD", cu.MemcpyHtoD(d.ptr, unsafe.Pointer(&src[0]), int64(4*len(src))))
+	case backend.F16:
+		h := make([]uint16, len(src))
+		for i, v := range src {
+			h[i] = dtype.F32ToF16(v)
+		}
+		must("cuMemcpyHtoD", cu.MemcpyHtoD(d.ptr, unsafe.Pointer(&h[0]), int64(2*len(h))))
+	default:
+		panic(fmt.Sprintf("cuda: SetFloat32 on a %v tensor", d.dt))
+	}
+}
+
+// SetInt32 copies src into an I32 tensor.
+func (c *CUDA) SetInt32(t backend.Tensor, src []int32) {
+	d := ct(t)
+	if d.dt != backend.I32 || len(src) != d.elems() {
+		panic(fmt.Sprintf("cuda: SetInt32: %d values for %v %v", len(src), d.dt, d.shape))
+	}
+	if len(src) == 0 {
+		return
+	}
+	defer c.bind()()
+	must("cuStreamSynchronize", c.stream.Synchronize())
+	must("cuMemcpyHtoD", cu.MemcpyHtoD(d.ptr, unsafe.Pointer(&src[0]), int64(4*len(src))))
+}
+
+// Float32 copies t into dst after all pending work finished.
+func (c *CUDA) Float32(dst []float32, t backend.Tensor) {
+	d := ct(t)
+	if len(dst) != d.elems() {
+		panic(fmt.Sprintf("cuda: Float32: %d values for %v", len(dst), d.shape))
+	}
+	defer c.bind()()
+	must("cuStreamSynchronize", c.stream.Synchronize())
+	if len(dst) == 0 {
+		return
+	}
+	switch d.dt {
+	case backend.F32:
+		must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&dst[0]), d.ptr, int64(4*len(dst))))
+	case backend.F16:
+		h := make([]uint16, len(dst))
+		must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&h[0]), d.ptr, int64(2*len(h))))
+		for i, v := range h {
+			dst[i] = dtype.F16ToF32(v)
+		}
+	default:
+		panic(fmt.Sprintf("cuda: Float32 on a %v tensor", d.dt))
+	}
+}
+
+// Int32 copies an I32 tensor into dst after all pending work finished.
+func (c *CUDA) Int32(dst []int32, t backend.Tensor) {
+	d := ct(t)
+	if d.dt != backend.I32 || len(dst) != d.elems() {
+		panic(fmt.Sprintf("cuda: Int32: %d values for %v %v", len(dst), d.dt, d.shape))
+	}
+	defer c.bind()()
+	must("cuStreamSynchronize", c.stream.Synchronize())
+	if len(dst) > 0 {
+		must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&dst[0]), d.ptr, int64(4*len(dst))))
+	}
+}
+
+// View returns the first rows rows of t, sharing its memory.
+func (c *CUDA) View(t backend.Tensor, rows int) backend.Tensor {
+	d := ct(t)
+	if d.dt == backend.NF4 || len(d.shape) == 0 || rows < 0 || rows > d.shape[0] {
+		panic(fmt.Sprintf("cuda: View(%d rows) of %v %v", rows, d.dt, d.shape))
+	}
+	s := append([]int(nil), d.shape...)
+	s[0] = rows
+	return &Tensor{shape: s, dt: d.dt, ptr: d.ptr, view: true}
+}
+
+// Free releases t's memory.
+func (c *CUDA) Free(t backend.Tensor) {
+	d := ct(t)
+	if d.view {
+		return
+	}
+	defer c.bind()()
+	if d.q != nil {
+		cu.MemFree(d.q.packed)
+		cu.MemFree(d.q.qabs)
+		cu.MemFree(d.q.absmax2)
+		d.q = nil
+		return
+	}
+	if d.ptr != 0 {
+		cu.MemFree(d.ptr)
+		d.ptr = 0
+	}
+}
+
+// launch runs kernel name on the backend's stream. Arguments are device
+// pointers, ints (passed as C int), float32 or uint64; each takes one
+// 8-byte slot, of which the kernel reads its parameter's size.
+func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
+	f, ok := c.fns[name]
+	if !ok {
+		panic("cuda: unknown kernel " + name)
+	}
+	vals := make([]uint64, len(args))
+	ptrs := make([]unsafe.Pointer, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case cu.DevicePtr:
+			vals[i] = uint64(v)
+		case int:
+			vals[i] = uint64(uint32(int32(v)))
+		case int64:
+			vals[i] = uint64(v)
+		case float32:
+			vals[i] = uint64(math.Float32bits(v))
+		case uint64:
+			vals[i] = v
+		default:
+			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
+		}
+		ptrs[i] = unsafe.Pointer(&vals[i])
+	}
+	if err := f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs); err != nil {
+		panic(fmt.Sprintf("cuda: launching %s (grid %d,%d,%d block %d smem %d): %v", name, gx, gy, gz, block, smem, err))
+	}
+}
+
+// Sync waits for all queued work and reports a device error, if any.
+func (c *CUDA) Sync() error {
+	defer c.bind()()
+	return c.stream.Synchronize()
+}
+
+func ptrOf(t *Tensor) cu.DevicePtr {
+	if t == nil {
+		return 0
+	}
+	return t.ptr
+}
+
+func (c *CUDA) roundFlag() int {
+	if c.half {
+		return 1
+	}
+	return 0
+}
+
+func gridFor(n int64, block int) int {
+	g := (n + int64(block) - 1) / int64(block)
+	return int(min(max(g, 1), 65535*8))
+}
+
+func wantShape(op string, t *Tensor, dt backend.DType, shape ...int) {
+	if t.dt != dt || len(t.shape) != len(shape) {
+		panic(fmt.Sprintf("cuda: %s: got %v %v, want %v %v", op, t.dt, t.shape, dt, shape))
+	}
+	for i := range shape {
+		if shape[i] >= 0 && t.shape[i] != shape[i] {
+			panic(fmt.Sprintf("cuda: %s: got %v %v, want %v %v", op, t.dt, t.shape, dt, shape))
+		}
+	}
+}
+
+// Rows gathers rows: dst[i] = src[idx[i]].
+func (c *CUDA) Rows(dst, src, idx backend.Tensor) {
+	d, s, ix := ct(dst), ct(src), ct(idx)
+	n, dim := d.shape[0], d.shape[1]
+	wantShape("Rows idx", ix, backend.I32, n)
+	wantShape("Rows dst", d, backend.F32, n, dim)
+	if n == 0 {
+		return
+	}
+	defer c.bind()()
+	gx := (dim + 255) / 256
+	switch s.dt {
+	case backend.F32:
+		wantShape("Rows src", s, backend.F32, -1, dim)
+		c.launch("rows_f32", gx, n, 1, 256, 0, d.ptr, s.ptr, ix.ptr, n, dim)
+	case backend.F16:
+		wantShape("Rows src", s, backend.F16, -1, dim)
+		c.launch("rows_f16", gx, n, 1, 256, 0, d.ptr, s.ptr, ix.ptr, n, dim)
+	default:
+		panic(fmt.Sprintf("cuda: Rows from a %v tensor", s.dt))
+	}
+}
+
+// MatMul computes dst = x @ wᵀ.
+func (c *CUDA) MatMul(dst, x, w backend.Tensor) {
+	defer c.bind()()
+	c.matmul(ct(dst), ct(x), ct(w), false)
+}
+
+// MatMulAdd computes dst += x @ wᵀ (the residual add fused into the product).
+func (c *CUDA) MatMulAdd(dst, x, w backend.Tensor) {
+	defer c.bind()()
+	c.matmul(ct(dst), ct(x), ct(w), true)
+}
+
+// Kernel choice, by weight dtype and shape (in = w.shape[1], n tokens).
+const gemvMaxTokens = 4
+
+func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) {
+	n, in := x.shape[0], x.shape[1]
+	out := w.shape[0]
+	wantShape("MatMul x", x, backend.F32, -1, -1)
+	if w.shape[1] != in {
+		panic(fmt.Sprintf("cuda: MatMul: x %v and w %v", x.shape, w.shape))
+	}
+	wantShape("MatMul dst", d, backend.F32, n, out)
+	if n == 0 {
+		return
+	}
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
+	xsz := (in + 1023) / 1024 * 1024
+	switch w.dt {
+	case backend.NF4:
+		q := w.q
+		switch {
+		case in%32 == 0 && n <= gemvMaxTokens && (768+n*xsz)*4 <= c.maxSmem:
+			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (768+n*xsz)*4,
+				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode)
+		case in%128 == 0:
+			c.mma("nf4", d, x, n, out, in, mode, func(N int, gx, gy, gz, m int) {
+				c.launch(fmt.Sprintf("nf4_mma_%d", N), gx, gy, gz, 128, 0,
+					d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m)
+			})
+		default:
+			c.launch("nf4_generic", gridFor(int64(n)*int64(out)*32, 256), 1, 1, 256, 0,
+				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, mode)
+		}
+	case backend.F16:
+		switch {
+		case in%32 == 0 && n <= gemvMaxTokens && n*xsz*4 <= c.maxSmem:
+			c.launch(fmt.Sprintf("f16_gemv_%d", n), (out+15)/16, 1, 1, 256, n*xsz*4,
+				d.ptr, x.ptr, w.ptr, out, in, mode)
+		case in%128 == 0:
+			c.mma("f16", d, x, n, out, in, mode, func(N int, gx, gy, gz, m int) {
+				c.launch(fmt.Sprintf("f16_mma_%d", N), gx, gy, gz, 128, 0, d.ptr, x.ptr, w.ptr, n, out, in, m)
+			})
+		default:
+			c.launch("f16_generic", gridFor(int64(n)*int64(out)*32, 256), 1, 1, 256, 0,
+				d.ptr, x.ptr, w.ptr, n, out, in, mode)
+		}
+	case backend.F32:
+		c.launch("f32_generic", gridFor(int64(n)*int64(out)*32, 256), 1, 1, 256, 0,
+			d.ptr, x.ptr, w.ptr, n, out, in, mode)
+	default:
+		panic(fmt.Sprintf("cuda: MatMul with a %v weight", w.dt))
+	}
+}
+
+// mma plans a tensor-core product: token tiles of 16 or 64, and the k steps
+// (of 128) split across blocks until the card has about 4 blocks per
+// multiprocessor. Split products add atomically into a zeroed (or, when
+// accumulating, the existing) dst and are rounded afterwards.
+func (c *CUDA) mma(kind string, d, x *Tensor, n, out, in, mode int, run func(N, gx, gy, gz, mode int)) {
+	N := 64
+	if n <= 16 {
+		N = 16
+	}
+	gx, gy := (out+63)/64, (n+N-1)/N
+	steps := in / 128
+	splits := min(max((4*c.sms+gx*gy-1)/(gx*gy), 1), steps, 16)
+	if splits == 1 {
+		run(N, gx, gy, 1, mode)
+		return
+	}
+	if mode&1 == 0 {
+		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+	}
+	run(N, gx, gy, splits, mode&1)
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+	}
+}
+
+// AddLoRA adds scale * (x @ aᵀ) @ bᵀ to the listed rows of dst.
+func (c *CUDA) AddLoRA(dst, x, a, b backend.Tensor, scale float32, rows backend.Tensor) {
+	defer c.bind()()
+	c.addLoRA(ct(dst), ct(x), ct(a), ct(b), scale, ct(rows))
+}
+
+func (c *CUDA) addLoRA(d, x, a, b *Tensor, scale float32, rows *Tensor) {
+	n, in := x.shape[0], x.shape[1]
+	r := a.shape[0]
+	out := d.shape[1]
+	wantShape("AddLoRA dst", d, backend.F32, n, -1)
+	wantShape("AddLoRA x", x, backend.F32, n, in)
+	wantShape("AddLoRA a", a, backend.F32, r, in)
+	wantShape("AddLoRA b", b, backend.F32, out, r)
+	k := n
+	if rows != nil {
+		wantShape("AddLoRA rows", rows, backend.I32, -1)
+		k = rows.shape[0]
+	}
+	if k == 0 || r == 0 {
+		return
+	}
+	t := c.loraScratch(int64(k * r))
+	c.launch("lora_shrink", gridFor(int64(k*r)*32, 256), 1, 1, 256, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in)
+	c.launch("lora_expand", gridFor(int64(k*out), 256), 1, 1, 256, 0, d.ptr, t, b.ptr, ptrOf(rows), k, r, out,
+		scale, c.roundFlag())
+}
+
+// loraScratch returns a device buffer of at least n floats for the LoRA
+// intermediate. It grows by reallocating, which must not happen during a
+// graph capture: ReserveLoRA sizes it beforehand.
+func (c *CUDA) loraScratch(n int64) cu.DevicePtr {
+	if n > c.loraN {
+		if c.loraT != 0 {
+			must("cuStreamSynchronize", c.stream.Synchronize())
+			cu.MemFree(c.loraT)
+		}
+		c.loraN = max(n, 4096)
+		c.loraT = c.alloc(4 * c.loraN)
+	}
+	return c.loraT
+}
+
+// MatMulLoRA computes dst = x @ wᵀ and adds each adapter's update.
+func (c *CUDA) MatMulLoRA(dst, x, w backend.Tensor, loras []backend.LoRA) {
+	defer c.bind()()
+	d, xx := ct(dst), ct(x)
+	c.matmul(d, xx, ct(w), false)
+	for _, l := range loras {
+		c.addLoRA(d, xx, ct(l.A), ct(l.B), l.Scale, ct(l.Rows))
+	}
+}
+
+var _ backend.MatMulLoRA = (*CUDA)(nil)
+
+// RMSNorm computes dst[i] = x[i] / sqrt(mean(x[i]²) + eps) * w.
+func (c *CUDA) RMSNorm(dst, x, w backend.Tensor, eps float32) {
+	d, xx, ww := ct(dst), ct(x), ct(w)
+	n, dim := xx.shape[0], xx.shape[1]
+	wantShape("RMSNorm dst", d, backend.F32, n, dim)
+	var w32, w16 cu.DevicePtr
+	switch ww.dt {
+	case backend.F32:
+		w32 = ww.ptr
+	case backend.F16:
+		w16 = ww.ptr
+	default:
+		panic("cuda: RMSNorm weight must be F32 or F16")
+	}
+	if ww.elems() != dim || n == 0 {
+		if n == 0 {
+			return
+		}
+		panic(fmt.Sprintf("cuda: RMSNorm: weight %v for rows of %d", ww.shape, dim))
+	}
+	defer c.bind()()
+	c.launch("rmsnorm", n, 1, 1, 256, 0, d.ptr, xx.ptr, w32, w16, dim, eps, c.roundFlag())
+}
+
+// RoPE rotates x in place (Hugging Face rotate_half layout).
+func (c *CUDA) RoPE(x, pos backend.Tensor, heads int, theta, posScale float32) {
+	xx, p := ct(x), ct(pos)
+	n := xx.shape[0]
+	if xx.dt != backend.F32 || xx.shape[1]%heads != 0 || (xx.shape[1]/heads)%2 != 0 {
+		panic(fmt.Sprintf("cuda: RoPE: x %v %v with %d heads", xx.dt, xx.shape, heads))
+	}
+	wantShape("RoPE pos", p, backend.I32, n)
+	if n == 0 {
+		return
+	}
+	hd := xx.shape[1] / heads
+	defer c.bind()()
+	total := int64(n * heads * hd / 2)
+	c.launch("rope", gridFor(total, 256), 1, 1, 256, 0, xx.ptr, p.ptr, n, heads, hd, theta, posScale, c.roundFlag())
+}
+
+// Attention stores k, v into the caches, then attends causally.
+func (c *CUDA) Attention(dst, q, k, v, kc, vc, seq, pos backend.Tensor, heads, kvHeads int) {
+	d, qq, kk, vv, kcc, vcc, s, p := ct(dst), ct(q), ct(k), ct(v), ct(kc), ct(vc), ct(seq), ct(pos)
+	n := qq.shape[0]
+	if heads <= 0 || kvHeads <= 0 || heads%kvHeads != 0 || qq.shape[1]%heads != 0 {
+		panic(fmt.Sprintf("cuda: Attention: %d heads, %d kv heads, q %v", heads, kvHeads, qq.shape))
+	}
+	hd := qq.shape[1] / heads
+	kvd := kvHeads * hd
+	wantShape("Attention dst", d, backend.F32, n, heads*hd)
+	wantShape("Attention q", qq, backend.F32, n, heads*hd)
+	wantShape("Attention k", kk, backend.F32, n, kvd)
+	wantShape("Attention v", vv, backend.F32, n, kvd)
+	wantShape("Attention seq", s, backend.I32, n)
+	wantShape("Attention pos", p, backend.I32, n)
+	if len(kcc.shape) != 3 || kcc.shape[2] != kvd || kcc.dt != vcc.dt || !sameShape(kcc.shape, vcc.shape) {
+		panic(fmt.Sprintf("cuda: Attention: caches %v %v and %v %v for kv dim %d", kcc.dt, kcc.shape, vcc.dt, vcc.shape, kvd))
+	}
+	maxLen := kcc.shape[1]
+	if n == 0 {
+		return
+	}
+	smem := (hd + maxLen) * 4
+	if smem > c.maxSmem {
+		panic(fmt.Sprintf("cuda: Attention: cache length %d needs %d bytes of shared memory (have %d)", maxLen, smem, c.maxSmem))
+	}
+	defer c.bind()()
+	gx := (kvd + 255) / 256
+	block := 128
+	switch kcc.dt {
+	case backend.F32:
+		c.launch("kv_store_f32", gx, n, 1, 256, 0, kcc.ptr, vcc.ptr, kk.ptr, vv.ptr, s.ptr, p.ptr, n, kvd, maxLen)
+		c.launch("attention_f32", n, heads, 1, block, smem, d.ptr, qq.ptr, kcc.ptr, vcc.ptr, s.ptr, p.ptr,
+			heads, kvHeads, hd, maxLen, c.roundFlag())
+	case backend.F16:
+		c.launch("kv_store_f16", gx, n, 1, 256, 0, kcc.ptr, vcc.ptr, kk.ptr, vv.ptr, s.ptr, p.ptr, n, kvd, maxLen)
+		c.launch("attention_f16", n, heads, 1, block, smem, d.ptr, qq.ptr, kcc.ptr, vcc.ptr, s.ptr, p.ptr,
+			heads, kvHeads, hd, maxLen, c.roundFlag())
+	default:
+		panic(fmt.Sprintf("cuda: Attention: %v caches", kcc.dt))
+	}
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// SiLUMul computes dst = silu(gate) * up.
+func (c *CUDA) SiLUMul(dst, gate, up backend.Tensor) {
+	d, g, u := ct(dst), ct(gate), ct(up)
+	c.elementwise("silu_mul", d, g, u)
+}
+
+// Add computes dst = a + b.
+func (c *CUDA) Add(dst, a, b backend.Tensor) {
+	c.elementwise("add", ct(dst), ct(a), ct(b))
+}
+
+func (c *CUDA) elementwise(name string, d, a, b *Tensor) {
+	if d.dt != backend.F32 || a.dt != backend.F32 || b.dt != backend.F32 ||
+		!sameShape(d.shape, a.shape) || !sameShape(d.shape, b.shape) {
+		panic(fmt.Sprintf("cuda: %s: %v %v, %v %v, %v %v", name, d.dt, d.shape, a.dt, a.shape, b.dt, b.shape))
+	}
+	n := int64(d.elems())
+	if n == 0 {
+		return
+	}
+	defer c.bind()()
+	c.launch(name, gridFor(n, 256), 1, 1, 256, 0, d.ptr, a.ptr, b.ptr, n, c.roundFlag())
+}
+
+// Argmax writes the index of the largest logit of each row (ties: the
+// lowest index) into dst. dst (n) I32, logits (n, vocab) F32.
+func (c *CUDA) Argmax(dst, logits backend.Tensor) {
+	d, l := ct(dst), ct(logits)
+	n := l.shape[0]
+	wantShape("Argmax dst", d, backend.I32, n)
+	wantShape("Argmax logits", l, backend.F32, n, -1)
+	if n == 0 {
+		return
+	}
+	defer c.bind()()
+	c.launch("argmax", n, 1, 1, 256, 0, d.ptr, l.ptr, l.shape[1])
+}
+
+// Sample draws one token per row from softmax(logits/temperature), using
+// u[i] in [0, 1) as the uniform number of row i: the first token whose
+// cumulative probability exceeds u[i]. dst (n) I32, logits (n, vocab), u (n) F32.
+func (c *CUDA) Sample(dst, logits, u backend.Tensor, temperature float32) {
+	d, l, uu := ct(dst), ct(logits), ct(u)
+	n := l.shape[0]
+	wantShape("Sample dst", d, backend.I32, n)
+	wantShape("Sample logits", l, backend.F32, n, -1)
+	wantShape("Sample u", uu, backend.F32, n)
+	if !(temperature > 0) {
+		panic("cuda: Sample: temperature must be > 0 (use Argmax for greedy decoding)")
+	}
+	if n == 0 {
+		return
+	}
+	defer c.bind()()
+	c.launch("sample", n, 1, 1, 256, 0, d.ptr, l.ptr, uu.ptr, l.shape[1], temperature)
+}
+
+// Capture records everything fn queues on the backend into a CUDA graph,
+// which Replay runs again with the same tensors (their contents may
+// change; pointers and shapes may not). fn must not allocate or synchronize.
+func (c *CUDA) Capture(fn func()) (*Graph, error) {
+	defer c.bind()()
+	must("cuStreamSynchronize", c.stream.Synchronize())
+	if err := beginCapture(c.stream); err != nil {
+		return nil, err
+	}
+	var perr any
+	func() {
+		defer func() { perr = recover() }()
+		fn()
+	}()
+	g, err := endCapture(c.stream)
+	if perr != nil {
+		if g != nil {
+			g.destroy()
+		}
+		return nil, fmt.Errorf("cuda: during graph capture: %v", perr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Graph{c: c, g: g}, nil
+}
+
+// Graph is a captured sequence of kernels.
+type Graph struct {
+	c *CUDA
+	g *graph
+}
+
+// Replay queues the captured kernels again.
+func (g *Graph) Replay() {
+	defer g.c.bind()()
+	must("cuGraphLaunch", g.g.launch(g.c.stream))
+}
+
+// Destroy releases the graph.
+func (g *Graph) Destroy() {
+	defer g.c.bind()()
+	g.g.destroy()
+}
+

@@ -1,0 +1,98 @@
+//go:build cuda
+
+package cuda
+
+// The few driver calls gorgonia.org/cu v0.9.6 lacks: the dynamic shared
+// memory limit of a kernel, stream capture into CUDA graphs, and graph
+// launch. The include path must put engine/cuda/include first (the CUDA 13
+// compatibility header); the Makefile and scripts/device set CGO_CFLAGS.
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/include -I/usr/local/cuda/include
+#cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda
+#include <cuda.h>
+
+static CUresult lm_set_max_smem(CUfunction f, int bytes) {
+	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+}
+static CUresult lm_begin_capture(CUstream s) {
+	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+}
+static CUresult lm_end_capture(CUstream s, CUgraph *g) { return cuStreamEndCapture(s, g); }
+static CUresult lm_instantiate(CUgraphExec *e, CUgraph g) { return cuGraphInstantiateWithFlags(e, g, 0); }
+static CUresult lm_graph_launch(CUgraphExec e, CUstream s) { return cuGraphLaunch(e, s); }
+static CUresult lm_graph_destroy(CUgraph g) { return cuGraphDestroy(g); }
+static CUresult lm_exec_destroy(CUgraphExec e) { return cuGraphExecDestroy(e); }
+static const char *lm_error_name(CUresult r) {
+	const char *s = 0;
+	cuGetErrorName(r, &s);
+	return s ? s : "unknown CUDA error";
+}
+static CUresult lm_smem_optin(int dev, int *v) {
+	return cuDeviceGetAttribute(v, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev);
+}
+static int lm_driver_version(void) { int v = 0; cuDriverGetVersion(&v); return v; }
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gorgonia.org/cu"
+)
+
+func check(what string, r C.CUresult) error {
+	if r == C.CUDA_SUCCESS {
+		return nil
+	}
+	return fmt.Errorf("cuda: %s: %s", what, C.GoString(C.lm_error_name(r)))
+}
+
+// rawFunction and rawStream read the C handles out of cu's wrapper types,
+// whose only field is that handle.
+func rawFunction(f cu.Function) C.CUfunction { return *(*C.CUfunction)(unsafe.Pointer(&f)) }
+func rawStream(s cu.Stream) C.CUstream       { return *(*C.CUstream)(unsafe.Pointer(&s)) }
+
+func setMaxDynamicSmem(f cu.Function, bytes int) error {
+	return check("cuFuncSetAttribute", C.lm_set_max_smem(rawFunction(f), C.int(bytes)))
+}
+
+func maxSmemOptin(dev int) (int, error) {
+	var v C.int
+	err := check("cuDeviceGetAttribute", C.lm_smem_optin(C.int(dev), &v))
+	return int(v), err
+}
+
+func driverVersion() int { return int(C.lm_driver_version()) }
+
+// graph is an instantiated CUDA graph captured from a stream.
+type graph struct {
+	g C.CUgraph
+	e C.CUgraphExec
+}
+
+func beginCapture(s cu.Stream) error {
+	return check("cuStreamBeginCapture", C.lm_begin_capture(rawStream(s)))
+}
+
+func endCapture(s cu.Stream) (*graph, error) {
+	var g graph
+	if err := check("cuStreamEndCapture", C.lm_end_capture(rawStream(s), &g.g)); err != nil {
+		return nil, err
+	}
+	if err := check("cuGraphInstantiate", C.lm_instantiate(&g.e, g.g)); err != nil {
+		C.lm_graph_destroy(g.g)
+		return nil, err
+	}
+	return &g, nil
+}
+
+func (g *graph) launch(s cu.Stream) error {
+	return check("cuGraphLaunch", C.lm_graph_launch(g.e, rawStream(s)))
+}
+
+func (g *graph) destroy() {
+	C.lm_exec_destroy(g.e)
+	C.lm_graph_destroy(g.g)
+}

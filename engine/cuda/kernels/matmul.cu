@@ -1,0 +1,453 @@
+// Matrix products y = x @ wᵀ for the CUDA backend.
+//
+// x (n, in) float32 activations, y (n, out) float32. The weight w (out, in) is
+// NF4 (see common.cuh), fp16 or fp32. Every kernel takes `mode`: bit 0 adds
+// into y instead of overwriting it, bit 1 rounds the result to fp16.
+//
+//   *_gemv_T  (T = 1..4 tokens, in % 32 == 0): decode. One warp per two weight
+//             rows; each lane streams 16-byte chunks (32 codes) of a row,
+//             dequantizes them in registers and multiplies with x, which the
+//             block keeps in shared memory in a lane-major swizzle.
+//   *_mma_N   (in % 128 == 0, any n): batches and prefill on the tensor cores
+//             (mma.sync m16n8k16, fp16 in, fp32 accumulate). The weight is the
+//             A operand (16 rows per warp), N tokens the B operand. Each lane
+//             owns 32 consecutive k of its rows; the sum over k is permuted
+//             the same way for x, so both operands load in wide vectors.
+//   *_generic (any shape): one warp per (token, row); slow, for tiny models.
+
+#define GEMV_WARPS 8
+#define GEMV_ROWS 2  // weight rows per warp
+
+// xs_slot maps float4 index q of an x row to its shared-memory slot, so that
+// lane l's i-th float4 of chunk-round `it` (elements it*1024 + l*32 + 4i..)
+// sits at it*256 + i*32 + l: conflict-free 16-byte reads across the warp.
+__device__ __forceinline__ int xs_slot(int q) {
+  int it = q >> 8, rem = q & 255;
+  return (it << 8) + ((rem & 7) << 5) + (rem >> 3);
+}
+
+// gemv_stage_x copies T rows of x (in floats each) into the swizzled xs.
+// xsz is the padded per-token size in floats (a multiple of 1024).
+template <int T>
+__device__ __forceinline__ void gemv_stage_x(float* xs, const float* x, int in, int xsz) {
+  int q4 = in >> 2;
+  for (int q = threadIdx.x; q < T * q4; q += blockDim.x) {
+    int t = q / q4, qq = q - t * q4;
+    reinterpret_cast<float4*>(xs + t * xsz)[xs_slot(qq)] =
+        reinterpret_cast<const float4*>(x + (long long)t * in)[qq];
+  }
+}
+
+// dot32_nf4 returns sum_e code[nibble e of w] * x[e] for the 32 codes of a
+// 16-byte chunk w (byte order = element order, high nibble first) and the 32
+// x values of token t held at xs4[i*32] (i = 0..7).
+__device__ __forceinline__ float dot32_nf4(uint4 w, const float4* xs4, const float* tab) {
+  u32 words[4] = {w.x, w.y, w.z, w.w};
+  float acc = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    u32 v = words[k];
+    float4 xa = xs4[(2 * k) * 32];
+    float4 xb = xs4[(2 * k + 1) * 32];
+    // byte 0 (bits 0..7) holds elements 8k, 8k+1; byte 1 holds 8k+2, 8k+3...
+    acc += tab[((v >> 4) & 15) << 5] * xa.x;
+    acc += tab[((v >> 0) & 15) << 5] * xa.y;
+    acc += tab[((v >> 12) & 15) << 5] * xa.z;
+    acc += tab[((v >> 8) & 15) << 5] * xa.w;
+    acc += tab[((v >> 20) & 15) << 5] * xb.x;
+    acc += tab[((v >> 16) & 15) << 5] * xb.y;
+    acc += tab[((v >> 28) & 15) << 5] * xb.z;
+    acc += tab[((v >> 24) & 15) << 5] * xb.w;
+  }
+  return acc;
+}
+
+// Shared memory of nf4_gemv: the code table replicated once per bank
+// (tab[c*32 + lane], 512 floats), the dynamic map (256), then T*xsz floats.
+template <int T>
+__device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
+                         const float* absmax2, const float* dmap_g, float offset, int out, int in,
+                         int mode) {
+  extern __shared__ float4 smem4[];
+  float* smem = reinterpret_cast<float*>(smem4);
+  float* tab = smem;
+  float* dmap = smem + 512;
+  float* xs = smem + 768;
+  int xsz = ((in + 1023) >> 10) << 10;
+  for (int i = threadIdx.x; i < 512; i += blockDim.x) tab[i] = NF4_CODE[i >> 5];
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  gemv_stage_x<T>(xs, x, in, xsz);
+  __syncthreads();
+
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
+  if (row0 >= out) return;
+  const float* mytab = tab + lane;
+  float acc[GEMV_ROWS][T];
+#pragma unroll
+  for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+    for (int t = 0; t < T; t++) acc[r][t] = 0.f;
+
+  int nchunks = in >> 5;
+  for (int it = 0; it * 32 < nchunks; it++) {
+    int c = it * 32 + lane;
+    if (c >= nchunks) break;
+    uint4 w[GEMV_ROWS];
+    float am[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+      int row = min(row0 + r, out - 1);
+      long long j0 = (long long)row * in + (long long)c * 32;  // first element of the chunk
+      w[r] = __ldg(reinterpret_cast<const uint4*>(packed + (j0 >> 1)));
+      am[r] = nf4_absmax(qabs, absmax2, dmap, offset, j0 >> 6);
+    }
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+      const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
+#pragma unroll
+      for (int r = 0; r < GEMV_ROWS; r++) acc[r][t] += am[r] * dot32_nf4(w[r], xs4, mytab);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+      float v = warp_sum(acc[r][t]);
+      if (lane == 0 && row0 + r < out) {
+        float* dst = y + (long long)t * out + row0 + r;
+        if (mode & 1) v += *dst;
+        *dst = maybe_round(v, mode & 2);
+      }
+    }
+}
+
+#define NF4_GEMV(T)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)                                     \
+      nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, \
+                   const float* dmap, float offset, int out, int in, int mode) {                    \
+    nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode);                          \
+  }
+NF4_GEMV(1)
+NF4_GEMV(2)
+NF4_GEMV(3)
+NF4_GEMV(4)
+
+// f16_gemv: the same for an fp16 weight (the lm_head); a lane's chunk of 32
+// elements is 64 bytes.
+template <int T>
+__device__ void f16_gemv(float* y, const float* x, const u16* w, int out, int in, int mode) {
+  extern __shared__ float4 smem4[];
+  float* xs = reinterpret_cast<float*>(smem4);
+  int xsz = ((in + 1023) >> 10) << 10;
+  gemv_stage_x<T>(xs, x, in, xsz);
+  __syncthreads();
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
+  if (row0 >= out) return;
+  float acc[GEMV_ROWS][T];
+#pragma unroll
+  for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+    for (int t = 0; t < T; t++) acc[r][t] = 0.f;
+  int nchunks = in >> 5;
+  for (int it = 0; it * 32 < nchunks; it++) {
+    int c = it * 32 + lane;
+    if (c >= nchunks) break;
+    uint4 wv[GEMV_ROWS][4];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+      int row = min(row0 + r, out - 1);
+      const uint4* p = reinterpret_cast<const uint4*>(w + (long long)row * in + (long long)c * 32);
+#pragma unroll
+      for (int q = 0; q < 4; q++) wv[r][q] = __ldg(p + q);
+    }
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+      const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        float4 xa = xs4[(2 * q) * 32], xb = xs4[(2 * q + 1) * 32];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) {
+          uint4 v = wv[r][q];
+          float s = half_to_float(v.x & 0xffff) * xa.x + half_to_float(v.x >> 16) * xa.y +
+                    half_to_float(v.y & 0xffff) * xa.z + half_to_float(v.y >> 16) * xa.w +
+                    half_to_float(v.z & 0xffff) * xb.x + half_to_float(v.z >> 16) * xb.y +
+                    half_to_float(v.w & 0xffff) * xb.z + half_to_float(v.w >> 16) * xb.w;
+          acc[r][t] += s;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+      float v = warp_sum(acc[r][t]);
+      if (lane == 0 && row0 + r < out) {
+        float* dst = y + (long long)t * out + row0 + r;
+        if (mode & 1) v += *dst;
+        *dst = maybe_round(v, mode & 2);
+      }
+    }
+}
+
+#define F16_GEMV(T)                                                                            \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)                                \
+      f16_gemv_##T(float* y, const float* x, const u16* w, int out, int in, int mode) {        \
+    f16_gemv<T>(y, x, w, out, in, mode);                                                       \
+  }
+F16_GEMV(1)
+F16_GEMV(2)
+F16_GEMV(3)
+F16_GEMV(4)
+
+// ---- tensor-core path -------------------------------------------------------
+
+#define MMA_WARPS 4
+#define MMA_ROWS (16 * MMA_WARPS)  // weight rows per block
+// x tile in shared memory: 4 planes (one per lane-in-group t, i.e. k offset
+// t*32 within the 128-wide k step), each N token rows of 32 halves (64 B)
+// padded to 80 B, planes padded to 8 words mod 32: conflict-free 16-byte reads.
+#define XROW 40  // halves per token row in a plane (32 + 8 pad)
+template <int N>
+struct XTile {
+  static const int plane = N * XROW + 16;  // halves; N*20 words + 8 words
+  static const int halves = 4 * plane;
+};
+
+__device__ __forceinline__ void mma16816(float* d, const u32* a, u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// stage_x_tile converts x[tok0 .. tok0+N) x [k0, k0+128) to fp16 in the
+// plane layout; tokens past n are zero.
+template <int N>
+__device__ __forceinline__ void stage_x_tile(u16* xs, const float* x, int n, int in, int tok0, int k0) {
+  for (int q = threadIdx.x; q < N * 32; q += blockDim.x) {
+    int tok = q >> 5, f4 = q & 31;  // 32 float4 per token row of 128
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (tok0 + tok < n) v = *reinterpret_cast<const float4*>(x + (long long)(tok0 + tok) * in + k0 + f4 * 4);
+    int t = f4 >> 3, e = (f4 & 7) * 4;  // plane, element within the 32
+    uint2 h = make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
+    *reinterpret_cast<uint2*>(xs + t * XTile<N>::plane + tok * XROW + e) = h;
+  }
+}
+
+// nf4_a_frags dequantizes a lane's two 16-byte chunks (rows g and g+8, 32
+// consecutive k each) into the A fragments of 8 k-steps: step s uses
+// elements 4s..4s+3 of the chunk (logical k t*2, t*2+1 and t*2+8, t*2+9).
+__device__ __forceinline__ void nf4_a_frags(u32 a[8][4], uint4 w0, uint4 w1, float am0, float am1,
+                                            const float* tab) {
+  u32 r0[4] = {w0.x, w0.y, w0.z, w0.w};
+  u32 r1[4] = {w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+  for (int s = 0; s < 8; s++) {
+    // byte 2s and 2s+1 of each chunk: word s/2, bytes (s&1)*2 and (s&1)*2+1
+    u32 v0 = r0[s >> 1] >> ((s & 1) * 16);
+    u32 v1 = r1[s >> 1] >> ((s & 1) * 16);
+    a[s][0] = pack_half2(tab[((v0 >> 4) & 15) << 5] * am0, tab[(v0 & 15) << 5] * am0);
+    a[s][2] = pack_half2(tab[((v0 >> 12) & 15) << 5] * am0, tab[((v0 >> 8) & 15) << 5] * am0);
+    a[s][1] = pack_half2(tab[((v1 >> 4) & 15) << 5] * am1, tab[(v1 & 15) << 5] * am1);
+    a[s][3] = pack_half2(tab[((v1 >> 12) & 15) << 5] * am1, tab[((v1 >> 8) & 15) << 5] * am1);
+  }
+}
+
+// mma_tile multiplies the A fragments of one 128-wide k step with the x
+// tile and accumulates into acc[j] (token block j of 8).
+template <int N>
+__device__ __forceinline__ void mma_tile(float acc[N / 8][4], u32 a[8][4], const u16* xs, int g, int t) {
+  const u16* plane = xs + t * XTile<N>::plane;
+#pragma unroll
+  for (int j = 0; j < N / 8; j++) {
+    const uint4* p = reinterpret_cast<const uint4*>(plane + (j * 8 + g) * XROW);
+#pragma unroll
+    for (int s2 = 0; s2 < 4; s2++) {
+      uint4 b = p[s2];  // halves 8*s2 .. 8*s2+7: k-steps 2*s2 and 2*s2+1
+      mma16816(acc[j], a[2 * s2], b.x, b.y);
+      mma16816(acc[j], a[2 * s2 + 1], b.z, b.w);
+    }
+  }
+}
+
+// mma_store writes the accumulators: acc[j] = {(row g, tok 2t), (g, 2t+1),
+// (g+8, 2t), (g+8, 2t+1)} of token block j. With split k it adds atomically.
+template <int N>
+__device__ __forceinline__ void mma_store(float* y, float acc[N / 8][4], int n, int out, int row0, int tok0,
+                                          int g, int t, int mode, int split) {
+#pragma unroll
+  for (int j = 0; j < N / 8; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      int row = row0 + g + (e >> 1) * 8, tok = tok0 + j * 8 + 2 * t + (e & 1);
+      if (row < out && tok < n) {
+        float* dst = y + (long long)tok * out + row;
+        if (split) atomicAdd(dst, acc[j][e]);
+        else {
+          float v = acc[j][e];
+          if (mode & 1) v += *dst;
+          *dst = maybe_round(v, mode & 2);
+        }
+      }
+    }
+}
+
+// nf4_mma: grid (ceil(out/64), ceil(n/N), splits). Block z handles k steps
+// z, z+splits, ... of 128; with splits > 1 the caller has zeroed y (or holds
+// the addend there) and rounding is left to the caller.
+template <int N>
+__device__ void nf4_mma(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
+                        const float* dmap_g, float offset, int n, int out, int in, int mode) {
+  __shared__ __align__(16) u16 xs[XTile<N>::halves];
+  __shared__ float tab[512];
+  __shared__ float dmap[256];
+  for (int i = threadIdx.x; i < 512; i += blockDim.x) tab[i] = NF4_CODE[i >> 5];
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int row0 = blockIdx.x * MMA_ROWS + warp * 16, tok0 = blockIdx.y * N;
+  int splits = gridDim.z;
+  int ra = min(row0 + g, out - 1), rb = min(row0 + g + 8, out - 1);
+  float acc[N / 8][4];
+#pragma unroll
+  for (int j = 0; j < N / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  int steps = in >> 7;
+  for (int ks = blockIdx.z; ks < steps; ks += splits) {
+    int k0 = ks << 7;
+    __syncthreads();
+    stage_x_tile<N>(xs, x, n, in, tok0, k0);
+    long long ja = (long long)ra * in + k0 + t * 32, jb = (long long)rb * in + k0 + t * 32;
+    uint4 w0 = __ldg(reinterpret_cast<const uint4*>(packed + (ja >> 1)));
+    uint4 w1 = __ldg(reinterpret_cast<const uint4*>(packed + (jb >> 1)));
+    __syncthreads();
+    float am0 = nf4_absmax(qabs, absmax2, dmap, offset, ja >> 6);
+    float am1 = nf4_absmax(qabs, absmax2, dmap, offset, jb >> 6);
+    u32 a[8][4];
+    nf4_a_frags(a, w0, w1, am0, am1, tab + lane);
+    mma_tile<N>(acc, a, xs, g, t);
+  }
+  mma_store<N>(y, acc, n, out, row0, tok0, g, t, mode, splits > 1);
+}
+
+template <int N>
+__device__ void f16_mma(float* y, const float* x, const u16* w, int n, int out, int in, int mode) {
+  __shared__ __align__(16) u16 xs[XTile<N>::halves];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int row0 = blockIdx.x * MMA_ROWS + warp * 16, tok0 = blockIdx.y * N;
+  int splits = gridDim.z;
+  int ra = min(row0 + g, out - 1), rb = min(row0 + g + 8, out - 1);
+  float acc[N / 8][4];
+#pragma unroll
+  for (int j = 0; j < N / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  int steps = in >> 7;
+  for (int ks = blockIdx.z; ks < steps; ks += splits) {
+    int k0 = ks << 7;
+    __syncthreads();
+    stage_x_tile<N>(xs, x, n, in, tok0, k0);
+    const uint4* pa = reinterpret_cast<const uint4*>(w + (long long)ra * in + k0 + t * 32);
+    const uint4* pb = reinterpret_cast<const uint4*>(w + (long long)rb * in + k0 + t * 32);
+    uint4 va[4], vb[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      va[q] = __ldg(pa + q);
+      vb[q] = __ldg(pb + q);
+    }
+    __syncthreads();
+    // k-step s uses halves 4s..4s+3 of the chunk: words 2s, 2s+1.
+    u32 a[8][4];
+#pragma unroll
+    for (int s = 0; s < 8; s++) {
+      uint4 A = va[s >> 1], B = vb[s >> 1];
+      a[s][0] = (s & 1) ? A.z : A.x;
+      a[s][2] = (s & 1) ? A.w : A.y;
+      a[s][1] = (s & 1) ? B.z : B.x;
+      a[s][3] = (s & 1) ? B.w : B.y;
+    }
+    mma_tile<N>(acc, a, xs, g, t);
+  }
+  mma_store<N>(y, acc, n, out, row0, tok0, g, t, mode, splits > 1);
+}
+
+#define MMA_KERNELS(N)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)                                          \
+      nf4_mma_##N(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,      \
+                  const float* dmap, float offset, int n, int out, int in, int mode) {                  \
+    nf4_mma<N>(y, x, packed, qabs, absmax2, dmap, offset, n, out, in, mode);                            \
+  }                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)                                          \
+      f16_mma_##N(float* y, const float* x, const u16* w, int n, int out, int in, int mode) {           \
+    f16_mma<N>(y, x, w, n, out, in, mode);                                                              \
+  }
+MMA_KERNELS(16)
+MMA_KERNELS(64)
+
+// round_rows rounds y (count floats) to fp16 in place: the epilogue of a
+// split-k product under fp16 compute.
+extern "C" __global__ void round_f16(float* y, long long count) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
+       i += (long long)gridDim.x * blockDim.x)
+    y[i] = round_half(y[i]);
+}
+
+// ---- generic fallbacks: one warp per (token, row) ------------------------------
+
+extern "C" __global__ void nf4_generic(float* y, const float* x, const u8* packed, const u8* qabs,
+                                       const float* absmax2, const float* dmap, float offset, int n, int out,
+                                       int in, int mode) {
+  int lane = threadIdx.x & 31;
+  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+  if (wid >= (long long)n * out) return;
+  int tok = wid / out, row = wid % out;
+  const float* xr = x + (long long)tok * in;
+  float acc = 0.f;
+  for (int c = lane; c < in; c += 32) {
+    long long j = (long long)row * in + c;
+    u8 b = packed[j >> 1];
+    int idx = (j & 1) ? (b & 15) : (b >> 4);
+    acc += NF4_CODE[idx] * nf4_absmax(qabs, absmax2, dmap, offset, j >> 6) * xr[c];
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) {
+    float* dst = y + (long long)tok * out + row;
+    if (mode & 1) acc += *dst;
+    *dst = maybe_round(acc, mode & 2);
+  }
+}
+
+extern "C" __global__ void f16_generic(float* y, const float* x, const u16* w, int n, int out, int in, int mode) {
+  int lane = threadIdx.x & 31;
+  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+  if (wid >= (long long)n * out) return;
+  int tok = wid / out, row = wid % out;
+  const float* xr = x + (long long)tok * in;
+  const u16* wr = w + (long long)row * in;
+  float acc = 0.f;
+  for (int c = lane; c < in; c += 32) acc += half_to_float(wr[c]) * xr[c];
+  acc = warp_sum(acc);
+  if (lane == 0) {
+    float* dst = y + (long long)tok * out + row;
+    if (mode & 1) acc += *dst;
+    *dst = maybe_round(acc, mode & 2);
+  }
+}
+
+extern "C" __global__ void f32_generic(float* y, const float* x, const float* w, int n, int out, int in, int mode) {
+  int lane = threadIdx.x & 31;
+  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+  if (wid >= (long long)n * out) return;
+  int tok = wid / out, row = wid % out;
+  const float* xr = x + (long long)tok * in;
+  const float* wr = w + (long long)row * in;
+  float acc = 0.f;
+  for (int c = lane; c < in; c += 32) acc += wr[c] * xr[c];
+  acc = warp_sum(acc);
+  if (lane == 0) {
+    float* dst = y + (long long)tok * out + row;
+    if (mode & 1) acc += *dst;
+    *dst = maybe_round(acc, mode & 2);
+  }
+}

@@ -1,0 +1,275 @@
+// The elementwise, normalization, rotary, attention, LoRA and sampling
+// kernels of the CUDA backend. `round` (0/1) rounds outputs to fp16.
+
+// rows_f32 / rows_f16: dst[i] = src[idx[i]], dst (n, d) float32.
+extern "C" __global__ void rows_f32(float* dst, const float* src, const int* idx, int n, int d) {
+  int i = blockIdx.y;
+  const float* s = src + (long long)idx[i] * d;
+  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x)
+    dst[(long long)i * d + c] = s[c];
+}
+extern "C" __global__ void rows_f16(float* dst, const u16* src, const int* idx, int n, int d) {
+  int i = blockIdx.y;
+  const u16* s = src + (long long)idx[i] * d;
+  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x)
+    dst[(long long)i * d + c] = half_to_float(s[c]);
+}
+
+// rmsnorm: one block per row. dst[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w;
+// w is float32 (w32) or fp16 (w16), whichever is non-null. dst may be x.
+extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32, const u16* w16, int d, float eps,
+                                   int round) {
+  __shared__ float red[32];
+  const float* xr = x + (long long)blockIdx.x * d;
+  float* yr = dst + (long long)blockIdx.x * d;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
+  ss = block_sum(ss, red);
+  float inv = rsqrtf(ss / d + eps);
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float w = w32 ? w32[c] : half_to_float(w16[c]);
+    yr[c] = maybe_round(xr[c] * inv * w, round);
+  }
+}
+
+// rope rotates x (n, heads*hd) in place, rotate_half pairs (j, j+hd/2);
+// angle = (pos[i]*pos_scale) * theta^(-2j/hd), computed in float32.
+extern "C" __global__ void rope(float* x, const int* pos, int n, int heads, int hd, float theta, float pos_scale,
+                                int round) {
+  int half = hd >> 1;
+  long long total = (long long)n * heads * half;
+  for (long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x; q < total;
+       q += (long long)gridDim.x * blockDim.x) {
+    int j = q % half;
+    long long th = q / half;  // token*heads + head
+    int i = th / heads;
+    float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
+    float ang = ((float)pos[i] * pos_scale) * inv_freq;
+    float s, c;
+    sincosf(ang, &s, &c);
+    float* p = x + th * hd;
+    float a = p[j], b = p[j + half];
+    p[j] = maybe_round(a * c - b * s, round);
+    p[j + half] = maybe_round(b * c + a * s, round);
+  }
+}
+
+// kv_store_{f32,f16}: cache[seq[i], pos[i], :] = src[i, :] for k and v;
+// caches (slots, max_len, kvd).
+extern "C" __global__ void kv_store_f32(float* kc, float* vc, const float* k, const float* v, const int* seq,
+                                        const int* pos, int n, int kvd, int max_len) {
+  int i = blockIdx.y;
+  long long base = ((long long)seq[i] * max_len + pos[i]) * kvd;
+  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < kvd; c += gridDim.x * blockDim.x) {
+    kc[base + c] = k[(long long)i * kvd + c];
+    vc[base + c] = v[(long long)i * kvd + c];
+  }
+}
+extern "C" __global__ void kv_store_f16(u16* kc, u16* vc, const float* k, const float* v, const int* seq,
+                                        const int* pos, int n, int kvd, int max_len) {
+  int i = blockIdx.y;
+  long long base = ((long long)seq[i] * max_len + pos[i]) * kvd;
+  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < kvd; c += gridDim.x * blockDim.x) {
+    kc[base + c] = float_to_half(k[(long long)i * kvd + c]);
+    vc[base + c] = float_to_half(v[(long long)i * kvd + c]);
+  }
+}
+
+__device__ __forceinline__ float load_kv(const float* p) { return *p; }
+__device__ __forceinline__ float load_kv(const u16* p) { return half_to_float(*p); }
+
+// attention: block (token i, query head h); causal over positions 0..pos[i]
+// of slot seq[i]; GQA head g = h / (heads/kv_heads). Dynamic shared memory:
+// hd floats of q, then (max_len) scores. blockDim.x a multiple of 32.
+template <typename KV>
+__device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc, const int* seq,
+                          const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+  extern __shared__ float4 smem4[];
+  float* qs = reinterpret_cast<float*>(smem4);
+  float* sc = qs + hd;
+  __shared__ float red[32];
+  int i = blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
+  int L = pos[i] + 1;
+  int kvd = kv_heads * hd;
+  const KV* kb = kc + (long long)seq[i] * max_len * kvd + g * hd;
+  const KV* vb = vc + (long long)seq[i] * max_len * kvd + g * hd;
+  float scale = rsqrtf((float)hd);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = q[((long long)i * heads + h) * hd + d] * scale;
+  __syncthreads();
+  // scores: one warp per key, lanes over dims
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int j = warp; j < L; j += nw) {
+    const KV* kr = kb + (long long)j * kvd;
+    float s = 0.f;
+    for (int d = lane; d < hd; d += 32) s += qs[d] * load_kv(kr + d);
+    s = warp_sum(s);
+    if (lane == 0) sc[j] = s;
+  }
+  __syncthreads();
+  float m = -3.402823466e38f;
+  for (int j = threadIdx.x; j < L; j += blockDim.x) m = fmaxf(m, sc[j]);
+  m = block_max(m, red);
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < L; j += blockDim.x) {
+    float e = __expf(sc[j] - m);
+    sc[j] = e;
+    sum += e;
+  }
+  sum = block_sum(sum, red);  // its barriers also publish sc
+  float inv = 1.f / sum;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float o = 0.f;
+    for (int j = 0; j < L; j++) o += sc[j] * load_kv(vb + (long long)j * kvd + d);
+    dst[((long long)i * heads + h) * hd + d] = maybe_round(o * inv, round);
+  }
+}
+extern "C" __global__ void attention_f32(float* dst, const float* q, const float* kc, const float* vc,
+                                         const int* seq, const int* pos, int heads, int kv_heads, int hd,
+                                         int max_len, int round) {
+  attention<float>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+}
+extern "C" __global__ void attention_f16(float* dst, const float* q, const u16* kc, const u16* vc,
+                                         const int* seq, const int* pos, int heads, int kv_heads, int hd,
+                                         int max_len, int round) {
+  attention<u16>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+}
+
+// silu_mul: dst = gate/(1+exp(-gate)) * up.
+extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* up, long long count, int round) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
+       i += (long long)gridDim.x * blockDim.x) {
+    float gv = gate[i];
+    dst[i] = maybe_round(gv / (1.f + expf(-gv)) * up[i], round);
+  }
+}
+
+// add: dst = a + b.
+extern "C" __global__ void add(float* dst, const float* a, const float* b, long long count, int round) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
+       i += (long long)gridDim.x * blockDim.x)
+    dst[i] = maybe_round(a[i] + b[i], round);
+}
+
+// lora_shrink: t[i, j] = x[rows[i]] . a[j] (rows null: row i), one warp per
+// (i, j). t (k, r), x (n, in), a (r, in).
+extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a, const int* rows, int k, int r,
+                                       int in) {
+  int lane = threadIdx.x & 31;
+  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+  if (wid >= (long long)k * r) return;
+  int i = wid / r, j = wid % r;
+  int row = rows ? rows[i] : i;
+  const float* xr = x + (long long)row * in;
+  const float* ar = a + (long long)j * in;
+  float s = 0.f;
+  for (int c = lane; c < in; c += 32) s += xr[c] * ar[c];
+  s = warp_sum(s);
+  if (lane == 0) t[wid] = s;
+}
+
+// lora_expand: dst[rows[i], o] += scale * sum_j b[o, j] * t[i, j].
+// dst (n, out), b (out, r), t (k, r).
+extern "C" __global__ void lora_expand(float* dst, const float* t, const float* b, const int* rows, int k, int r,
+                                       int out, float scale, int round) {
+  long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  if (q >= (long long)k * out) return;
+  int i = q / out, o = q % out;
+  int row = rows ? rows[i] : i;
+  const float* br = b + (long long)o * r;
+  const float* tr = t + (long long)i * r;
+  float s = 0.f;
+  for (int j = 0; j < r; j++) s += br[j] * tr[j];
+  float* p = dst + (long long)row * out + o;
+  *p = maybe_round(*p + scale * s, round);
+}
+
+// argmax: one block per row of logits (n, vocab); ties go to the lowest index.
+extern "C" __global__ void argmax(int* dst, const float* logits, int vocab) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  const float* l = logits + (long long)blockIdx.x * vocab;
+  float best = -3.402823466e38f;
+  int idx = 0x7fffffff;
+  for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
+    float v = l[c];
+    if (v > best || (v == best && c < idx)) best = v, idx = c;  // NaN never wins
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (ov > best || (ov == best && oi < idx)) best = ov, idx = oi;
+  }
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  if (lane == 0) bv[warp] = best, bi[warp] = idx;
+  __syncthreads();
+  if (warp == 0) {
+    best = lane < nw ? bv[lane] : -3.402823466e38f;
+    idx = lane < nw ? bi[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+      if (ov > best || (ov == best && oi < idx)) best = ov, idx = oi;
+    }
+    if (lane == 0) dst[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+  }
+}
+
+// sample: one block (blockDim 256) per row; draws from softmax(logits/temp)
+// with the uniform number u[row] in [0, 1): the first token whose cumulative
+// probability exceeds u. Each thread owns a contiguous range of the vocab.
+extern "C" __global__ void sample(int* dst, const float* logits, const float* u, int vocab, float temp) {
+  __shared__ float red[32];
+  __shared__ float part[256];
+  const float* l = logits + (long long)blockIdx.x * vocab;
+  int per = (vocab + blockDim.x - 1) / blockDim.x;
+  int lo = threadIdx.x * per, hi = min(lo + per, vocab);
+  float m = -3.402823466e38f;
+  for (int c = lo; c < hi; c++) m = fmaxf(m, l[c]);
+  m = block_max(m, red);
+  float s = 0.f;
+  for (int c = lo; c < hi; c++) s += expf((l[c] - m) / temp);
+  part[threadIdx.x] = s;
+  float total = block_sum(s, red);
+  if (threadIdx.x == 0) {
+    float target = u[blockIdx.x] * total, run = 0.f;
+    int th = 0;
+    while (th < (int)blockDim.x - 1 && run + part[th] <= target) run += part[th++];
+    int c = th * per, end = min(c + per, vocab), pick = end - 1;
+    for (; c < end; c++) {
+      run += expf((l[c] - m) / temp);
+      if (run > target) {
+        pick = c;
+        break;
+      }
+    }
+    dst[blockIdx.x] = max(pick, 0);
+  }
+}
+
+// ---- random weights for the benchmark (no checkpoint) -------------------------
+
+__device__ __forceinline__ u64 mix64(u64 z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// fill_bytes fills p (count bytes, count % 8 == 0) with hashed random bytes.
+extern "C" __global__ void fill_bytes(u64* p, long long words, u64 seed) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < words;
+       i += (long long)gridDim.x * blockDim.x)
+    p[i] = mix64(seed + (u64)i * 0x9e3779b97f4a7c15ULL);
+}
+
+// fill_uniform fills p (count floats) with lo + (hi-lo)*U[0,1); as fp16 if half.
+extern "C" __global__ void fill_uniform(void* p, long long count, float lo, float hi, u64 seed, int half) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
+       i += (long long)gridDim.x * blockDim.x) {
+    float u = (float)(mix64(seed + (u64)i * 0x9e3779b97f4a7c15ULL) >> 40) * (1.0f / 16777216.0f);
+    float v = lo + (hi - lo) * u;
+    if (half) reinterpret_cast<u16*>(p)[i] = float_to_half(v);
+    else reinterpret_cast<float*>(p)[i] = v;
+  }
+}
