@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -200,12 +201,12 @@ func sortedStrings(v any) []string {
 	return out
 }
 
-var _ = Describe("parity with PEFT 0.21.0 add_weighted_adapter", Ordered, func() {
+// theGolden is loaded once per test process and shared by the specs.
+var theGolden = sync.OnceValue(loadGolden)
+
+var _ = Describe("parity with PEFT 0.21.0 add_weighted_adapter", func() {
 	var g *golden
-	BeforeAll(func() {
-		g = loadGolden()
-		DeferCleanup(g.file.Close)
-	})
+	BeforeEach(func() { g = theGolden() })
 
 	cases := readCases("testdata/cases.json")
 	var entries []TableEntry

@@ -108,7 +108,7 @@ type Options struct {
 	// loramix fixes them (see SVD) and PEFT takes LAPACK's.
 	SVDClamp float64
 	// Density is the fraction kept by ties, dare and magnitude_prune, in
-	// [0, 1] ((0, 1] for DARE); values >= 1 prune nothing.
+	// (0, 1]; those methods require it. Values >= 1 prune nothing.
 	Density float64
 	// MajoritySign is "total" (the default when empty) or "frequency".
 	MajoritySign string
@@ -299,11 +299,10 @@ func checkOptions(method Method, o Options) error {
 		return fmt.Errorf("merge: svd_clamp %v is not a quantile in (0, 1]", o.SVDClamp)
 	}
 	if method.needsDensity() {
-		if math.IsNaN(o.Density) || o.Density < 0 {
-			return fmt.Errorf("merge: density %v must be >= 0 for %s", o.Density, method)
-		}
-		if method.IsDARE() && o.Density == 0 {
-			return fmt.Errorf("merge: density must be > 0 for %s (DARE rescales by 1/density)", method)
+		// PEFT requires a density for these (None fails); 0 would prune
+		// everything (and DARE would divide by it), so loramix asks for > 0.
+		if !(o.Density > 0) {
+			return fmt.Errorf("merge: density %v: %s needs a density in (0, 1] (values >= 1 prune nothing)", o.Density, method)
 		}
 	}
 	switch o.MajoritySign {
