@@ -30,17 +30,19 @@ func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 		c.parallel(out, n*in, tileRows, func(_, lo, hi int) {
 			for t0 := lo; t0 < hi; t0 += tileRows {
 				t1 := min(t0+tileRows, hi)
-				for r := 0; r < n; r++ {
-					xr := X[r*in : (r+1)*in]
-					dr := D[r*out : (r+1)*out]
-					for o := t0; o < t1; o++ {
-						dr[o] = dot(xr, W[o*in:(o+1)*in])
-					}
-				}
+				tileDots(D, X, W[t0*in:t1*in], n, in, out, t0, t1)
 			}
 		})
 	case backend.F16:
 		W := ww.F16
+		if n == 1 {
+			c.parallel(out, in, 1, func(_, lo, hi int) {
+				for o := lo; o < hi; o++ {
+					D[o] = dotF16(X, W[o*in:(o+1)*in])
+				}
+			})
+			break
+		}
 		c.parallel(out, n*in, tileRows, func(wk, lo, hi int) {
 			tile := c.buf(wk, tileRows*in)
 			for t0 := lo; t0 < hi; t0 += tileRows {
@@ -71,9 +73,19 @@ func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 	c.round16(D)
 }
 
-// tileDots sets D[r, o] = X[r] · tile[o-t0] for all tokens r and rows o in [t0, t1).
+// tileDots sets D[r, o] = X[r] · tile[o-t0] for all tokens r and weight
+// rows o in [t0, t1), four tokens at a time so that each weight load
+// serves four products.
 func tileDots(D, X, tile []float32, n, in, out, t0, t1 int) {
-	for r := 0; r < n; r++ {
+	var acc [4]float32
+	r := 0
+	for ; r+4 <= n; r += 4 {
+		for o := t0; o < t1; o++ {
+			dot4(tile[(o-t0)*in:(o-t0+1)*in], X[r*in:], in, &acc)
+			D[r*out+o], D[(r+1)*out+o], D[(r+2)*out+o], D[(r+3)*out+o] = acc[0], acc[1], acc[2], acc[3]
+		}
+	}
+	for ; r < n; r++ {
 		xr := X[r*in : (r+1)*in]
 		dr := D[r*out : (r+1)*out]
 		for o := t0; o < t1; o++ {
@@ -91,26 +103,22 @@ var pairs = func() (p [256][2]float32) {
 }()
 
 // nf4MatVec computes D[o] = x · dequant(w[o]) for o in [lo, hi), for one
-// token and in a multiple of 64: per block, sum code*x, then scale by the
-// block's absmax once.
+// token and rows that are a whole number of blocks: per block the 64 codes
+// are decoded into a buffer, dotted with x, and scaled by the block's
+// absmax once.
 func nf4MatVec(D, x []float32, q *nf4.Tensor, lo, hi int) {
 	in := q.Cols
 	nb := in / nf4.BlockSize
+	var codes [nf4.BlockSize]float32
 	for o := lo; o < hi; o++ {
 		packed := q.Packed[o*in/2 : (o+1)*in/2]
 		var acc float32
 		for kb := 0; kb < nb; kb++ {
 			p := packed[kb*32 : kb*32+32]
-			xs := x[kb*64 : kb*64+64]
-			var s0, s1, s2, s3 float32
-			for i := 0; i < 32; i += 2 {
-				a, b := &pairs[p[i]], &pairs[p[i+1]]
-				s0 += a[0] * xs[2*i]
-				s1 += a[1] * xs[2*i+1]
-				s2 += b[0] * xs[2*i+2]
-				s3 += b[1] * xs[2*i+3]
+			for i, b := range p {
+				*(*[2]float32)(codes[2*i:]) = pairs[b]
 			}
-			acc += q.Absmax(o*nb+kb) * ((s0 + s1) + (s2 + s3))
+			acc += q.Absmax(o*nb+kb) * dot(codes[:], x[kb*64:kb*64+64])
 		}
 		D[o] = acc
 	}
@@ -140,23 +148,6 @@ func dequantizeRows(dst []float32, q *nf4.Tensor, r0, r1 int) {
 	for j := r0 * in; j < r1*in; j++ { // blocks straddle rows
 		dst[j-r0*in] = nf4.Code[q.Index(j)] * q.Absmax(j/nf4.BlockSize)
 	}
-}
-
-// dot returns a · b[:len(a)] with four partial sums.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+8 <= len(a); i += 8 {
-		s0 += a[i]*b[i] + a[i+4]*b[i+4]
-		s1 += a[i+1]*b[i+1] + a[i+5]*b[i+5]
-		s2 += a[i+2]*b[i+2] + a[i+6]*b[i+6]
-		s3 += a[i+3]*b[i+3] + a[i+7]*b[i+7]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
 func dims2(what string, t *Tensor) (int, int) {

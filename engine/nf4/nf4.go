@@ -14,6 +14,11 @@
 // where absmax_b = DynamicMap[QAbsmax[b]] * Absmax2[b/GroupSize] + Offset.
 package nf4
 
+import (
+	"runtime"
+	"sync"
+)
+
 // BlockSize is the number of weights that share one absmax.
 const BlockSize = 64
 
@@ -63,32 +68,13 @@ func Quantize(w []float32, rows, cols int) *Tensor {
 	n := len(w)
 	t := &Tensor{Rows: rows, Cols: cols, Packed: make([]byte, (n+1)/2)}
 	absmax := make([]float32, t.NumBlocks())
-	for b := range absmax {
-		blk := w[b*BlockSize : min((b+1)*BlockSize, n)]
-		am := absMax(blk)
-		absmax[b] = am
-		full := len(blk) == BlockSize
-		if !full {
-			am = max(am, minAbsmax) // the remainder block stores the clamped value too
-			absmax[b] = am
+	// Blocks are independent; split them (in pairs of bytes: BlockSize is
+	// even) across goroutines for large tensors.
+	parallelBlocks(len(absmax), func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			absmax[b] = quantizeBlock(t.Packed, w, b)
 		}
-		inv := float32(1) / max(am, minAbsmax)
-		for i, x := range blk {
-			var s float32
-			if full {
-				s = x * inv // bitsandbytes multiplies full blocks by the reciprocal
-			} else {
-				s = x / am // and divides the remainder block
-			}
-			idx := nearest(codeBounds[:], clamp1(s))
-			j := b*BlockSize + i
-			if j%2 == 0 {
-				t.Packed[j/2] = idx << 4
-			} else {
-				t.Packed[j/2] |= idx
-			}
-		}
-	}
+	})
 	if n%2 == 1 { // the pad element is 0.0, code index 7
 		t.Packed[n/2] |= nearest(codeBounds[:], 0)
 	}
@@ -98,6 +84,53 @@ func Quantize(w []float32, rows, cols int) *Tensor {
 	}
 	t.QAbsmax, t.Absmax2 = quantizeBlockwise8(absmax, GroupSize)
 	return t
+}
+
+// quantizeBlock packs block b of w into packed and returns its absmax as
+// bitsandbytes stores it.
+func quantizeBlock(packed []byte, w []float32, b int) float32 {
+	blk := w[b*BlockSize : min((b+1)*BlockSize, len(w))]
+	am := absMax(blk)
+	full := len(blk) == BlockSize
+	if !full {
+		am = max(am, minAbsmax) // the short last block stores the clamped value
+	}
+	inv := float32(1) / max(am, minAbsmax)
+	for i, x := range blk {
+		var s float32
+		if full {
+			s = x * inv // bitsandbytes multiplies full blocks by the reciprocal
+		} else {
+			s = x / am // and divides the short last block
+		}
+		idx := nearest(codeBounds[:], clamp1(s))
+		j := b*BlockSize + i
+		if j%2 == 0 {
+			packed[j/2] = idx << 4
+		} else {
+			packed[j/2] |= idx
+		}
+	}
+	return am
+}
+
+// parallelBlocks calls fn over a split of [0, n) blocks across cores.
+func parallelBlocks(n int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 4096 || workers == 1 {
+		fn(0, n)
+		return
+	}
+	per := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, min(lo+per, n))
+	}
+	wg.Wait()
 }
 
 // Dequantize writes the dequantized matrix into dst (len Rows*Cols):
