@@ -6,7 +6,11 @@
 // base weight is Scaling() * B @ A.
 package adapter
 
-import "math"
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+)
 
 // Config mirrors the fields of PEFT's adapter_config.json that loramix uses.
 // Unknown fields are kept in Extra so that a config can be written back.
@@ -30,6 +34,11 @@ type Config struct {
 	TaskType            string             `json:"task_type"`
 	InferenceMode       bool               `json:"inference_mode"`
 	Extra               map[string]any     `json:"-"`
+
+	// The order of rank_pattern's and alpha_pattern's keys in the file: PEFT
+	// uses the first key that matches. Empty for configs built in Go, which
+	// then use the keys sorted.
+	rankOrder, alphaOrder []string
 }
 
 // TargetModules is PEFT's target_modules: either a list of module-name
@@ -37,6 +46,33 @@ type Config struct {
 type TargetModules struct {
 	Names []string // set when the config holds a list
 	Regex string   // set when the config holds a string
+}
+
+// UnmarshalJSON reads null, a list of names or a regular expression string.
+func (t *TargetModules) UnmarshalJSON(b []byte) error {
+	*t = TargetModules{}
+	var re *string
+	if err := json.Unmarshal(b, &re); err == nil {
+		if re != nil {
+			t.Regex = *re
+		}
+		return nil
+	}
+	if err := json.Unmarshal(b, &t.Names); err != nil {
+		return fmt.Errorf("want a list of module names or a regular expression, got %s", b)
+	}
+	return nil
+}
+
+// MarshalJSON writes the form the config was read in: a string, a list or null.
+func (t TargetModules) MarshalJSON() ([]byte, error) {
+	if t.Regex != "" {
+		return json.Marshal(t.Regex)
+	}
+	if t.Names == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(t.Names)
 }
 
 // Module is the LoRA pair of one adapted linear layer.
