@@ -42,6 +42,9 @@ type CopyRule struct {
 	// MaxOverlap is the largest allowed share of the output's words
 	// (case-folded, punctuation trimmed) that occur in the field; 0 means 0.8.
 	MaxOverlap float64 `json:"max_overlap,omitempty"`
+	// MinWords applies the rule only to outputs of at least this many words,
+	// so that a one-word answer that happens to match is not a copy.
+	MinWords int `json:"min_words,omitempty"`
 }
 
 // Violation is one broken rule.
@@ -88,6 +91,9 @@ func (r FormatRules) Compile() (*FormatChecker, error) {
 	for i, cr := range r.NotCopyOf {
 		if cr.Field == "" {
 			return nil, fmt.Errorf("not_copy_of[%d].field: missing", i)
+		}
+		if cr.MinWords < 0 {
+			return nil, fmt.Errorf("not_copy_of[%d].min_words: want >= 0, got %d", i, cr.MinWords)
 		}
 		if cr.MaxOverlap < 0 || cr.MaxOverlap > 1 {
 			return nil, fmt.Errorf("not_copy_of[%d].max_overlap: want 0..1, got %g", i, cr.MaxOverlap)
@@ -147,7 +153,7 @@ func (c *FormatChecker) Check(output string, fields map[string]string) []Violati
 	}
 	for i, cr := range r.NotCopyOf {
 		src, ok := fields[cr.Field]
-		if !ok {
+		if !ok || words < cr.MinWords {
 			continue
 		}
 		limit := cr.MaxOverlap

@@ -62,6 +62,8 @@ var _ = Describe("Format rules", Label("Routing"), func() {
 		Expect(ruleNames(c.Check("###> Bash is a shell.", q))).To(Equal([]string{"forbid_prefixes[0]"}))
 		Expect(ruleNames(c.Check("What is the bash package?", q))).To(Equal([]string{"not_copy_of[0]"}))
 		Expect(ruleNames(c.Check("", q))).To(Equal([]string{"non_empty"}))
+		// Too short to be a copy.
+		Expect(mustCompile(metrics.FormatRules{NotCopyOf: []metrics.CopyRule{{Field: "question", MinWords: 3}}}).Check("Bash?", map[string]string{"question": "Bash?"})).To(BeEmpty())
 		// A rule on a field the record lacks is not applied.
 		Expect(c.Check("What is the bash package?", nil)).To(BeEmpty())
 	})
