@@ -38,6 +38,15 @@ var series = []color.Color{
 
 func seriesColor(i int) color.Color { return series[i%len(series)] }
 
+// newPlot starts a plot with a title a size above the axis labels.
+func newPlot(title string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(14)
+	p.Title.Padding = vg.Points(8)
+	return p
+}
+
 func fmtWeight(w float64) string { return strconv.FormatFloat(w, 'g', -1, 64) }
 
 // bleuHeatmaps draws, for each combination method (and adapter pair) with
@@ -84,8 +93,7 @@ func bleuHeatmaps(d *dataset, task string) ([]*figure, []string) {
 		lo, hi, _ := m.finite()
 		cm := viridis(lo, hi)
 
-		p := plot.New()
-		p.Title.Text = fmt.Sprintf("BLEU on %s over the weight grid, %s merge", task, g.method)
+		p := newPlot(fmt.Sprintf("BLEU on %s over the weight grid, %s merge", task, g.method))
 		p.X.Label.Text = fmt.Sprintf("weight of adapter %s", g.adapters[0])
 		p.Y.Label.Text = fmt.Sprintf("weight of adapter %s", g.adapters[1])
 		p.X.Tick.Marker = indexTicks(mapStrings(xs, fmtWeight))
@@ -152,8 +160,7 @@ func lengthBoxes(d *dataset, pick []results.System) ([]*figure, []string) {
 		if len(vals) == 0 {
 			continue
 		}
-		p := plot.New()
-		p.Title.Text = fmt.Sprintf("Response length on %s, per system", task)
+		p := newPlot(fmt.Sprintf("Response length on %s, per system", task))
 		p.X.Label.Text = "response length (words)"
 		p.X.Min = 0
 		p.Y.Label.Text = "system"
@@ -249,8 +256,7 @@ func routingMatrices(d *dataset, pick []results.System) ([]*figure, []string) {
 		rev := slices.Clone(formats)
 		slices.Reverse(rev)
 		cm := viridis(0, 1)
-		p := plot.New()
-		p.Title.Text = "Routing of " + s.Key()
+		p := newPlot("Routing of " + s.Key())
 		p.X.Label.Text = "behaviour of the output"
 		p.Y.Label.Text = "prompt format (task)"
 		p.X.Tick.Marker = indexTicks(cols)
@@ -287,8 +293,7 @@ func paretoPoints(d *dataset, bleuTask, lengthTask string) []sweep.Point {
 // paretoChart draws every system as a point of (BLEU, chat length) and
 // highlights and connects the Pareto front (both higher is better).
 func paretoChart(pts, front []sweep.Point, bleuTask, lengthTask string) *figure {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Translation quality against chat length (%s, %s)", bleuTask, lengthTask)
+	p := newPlot(fmt.Sprintf("Translation quality against chat length (%s, %s)", bleuTask, lengthTask))
 	p.X.Label.Text = fmt.Sprintf("BLEU on %s (0–100)", bleuTask)
 	p.Y.Label.Text = fmt.Sprintf("median response length on %s (words)", lengthTask)
 	p.Add(plotter.NewGrid())
@@ -319,11 +324,18 @@ func paretoChart(pts, front []sweep.Point, bleuTask, lengthTask string) *figure 
 	p.Legend.Top = true // beyond the front, the top right is empty
 
 	if len(front) <= 12 {
-		labels := make([]string, len(front))
+		// One label per place: systems at the same point share it.
+		var at plotter.XYs
+		var labels []string
 		for i, q := range front {
-			labels[i] = q.Label
+			if i > 0 && fr[i] == fr[i-1] {
+				labels[len(labels)-1] += " = " + q.Label
+				continue
+			}
+			at = append(at, fr[i])
+			labels = append(labels, q.Label)
 		}
-		l, err := plotter.NewLabels(plotter.XYLabels{XYs: fr, Labels: labels})
+		l, err := plotter.NewLabels(plotter.XYLabels{XYs: at, Labels: labels})
 		if err == nil {
 			for i := range l.TextStyle {
 				l.TextStyle[i].Font.Size = vg.Points(7)
@@ -362,13 +374,12 @@ func mergeTimeChart(ms []MergeTiming) (*figure, error) {
 	if len(low)+len(full) == 0 {
 		return nil, fmt.Errorf("no merge timing with a positive rank and time")
 	}
-	p := plot.New()
-	p.Title.Text = "SVD merge time against rank"
+	p := newPlot("SVD merge time against rank")
 	p.X.Label.Text = "rank of each adapter (log scale)"
 	p.Y.Label.Text = "merge time (s, log scale)"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker = rankTicks(ms)
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = logTicks{}
 	p.Add(plotter.NewGrid())
 	for i, s := range []struct {
 		name string
@@ -387,13 +398,14 @@ func mergeTimeChart(ms []MergeTiming) (*figure, error) {
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
-	padLogRange(&p.Y)
+	padLogRange(&p.Y, len(low)/max(1, len(low))+len(full)/max(1, len(full)))
+	padLogRange(&p.X, 0)
 	mods := make([]string, 0, len(modules))
 	for m := range modules {
 		mods = append(mods, strconv.Itoa(m))
 	}
 	sort.Strings(mods)
-	return plotFigure("merge-time",
+	return logYFigure("merge-time",
 		fmt.Sprintf("Wall time to merge two adapters with the SVD combination, over %s modules, against their rank.", strings.Join(mods, "/")),
 		p, normal, tall), nil
 }
@@ -419,8 +431,7 @@ func throughputChart(ts []Throughput) (*figure, error) {
 	if len(devs) == 0 {
 		return nil, fmt.Errorf("no throughput record with a positive batch size")
 	}
-	p := plot.New()
-	p.Title.Text = "Generation throughput against batch size"
+	p := newPlot("Generation throughput against batch size")
 	p.X.Label.Text = "batch size (sequences, log scale)"
 	p.Y.Label.Text = "throughput (tokens/s, log scale)"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
@@ -434,7 +445,7 @@ func throughputChart(ts []Throughput) (*figure, error) {
 		ticks = append(ticks, plot.Tick{Value: float64(b), Label: strconv.Itoa(b)})
 	}
 	p.X.Tick.Marker = ticks
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = logTicks{}
 	p.Add(plotter.NewGrid())
 	drawn := 0
 	for i, k := range devs {
@@ -481,11 +492,9 @@ func throughputChart(ts []Throughput) (*figure, error) {
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
-	padLogRange(&p.Y)
-	if len(bt) == 1 {
-		p.X.Min, p.X.Max = float64(bt[0])/2, float64(bt[0])*2
-	}
-	return plotFigure("throughput",
+	padLogRange(&p.Y, drawn)
+	padLogRange(&p.X, 0)
+	return logYFigure("throughput",
 		"Generated tokens per second against the number of sequences in a batch: prefill (the prompt, solid) and decode (new tokens, dashed), per device.",
 		p, normal, tall), nil
 }
@@ -503,6 +512,57 @@ func rankTicks(ms []MergeTiming) plot.ConstantTicks {
 	return t
 }
 
+// logYFigure wraps a plot with a log-scale Y axis. gonum places the glyph
+// box of the Y label at the arithmetic middle of the range, which on a log
+// axis is near the top, and then shrinks the plot to make room for it; so the
+// label is drawn here instead, centred on the canvas like gonum draws it.
+func logYFigure(name, caption string, p *plot.Plot, w, h vg.Length) *figure {
+	label := p.Y.Label.Text
+	p.Y.Label.Text = ""
+	sty := p.Y.Label.TextStyle
+	f := plotFigure(name, caption, p, w, h)
+	f.draw = func(dc draw.Canvas) {
+		if p.BackgroundColor != nil {
+			dc.SetColor(p.BackgroundColor)
+			dc.Fill(dc.Rectangle.Path())
+		}
+		rot := sty
+		rot.Rotation += math.Pi / 2
+		descent := sty.FontExtents().Descent
+		x := dc.Min.X + sty.Height(label)
+		dc.FillText(rot, vg.Point{X: x - descent, Y: dc.Center().Y}, label)
+		p.Draw(draw.Crop(dc, sty.Height(label)+p.Y.Label.Padding, 0, 0, 0))
+	}
+	return f
+}
+
+// logTicks are plot.LogTicks kept within the axis range (gonum's reach to
+// the next power of ten, and its label there shrinks the plot), with the
+// 2s and 5s labelled too when fewer than two powers of ten are in range.
+type logTicks struct{}
+
+func (logTicks) Ticks(min, max float64) []plot.Tick {
+	var in []plot.Tick
+	labelled := 0
+	for _, t := range (plot.LogTicks{Prec: -1}).Ticks(min, max) {
+		if t.Value >= min*(1-1e-9) && t.Value <= max*(1+1e-9) {
+			in = append(in, t)
+			if t.Label != "" {
+				labelled++
+			}
+		}
+	}
+	if labelled < 2 {
+		for i, t := range in {
+			m := t.Value / math.Pow10(int(math.Floor(math.Log10(t.Value)+1e-9)))
+			if math.Abs(m-2) < 1e-6 || math.Abs(m-5) < 1e-6 {
+				in[i].Label = strconv.FormatFloat(t.Value, 'g', -1, 64)
+			}
+		}
+	}
+	return in
+}
+
 // padRange widens an axis by frac of its span on each side, so that points
 // and their labels do not sit on the frame.
 func padRange(a *plot.Axis, frac float64) {
@@ -514,14 +574,18 @@ func padRange(a *plot.Axis, frac float64) {
 	a.Max += frac * span
 }
 
-// padLogRange widens a log axis so it spans at least one decade and its
-// points do not touch the frame.
-func padLogRange(a *plot.Axis) {
-	lo, hi := a.Min/1.5, a.Max*1.5
-	if hi/lo < 10 {
+// padLogRange widens a log axis so that its points do not touch the frame,
+// it spans at least a factor of 4, and, for a vertical axis with a legend of
+// legendRows entries at the top, the top part is left free for the legend.
+func padLogRange(a *plot.Axis, legendRows int) {
+	lo, hi := a.Min/1.3, a.Max*1.3
+	if hi/lo < 4 {
 		mid := math.Sqrt(lo * hi)
-		lo, hi = mid/math.Sqrt(10), mid*math.Sqrt(10)
+		lo, hi = mid/2, mid*2
 	}
+	// About 6% of the height per legend row.
+	frac := 0.06 * float64(legendRows)
+	hi *= math.Pow(hi/lo, frac/(1-frac))
 	a.Min, a.Max = lo, hi
 }
 

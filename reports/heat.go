@@ -85,7 +85,7 @@ func addHeat(p *plot.Plot, m matrix, cm palette.ColorMap, format func(float64) s
 		XAlign:  draw.XCenter,
 		YAlign:  draw.YCenter,
 	}
-	base.Font.Size = vg.Points(8)
+	base.Font.Size = vg.Points(10)
 	for r, row := range m.z {
 		for c, v := range row {
 			if math.IsNaN(v) {
@@ -136,6 +136,7 @@ func withColorBar(p *plot.Plot, cm palette.ColorMap, unit string) func(dc draw.C
 		data := p.DataCanvas(main)
 
 		bar := plot.New()
+		bar.Y.Label.TextStyle.Font.Size = vg.Points(12)
 		bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true, Colors: 128})
 		bar.HideX()
 		bar.Y.Label.Text = unit
