@@ -133,7 +133,13 @@ func FromWeights(cfg Config, w checkpoint.Weights) (*Adapter, error) {
 		return nil, fmt.Errorf("adapter %s: holds no LoRA tensors", src)
 	}
 	a := &Adapter{Config: cfg, Modules: map[string]*Module{}}
-	for module, p := range pairs {
+	modules := make([]string, 0, len(pairs))
+	for module := range pairs {
+		modules = append(modules, module)
+	}
+	sortModuleNames(modules) // so that errors name the first bad module
+	for _, module := range modules {
+		p := pairs[module]
 		if p.a == "" || p.b == "" {
 			have := p.a + p.b
 			return nil, fmt.Errorf("adapter %s: tensor %q has no partner: module %s needs both lora_A and lora_B", src, have, module)
