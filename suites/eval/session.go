@@ -68,7 +68,10 @@ type Session struct {
 	MergeSeconds map[string]float64
 	loaded       map[string]bool
 	batch        int
-	Warnings     []string
+	// done caches generations: greedy decoding is deterministic, so a
+	// system's output on a prompt never needs computing twice.
+	done     map[genKey]Generation
+	Warnings []string
 }
 
 // Open loads the model (quantized as cfg.Quant says), the tokenizer and the
@@ -101,7 +104,7 @@ func Open(cfg Config) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{Model: m, Tok: tok, inputs: map[string]*adapter.Adapter{}, Merges: map[string]*merge.Result{},
-		MergeSeconds: map[string]float64{}, loaded: map[string]bool{}, batch: cfg.Batch}
+		MergeSeconds: map[string]float64{}, loaded: map[string]bool{}, batch: cfg.Batch, done: map[genKey]Generation{}}
 	if s.batch <= 0 {
 		s.batch = 32
 	}
@@ -179,18 +182,31 @@ type Request struct {
 	Prompt string
 }
 
+// genKey identifies one greedy generation.
+type genKey struct {
+	system, prompt, stops string
+	maxNew                int
+}
+
 // Generate runs every request greedily, in batches that may mix systems,
-// with at most maxNew new tokens each and the given stop strings. progress,
-// if not nil, is called with the number of requests finished.
+// with at most maxNew new tokens each and the given stop strings. Requests
+// answered before (same system, prompt, limit and stops) come from a cache.
+// progress, if not nil, is called with the number of requests finished.
 func (s *Session) Generate(reqs []Request, maxNew int, stops []string, progress func(done int)) ([]Generation, error) {
 	out := make([]Generation, len(reqs))
+	stopKey := strings.Join(stops, "\x00")
+	key := func(i int) genKey { return genKey{reqs[i].System.Key(), reqs[i].Prompt, stopKey, maxNew} }
 	// Sort by prompt length so a batch wastes few steps on padding-free but
 	// unequal prefill; keep the original positions.
-	order := make([]int, len(reqs))
+	var order []int
 	ids := make([][]int32, len(reqs))
 	names := make([]string, len(reqs))
 	for i, r := range reqs {
-		order[i] = i
+		if g, ok := s.done[key(i)]; ok {
+			out[i] = g
+			continue
+		}
+		order = append(order, i)
 		name, err := s.Prepare(r.System)
 		if err != nil {
 			return nil, err
@@ -216,9 +232,10 @@ func (s *Session) Generate(reqs []Request, maxNew int, stops []string, progress 
 		}
 		for j, i := range order[lo:hi] {
 			out[i] = s.finish(res[j], stops)
+			s.done[key(i)] = out[i]
 		}
 		if progress != nil {
-			progress(hi)
+			progress(len(reqs) - len(order) + hi)
 		}
 	}
 	return out, nil
