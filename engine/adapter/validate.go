@@ -45,8 +45,8 @@ func Validate(a *Adapter, cfg *checkpoint.Config, w checkpoint.Weights) (warning
 			shape = info.Shape
 		}
 		if len(shape) != 2 || shape[0] != mod.Out || shape[1] != mod.In {
-			return nil, fmt.Errorf("adapter %s: module %s: the adapter's update is (out %d, in %d) = [%d %d], the base weight is %v",
-				where, name, mod.Out, mod.In, mod.Out, mod.In, shape)
+			return nil, fmt.Errorf("adapter %s: module %s: the adapter's update has shape [%d %d] (out, in), the base weight %v",
+				where, name, mod.Out, mod.In, shape)
 		}
 		if !m.targets(name) {
 			return nil, fmt.Errorf("adapter %s: module %s has tensors, but adapter_config.json's target_modules/layers_to_transform do not target it", where, name)
