@@ -20,6 +20,8 @@ import (
 
 	"github.com/onsi/gomega/types"
 
+	"loramix/engine/adapter"
+	"loramix/engine/merge"
 	"loramix/suites/results"
 )
 
@@ -56,8 +58,9 @@ type rankMatcher struct {
 }
 
 // HaveRank succeeds when every module's update has numerical rank exactly n.
-// Actual is a Ranked, a map[string][]float64 of singular values per module,
-// or a []float64 of one module's singular values.
+// Actual is an *adapter.Adapter, a *merge.Result, a Ranked, a
+// map[string][]float64 of singular values per module, or a []float64 of one
+// module's singular values.
 func HaveRank(n int) types.GomegaMatcher { return &rankMatcher{n: n} }
 
 // HaveRankAtMost succeeds when no module's update has rank above n.
@@ -67,12 +70,26 @@ func singularValues(actual any) (map[string][]float64, error) {
 	switch a := actual.(type) {
 	case Ranked:
 		return a.SingularValues(), nil
+	case *adapter.Adapter:
+		return AdapterSpectra(a), nil
+	case *merge.Result:
+		return AdapterSpectra(a.Adapter), nil
 	case map[string][]float64:
 		return a, nil
 	case []float64:
 		return map[string][]float64{"update": a}, nil
 	}
-	return nil, fmt.Errorf("rank matchers take a matchers.Ranked, map[string][]float64 or []float64, not %T", actual)
+	return nil, fmt.Errorf("rank matchers take an *adapter.Adapter, *merge.Result, matchers.Ranked, map[string][]float64 or []float64, not %T", actual)
+}
+
+// AdapterSpectra returns the singular values of every module's update
+// scaling * B @ A, computed from the factors without forming the update.
+func AdapterSpectra(a *adapter.Adapter) map[string][]float64 {
+	out := make(map[string][]float64, len(a.Modules))
+	for name, m := range a.Modules {
+		out[name] = merge.Spectrum(m).S
+	}
+	return out
 }
 
 func (m *rankMatcher) Match(actual any) (bool, error) {

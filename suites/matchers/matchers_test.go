@@ -4,6 +4,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"loramix/engine/adapter"
+	"loramix/engine/merge"
 	. "loramix/suites/matchers"
 	"loramix/suites/results"
 )
@@ -102,5 +104,21 @@ var _ = Describe("record matchers", func() {
 	It("reports a missing metric as an error", func() {
 		_, err := HaveBLEUAtLeast(1).Match(results.Record{Task: "oasst", Metrics: map[string]results.Metric{}})
 		Expect(err).To(MatchError(ContainSubstring(`no metric "bleu"`)))
+	})
+})
+
+var _ = Describe("rank of adapters", func() {
+	It("reads each module's rank from the LoRA factors", func() {
+		shapes := merge.MLPShapes(2, 16, 24)
+		a := merge.RandomAdapter("a", shapes, 4, 8, 1)
+		b := merge.RandomAdapter("b", shapes, 4, 8, 2)
+		Expect(a).To(HaveRank(4))
+		res, err := merge.Merge([]*adapter.Adapter{a, b}, merge.Options{Method: merge.Method("cat"), Weights: []float64{1, 1}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res).To(HaveRank(8))
+		res, err = merge.Merge([]*adapter.Adapter{a, b}, merge.Options{Method: merge.Method("svd"), Weights: []float64{1, 1}, SVDRank: 3})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res).To(HaveRankAtMost(3))
+		Expect(res).NotTo(HaveRankAtMost(2))
 	})
 })
