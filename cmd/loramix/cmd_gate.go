@@ -22,6 +22,7 @@ func runGate(args []string) error {
 	base := fs.String("baseline", "", "baseline results file (JSON or JSONL)")
 	res := fs.String("results", "", "results file to check (JSON or JSONL)")
 	tolS := fs.String("tolerance", "0.1", "relative tolerance, optionally with per-metric absolute ones: 0.1,bleu=2")
+	byTask := fs.Bool("by-task", false, "compare each baseline record with the result's only record of the same task, whatever its system (a deployed combination whose weights change)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +42,9 @@ func runGate(args []string) error {
 		return err
 	}
 	rows := gate.Compare(b, r, tol)
+	if *byTask {
+		rows = gate.CompareByTask(b, r, tol)
+	}
 	if err := gate.WriteTable(os.Stdout, rows); err != nil {
 		return err
 	}

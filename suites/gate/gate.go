@@ -73,10 +73,28 @@ func (r Row) Delta(higherIsBetter bool) float64 {
 // with the same system and task. A baseline metric the results lack counts as
 // a regression (a gate must not pass by dropping a task).
 func Compare(baseline, res *results.File, tol Tolerance) []Row {
+	return compare(baseline, res, tol, false)
+}
+
+// CompareByTask is Compare for a deployed combination whose weights or
+// method may change between runs: each baseline record is compared with the
+// result's only record of the same task, whatever its system. It is an error
+// (a missing row) for the results to hold several records of one task.
+func CompareByTask(baseline, res *results.File, tol Tolerance) []Row {
+	return compare(baseline, res, tol, true)
+}
+
+func compare(baseline, res *results.File, tol Tolerance, byTask bool) []Row {
 	var rows []Row
 	for _, b := range baseline.Records {
 		key := b.System.Key()
 		r := res.Find(key, b.Task)
+		if byTask {
+			r = onlyRecord(res, b.Task)
+			if r != nil {
+				key = b.System.Key() + " -> " + r.System.Key()
+			}
+		}
 		names := make([]string, 0, len(b.Metrics))
 		for n := range b.Metrics {
 			names = append(names, n)
@@ -99,6 +117,20 @@ func Compare(baseline, res *results.File, tol Tolerance) []Row {
 		}
 	}
 	return rows
+}
+
+// onlyRecord returns the single record of task in f, or nil.
+func onlyRecord(f *results.File, task string) *results.Record {
+	var found *results.Record
+	for i := range f.Records {
+		if f.Records[i].Task == task {
+			if found != nil {
+				return nil
+			}
+			found = &f.Records[i]
+		}
+	}
+	return found
 }
 
 // Failed reports whether any row regressed.

@@ -51,3 +51,19 @@ var _ = Describe("the gate", func() {
 		Expect(b.String()).To(MatchRegexp(`cat\[1,1\]\(fren,oasst\)\s+fren\s+bleu\s+20.000\s+20.000\s+\+0.000\s+2.000\s+ok`))
 	})
 })
+
+var _ = Describe("gating a deployed combination by task", func() {
+	It("compares across systems and names both", func() {
+		res := file(10, 0.1)
+		for i := range res.Records {
+			res.Records[i].System.Weights = []float64{0.05, 1}
+		}
+		rows := gate.CompareByTask(file(20, 0.1), res, gate.Tolerance{Relative: 0.1})
+		Expect(gate.Failed(rows)).To(BeTrue())
+		Expect(rows[0].System).To(Equal("cat[1,1](fren,oasst) -> cat[0.05,1](fren,oasst)"))
+		Expect(rows[0].Regressed).To(BeTrue())
+		Expect(rows[1].Regressed).To(BeFalse())
+		// With plain Compare the systems do not match at all.
+		Expect(gate.Compare(file(20, 0.1), res, gate.Tolerance{Relative: 0.1})[1].Missing).To(BeTrue())
+	})
+})
