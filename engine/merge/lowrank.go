@@ -142,9 +142,14 @@ func (s *SVD) Factors(r int) (B, A []float64) {
 	}
 	B = make([]float64, s.Out*r)
 	A = make([]float64, r*s.In)
+	if s.K == 0 {
+		return B, A
+	}
+	u := s.U.RawMatrix()
 	for o := 0; o < s.Out; o++ {
-		for j := 0; j < s.K; j++ {
-			B[o*r+j] = s.U.At(o, j) * s.S[j]
+		row := u.Data[o*u.Stride : o*u.Stride+s.K]
+		for j, v := range row {
+			B[o*r+j] = v * s.S[j]
 		}
 	}
 	for j := 0; j < s.K; j++ {
@@ -288,21 +293,34 @@ func fixSigns(s *SVD) {
 		}
 		if row[big] < 0 {
 			floats.Scale(-1, row)
+			u := s.U.RawMatrix()
 			for o := 0; o < s.Out; o++ {
-				s.U.Set(o, j, -s.U.At(o, j))
+				u.Data[o*u.Stride+j] = -u.Data[o*u.Stride+j]
 			}
 		}
 	}
 }
 
-// gram returns X X^T (n, n) for X (n, m) row-major, by dot products of rows.
+// chunk is the column block of the long-row kernels: n rows of chunk
+// float64s stay in L2 while every pair of rows is combined over them.
+const chunk = 512
+
+// gram returns X X^T (n, n) for X (n, m) row-major, by dot products of rows
+// accumulated over column blocks.
 func gram(x []float64, n, m int) []float64 {
 	g := make([]float64, n*n)
+	for c0 := 0; c0 < m; c0 += chunk {
+		c1 := min(c0+chunk, m)
+		for i := 0; i < n; i++ {
+			ri := x[i*m+c0 : i*m+c1]
+			for j := i; j < n; j++ {
+				g[i*n+j] += floats.Dot(ri, x[j*m+c0:j*m+c1])
+			}
+		}
+	}
 	for i := 0; i < n; i++ {
-		ri := x[i*m : (i+1)*m]
-		for j := i; j < n; j++ {
-			v := floats.Dot(ri, x[j*m:(j+1)*m])
-			g[i*n+j], g[j*n+i] = v, v
+		for j := 0; j < i; j++ {
+			g[i*n+j] = g[j*n+i]
 		}
 	}
 	return g
@@ -368,11 +386,14 @@ func solveUpper(u []float64, n int, b []float64) []float64 {
 // the long rows.
 func combineRows(t []float64, n, k int, x []float64, m int) []float64 {
 	out := make([]float64, k*m)
-	for j := 0; j < k; j++ {
-		dst := out[j*m : (j+1)*m]
-		for i := 0; i < n; i++ {
-			if c := t[i*k+j]; c != 0 {
-				floats.AddScaled(dst, c, x[i*m:(i+1)*m])
+	for c0 := 0; c0 < m; c0 += chunk {
+		c1 := min(c0+chunk, m)
+		for j := 0; j < k; j++ {
+			dst := out[j*m+c0 : j*m+c1]
+			for i := 0; i < n; i++ {
+				if c := t[i*k+j]; c != 0 {
+					floats.AddScaled(dst, c, x[i*m+c0:i*m+c1])
+				}
 			}
 		}
 	}

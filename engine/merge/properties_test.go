@@ -165,7 +165,7 @@ var _ = Describe("DARE", func() {
 			}
 			n := float64(len(t))
 			sigma := math.Sqrt(n * d * (1 - d))
-			Expect(math.Abs(float64(kept) - d*n)).To(BeNumerically("<", 4*sigma), "density %v", d)
+			Expect(math.Abs(float64(kept)-d*n)).To(BeNumerically("<", 4*sigma), "density %v", d)
 		}
 		Expect(randomPrune(t, 1, nil)).To(Equal(t), "density 1 prunes nothing and does not rescale")
 	})
