@@ -71,9 +71,6 @@ func runEval(args []string, stdout io.Writer) error {
 		}
 		ts = append(ts, t)
 	}
-	if *tok == "" {
-		*tok = os.Getenv("LORAMIX_TOKENIZER")
-	}
 	s, err := eval.Open(eval.Config{Model: *model, Tokenizer: *tok, Adapters: ads, Quant: q, Threads: *threads, Batch: *batch})
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func ParseNamedDirs(specs []string) ([]NamedDir, error) {
 // Config says what a Session loads.
 type Config struct {
 	Model     string // checkpoint folder or hub id
-	Tokenizer string // tokenizer.json; "" looks beside the model
+	Tokenizer string // tokenizer.json; "" looks beside the model, then at LORAMIX_TOKENIZER
 	Adapters  []NamedDir
 	Quant     llama.Quant // default NF4, as in the reference experiment
 	Threads   int         // CPU threads; 0 means all
@@ -85,12 +85,9 @@ func Open(cfg Config) (*Session, error) {
 		return nil, err
 	}
 	defer ck.Close()
-	tokPath := cfg.Tokenizer
-	if tokPath == "" {
-		tokPath = filepath.Join(ck.Dir, "tokenizer.json")
-		if _, err := os.Stat(tokPath); err != nil {
-			return nil, fmt.Errorf("model %s has no tokenizer.json beside it; pass one", cfg.Model)
-		}
+	tokPath, err := findTokenizer(cfg.Tokenizer, ck.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}
 	tok, err := tokenizer.Load(tokPath)
 	if err != nil {
@@ -123,6 +120,23 @@ func Open(cfg Config) (*Session, error) {
 		s.Names = append(s.Names, nd.Name)
 	}
 	return s, nil
+}
+
+// findTokenizer picks the tokenizer: the one given, else the model's own
+// tokenizer.json, else LORAMIX_TOKENIZER (the in-repo world ships none:
+// the Makefile fetches it).
+func findTokenizer(given, modelDir string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	beside := filepath.Join(modelDir, "tokenizer.json")
+	if _, err := os.Stat(beside); err == nil {
+		return beside, nil
+	}
+	if env := os.Getenv("LORAMIX_TOKENIZER"); env != "" {
+		return env, nil
+	}
+	return "", fmt.Errorf("no tokenizer.json beside the model and LORAMIX_TOKENIZER is unset; pass --tokenizer")
 }
 
 // Input returns a loaded input adapter, or nil.
