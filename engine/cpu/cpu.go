@@ -29,6 +29,9 @@ type CPU struct {
 	half    bool
 	scratch [][]float32 // per worker
 	lora    []float32   // AddLoRA's (k, r) intermediate
+	xd      []float32   // MatMul's deinterleaved x for the NF4 kernels
+	work    chan task   // the worker pool's queue, started on first use
+	wg      sync.WaitGroup
 	ropeT   *ropeTable
 }
 
@@ -187,6 +190,28 @@ var f16 = func() []float32 {
 // calling goroutine.
 const minWork = 1 << 15
 
+// task is one chunk of a parallel op, run by a pool worker.
+type task struct {
+	fn        func(worker, lo, hi int)
+	w, lo, hi int
+	wg        *sync.WaitGroup
+}
+
+// startPool starts threads-1 worker goroutines (the caller runs the first
+// chunk itself); they end when the backend is garbage collected.
+func (c *CPU) startPool() {
+	c.work = make(chan task, c.threads)
+	for i := 1; i < c.threads; i++ {
+		go func(work <-chan task) {
+			for t := range work {
+				t.fn(t.w, t.lo, t.hi)
+				t.wg.Done()
+			}
+		}(c.work)
+	}
+	runtime.AddCleanup(c, func(work chan task) { close(work) }, c.work)
+}
+
 // parallel calls fn(worker, lo, hi) over a split of [0, n) into at most
 // c.threads contiguous chunks, each a multiple of align items (except the
 // last), and waits. work is the cost of one item, in multiply-adds.
@@ -198,22 +223,21 @@ func (c *CPU) parallel(n, work, align int, fn func(worker, lo, hi int)) {
 	}
 	per := (n + chunks - 1) / chunks
 	per = (per + align - 1) / align * align
-	var wg sync.WaitGroup
-	w := 0
-	for lo := 0; lo < n; lo += per {
-		hi := min(lo+per, n)
-		if hi == n && lo == 0 {
-			fn(0, 0, n)
-			return
-		}
-		wg.Add(1)
-		go func(w, lo, hi int) {
-			defer wg.Done()
-			fn(w, lo, hi)
-		}(w, lo, hi)
+	if per >= n {
+		fn(0, 0, n)
+		return
+	}
+	if c.work == nil {
+		c.startPool()
+	}
+	w := 1
+	for lo := per; lo < n; lo += per {
+		c.wg.Add(1)
+		c.work <- task{fn, w, lo, min(lo+per, n), &c.wg}
 		w++
 	}
-	wg.Wait()
+	fn(0, 0, per)
+	c.wg.Wait()
 }
 
 // buf returns worker w's scratch of at least n floats.

@@ -58,3 +58,44 @@ func dot4(w, x []float32, stride int, out *[4]float32) {
 		}
 	}
 }
+
+//go:noescape
+func nf4DotAVX2(packed *byte, xd *float32, absmax *float32, code *float32, nb int) float32
+
+//go:noescape
+func nf4DecodeAVX2(packed *byte, absmax *float32, code *float32, nb int, dst *float32)
+
+// haveNF4Kernels reports whether nf4Dot and nf4Decode run in assembly.
+const haveNF4Kernels = true
+
+// nf4Dot returns Σ_b absmax[b] · (codes of block b · xd block b) over the
+// len(absmax) blocks of packed; xd is deinterleaved (deinterleave16).
+func nf4Dot(packed []byte, xd, absmax []float32) float32 {
+	nb := len(absmax)
+	_, _ = packed[nb*32-1], xd[nb*64-1]
+	return nf4DotAVX2(&packed[0], &xd[0], &absmax[0], &nf4Code[0], nb)
+}
+
+// nf4Decode writes the dequantized blocks of packed into dst, deinterleaved.
+func nf4Decode(packed []byte, absmax, dst []float32) {
+	nb := len(absmax)
+	_, _ = packed[nb*32-1], dst[nb*64-1]
+	nf4DecodeAVX2(&packed[0], &absmax[0], &nf4Code[0], nb, &dst[0])
+}
+
+//go:noescape
+func cvtF16AVX2(dst *float32, src *uint16, n int)
+
+// cvtF16 converts half-precision src to float32 dst (same length).
+func cvtF16(dst []float32, src []uint16) {
+	src = src[:len(dst)]
+	n8 := len(dst) &^ 7
+	if useAVX2 && n8 > 0 {
+		cvtF16AVX2(&dst[0], &src[0], n8)
+	} else {
+		n8 = 0
+	}
+	for i := n8; i < len(dst); i++ {
+		dst[i] = f16[src[i]]
+	}
+}

@@ -133,3 +133,22 @@ qdone:
 	VMOVUPS X0, (AX)
 	VZEROUPPER
 	RET
+
+// func cvtF16AVX2(dst *float32, src *uint16, n int)
+// Converts n half-precision values (n a multiple of 8) to float32.
+TEXT ·cvtF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+cloop:
+	CMPQ CX, $8
+	JL   cdone
+	VCVTPH2PS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  cloop
+cdone:
+	VZEROUPPER
+	RET

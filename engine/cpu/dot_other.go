@@ -10,3 +10,17 @@ func dotF16(a []float32, b []uint16) float32 { return dotF16Go(a, b[:len(a)]) }
 
 // dot4 sets out[k] = w · x[k*stride : k*stride+len(w)] for k < 4.
 func dot4(w, x []float32, stride int, out *[4]float32) { dot4Go(w, x, stride, out) }
+
+// haveNF4Kernels reports whether nf4Dot and nf4Decode run in assembly.
+const haveNF4Kernels = false
+
+func nf4Dot(packed []byte, xd, absmax []float32) float32 { panic("cpu: no NF4 kernel") }
+
+func nf4Decode(packed []byte, absmax, dst []float32) { panic("cpu: no NF4 kernel") }
+
+// cvtF16 converts half-precision src to float32 dst (same length).
+func cvtF16(dst []float32, src []uint16) {
+	for i, h := range src[:len(dst)] {
+		dst[i] = f16[h]
+	}
+}

@@ -47,14 +47,16 @@ func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 			tile := c.buf(wk, tileRows*in)
 			for t0 := lo; t0 < hi; t0 += tileRows {
 				t1 := min(t0+tileRows, hi)
-				for i, h := range W[t0*in : t1*in] {
-					tile[i] = f16[h]
-				}
+				cvtF16(tile[:(t1-t0)*in], W[t0*in:t1*in])
 				tileDots(D, X, tile, n, in, out, t0, t1)
 			}
 		})
 	case backend.NF4:
 		q := ww.Q
+		if haveNF4Kernels && useAVX2 && in%nf4.BlockSize == 0 {
+			c.nf4MatMulAVX2(D, X, q, n)
+			break
+		}
 		if n == 1 && in%nf4.BlockSize == 0 {
 			c.parallel(out, in, 1, func(_, lo, hi int) { nf4MatVec(D, X, q, lo, hi) })
 			break
@@ -90,6 +92,66 @@ func tileDots(D, X, tile []float32, n, in, out, t0, t1 int) {
 		dr := D[r*out : (r+1)*out]
 		for o := t0; o < t1; o++ {
 			dr[o] = dot(xr, tile[(o-t0)*in:(o-t0+1)*in])
+		}
+	}
+}
+
+// nf4Code is the NF4 code table the assembly kernels read.
+var nf4Code = nf4.Code
+
+// nf4MatMulAVX2 is MatMul for an NF4 weight whose rows are whole blocks,
+// with the assembly kernels: x is deinterleaved once (the kernels read even
+// and odd elements separately), then one token dots each row block by
+// block, and several tokens share tiles of decoded rows.
+func (c *CPU) nf4MatMulAVX2(D, X []float32, q *nf4.Tensor, n int) {
+	in, out := q.Cols, q.Rows
+	nb := in / nf4.BlockSize
+	if cap(c.xd) < n*in {
+		c.xd = make([]float32, n*in)
+	}
+	xd := c.xd[:n*in]
+	for r := 0; r < n; r++ {
+		deinterleave16(xd[r*in:(r+1)*in], X[r*in:(r+1)*in])
+	}
+	if n == 1 {
+		c.parallel(out, in, 1, func(wk, lo, hi int) {
+			am := c.buf(wk, nb)
+			for o := lo; o < hi; o++ {
+				rowAbsmax(q, o, am)
+				D[o] = nf4Dot(q.Packed[o*in/2:(o+1)*in/2], xd, am)
+			}
+		})
+		return
+	}
+	c.parallel(out, n*in, tileRows, func(wk, lo, hi int) {
+		s := c.buf(wk, tileRows*in+nb)
+		tile, am := s[:tileRows*in], s[tileRows*in:]
+		for t0 := lo; t0 < hi; t0 += tileRows {
+			t1 := min(t0+tileRows, hi)
+			for o := t0; o < t1; o++ {
+				rowAbsmax(q, o, am)
+				nf4Decode(q.Packed[o*in/2:(o+1)*in/2], am, tile[(o-t0)*in:(o-t0+1)*in])
+			}
+			tileDots(D, xd, tile, n, in, out, t0, t1)
+		}
+	})
+}
+
+// rowAbsmax writes the dequantized absmax of each block of row o into am.
+func rowAbsmax(q *nf4.Tensor, o int, am []float32) {
+	b0 := o * len(am)
+	for k := range am {
+		am[k] = q.Absmax(b0 + k)
+	}
+}
+
+// deinterleave16 writes each group of 16 values of src as its 8 even then
+// its 8 odd elements, the order the NF4 kernels decode weights in.
+func deinterleave16(dst, src []float32) {
+	for g := 0; g+16 <= len(src); g += 16 {
+		for i := 0; i < 8; i++ {
+			dst[g+i] = src[g+2*i]
+			dst[g+8+i] = src[g+2*i+1]
 		}
 	}
 }

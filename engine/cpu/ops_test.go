@@ -32,7 +32,7 @@ func closeTo(got []float32, want []float64, tol float64) {
 		num += d * d
 		den += want[i] * want[i]
 	}
-	Expect(math.Sqrt(num/den)).To(BeNumerically("<", tol))
+	Expect(math.Sqrt(num / den)).To(BeNumerically("<", tol))
 }
 
 func upload(b *cpu.CPU, v []float32, shape ...int) backend.Tensor {
@@ -62,35 +62,44 @@ func naiveMatMul(x, w []float32, n, in, out int) []float64 {
 	return y
 }
 
+// matMulCase checks MatMul with a weight of dtype wt against naiveMatMul.
+func matMulCase(r *rand.Rand, wt backend.DType, n, in, out, threads int) {
+	b := cpu.New(cpu.Options{Threads: threads})
+	x, w := randn(r, n*in), randn(r, out*in)
+	var wT backend.Tensor
+	ref := w
+	switch wt {
+	case backend.F32:
+		wT = upload(b, w, out, in)
+	case backend.F16:
+		wT = b.New(backend.F16, out, in)
+		b.SetFloat32(wT, w)
+		ref = make([]float32, len(w))
+		for i, v := range w {
+			ref[i] = dtype.F16ToF32(dtype.F32ToF16(v))
+		}
+	case backend.NF4:
+		q := nf4.Quantize(w, out, in)
+		wT = b.NF4(q)
+		ref = make([]float32, len(w))
+		q.Dequantize(ref)
+	}
+	y := b.New(backend.F32, n, out)
+	b.MatMul(y, upload(b, x, n, in), wT)
+	closeTo(read(b, y), naiveMatMul(x, ref, n, in, out), 1e-6)
+}
+
 var _ = Describe("CPU ops against float64 loops", func() {
 	var r *rand.Rand
 	BeforeEach(func() { r = rand.New(rand.NewPCG(3, 4)) })
 
-	DescribeTable("MatMul",
+	DescribeTable("MatMul, with and without the assembly kernels",
 		func(wt backend.DType, n, in, out, threads int) {
-			b := cpu.New(cpu.Options{Threads: threads})
-			x, w := randn(r, n*in), randn(r, out*in)
-			var wT backend.Tensor
-			ref := w
-			switch wt {
-			case backend.F32:
-				wT = upload(b, w, out, in)
-			case backend.F16:
-				wT = b.New(backend.F16, out, in)
-				b.SetFloat32(wT, w)
-				ref = make([]float32, len(w))
-				for i, v := range w {
-					ref[i] = dtype.F16ToF32(dtype.F32ToF16(v))
-				}
-			case backend.NF4:
-				q := nf4.Quantize(w, out, in)
-				wT = b.NF4(q)
-				ref = make([]float32, len(w))
-				q.Dequantize(ref)
+			for _, asm := range []bool{true, false} {
+				restore := cpu.SetAssembly(asm)
+				matMulCase(r, wt, n, in, out, threads)
+				restore()
 			}
-			y := b.New(backend.F32, n, out)
-			b.MatMul(y, upload(b, x, n, in), wT)
-			closeTo(read(b, y), naiveMatMul(x, ref, n, in, out), 1e-6)
 		},
 		Entry("F32 one token", backend.F32, 1, 64, 48, 4),
 		Entry("F32 batch", backend.F32, 5, 100, 37, 3),
@@ -99,6 +108,8 @@ var _ = Describe("CPU ops against float64 loops", func() {
 		Entry("NF4 batch", backend.NF4, 7, 128, 50, 4),
 		Entry("NF4 one token, blocks straddling rows", backend.NF4, 1, 172, 64, 2),
 		Entry("NF4 batch, blocks straddling rows", backend.NF4, 4, 172, 64, 1),
+		Entry("NF4 batch of 5 (four-token kernel plus one)", backend.NF4, 5, 192, 33, 2),
+		Entry("F16 one token, odd width", backend.F16, 1, 77, 20, 2),
 	)
 
 	It("AddLoRA adds scale·B(Ax) to the listed rows only", func() {
