@@ -441,3 +441,34 @@ func tensorShapes(path string) map[string][]int {
 	}
 	return out
 }
+
+var _ = Describe("the committed loramix outputs (testdata/loramix_out)", func() {
+	It("load with adapter.Load and match PEFT's merges", func() {
+		g := theGolden()
+		dirs, err := os.ReadDir("testdata/loramix_out")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(len(dirs)).To(BeNumerically(">=", 15))
+		for _, d := range dirs {
+			var c goldenCase
+			for _, x := range g.cases {
+				if x.ID == d.Name() {
+					c = x
+				}
+			}
+			Expect(c.ID).To(Equal(d.Name()))
+			a, err := adapter.Load(filepath.Join("testdata/loramix_out", c.ID))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(a.Config.R).To(Equal(int(c.Config["r"].(float64))))
+			Expect(a.ModuleNames()).To(ConsistOf(c.Modules))
+			if !c.Stored || Method(c.Type).IsDARE() {
+				continue
+			}
+			worst := 0.0
+			for _, m := range a.Modules {
+				worst = math.Max(worst, relErr(delta(m), g.peftDelta(c, m)))
+			}
+			GinkgoWriter.Printf("%s: %.3g\n", c.ID, worst)
+			Expect(worst).To(BeNumerically("<", 1e-5), c.ID)
+		}
+	})
+})
