@@ -14,6 +14,7 @@ import (
 
 	"loramix/engine/adapter"
 	"loramix/engine/checkpoint"
+	"loramix/engine/llama"
 )
 
 // `loramix inspect` describes a model or an adapter, and with one of each
@@ -28,11 +29,13 @@ func init() {
 // inspectFlagSet and a section in describeModel.
 type inspectOptions struct {
 	JSON bool
+	NF4  bool // quantize the decoder's linear layers and report error and memory
 }
 
 func inspectFlagSet(o *inspectOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.BoolVar(&o.JSON, "json", false, "write one JSON object instead of text")
+	fs.BoolVar(&o.NF4, "nf4", false, "quantize the model's decoder linear layers to NF4: error per layer and memory footprint")
 	return fs
 }
 
@@ -51,29 +54,30 @@ type tensorRow struct {
 }
 
 type modelReport struct {
-	Path                  string         `json:"path"`
-	Dir                   string         `json:"dir"`
-	Architectures         []string       `json:"architectures"`
-	Layers                int            `json:"layers"`
-	Hidden                int            `json:"hidden_size"`
-	Intermediate          int            `json:"intermediate_size"`
-	Heads                 int            `json:"attention_heads"`
-	KVHeads               int            `json:"kv_heads"`
-	HeadDim               int            `json:"head_dim"`
-	Vocab                 int            `json:"vocab_size"`
-	MaxPositions          int            `json:"max_position_embeddings"`
-	RMSNormEps            float64        `json:"rms_norm_eps"`
-	RopeTheta             float64        `json:"rope_theta"`
-	RopeLinearScaling     float64        `json:"rope_linear_scaling"`
-	TiedEmbeddings        bool           `json:"tie_word_embeddings"`
-	BOS                   int            `json:"bos_token_id"`
-	EOS                   []int          `json:"eos_token_ids"`
-	Weights               string         `json:"weights"`
-	DTypes                map[string]int `json:"dtypes"` // tensor count per dtype
-	Parameters            int64          `json:"parameters"`
-	Bytes                 int64          `json:"bytes"`
-	Tensors               []tensorRow    `json:"tensors"`
-	GenerationMaxNewToken int            `json:"generation_max_new_tokens,omitempty"`
+	Path                  string           `json:"path"`
+	Dir                   string           `json:"dir"`
+	Architectures         []string         `json:"architectures"`
+	Layers                int              `json:"layers"`
+	Hidden                int              `json:"hidden_size"`
+	Intermediate          int              `json:"intermediate_size"`
+	Heads                 int              `json:"attention_heads"`
+	KVHeads               int              `json:"kv_heads"`
+	HeadDim               int              `json:"head_dim"`
+	Vocab                 int              `json:"vocab_size"`
+	MaxPositions          int              `json:"max_position_embeddings"`
+	RMSNormEps            float64          `json:"rms_norm_eps"`
+	RopeTheta             float64          `json:"rope_theta"`
+	RopeLinearScaling     float64          `json:"rope_linear_scaling"`
+	TiedEmbeddings        bool             `json:"tie_word_embeddings"`
+	BOS                   int              `json:"bos_token_id"`
+	EOS                   []int            `json:"eos_token_ids"`
+	Weights               string           `json:"weights"`
+	DTypes                map[string]int   `json:"dtypes"` // tensor count per dtype
+	Parameters            int64            `json:"parameters"`
+	Bytes                 int64            `json:"bytes"`
+	Tensors               []tensorRow      `json:"tensors"`
+	GenerationMaxNewToken int              `json:"generation_max_new_tokens,omitempty"`
+	NF4                   *llama.NF4Report `json:"nf4,omitempty"`
 }
 
 type moduleRow struct {
@@ -188,7 +192,7 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func describeModel(path string, m *checkpoint.Model, _ inspectOptions) (*modelReport, error) {
+func describeModel(path string, m *checkpoint.Model, o inspectOptions) (*modelReport, error) {
 	c := m.Config
 	r := &modelReport{
 		Path: path, Dir: m.Dir, Architectures: c.Architectures,
@@ -248,6 +252,12 @@ func describeModel(path string, m *checkpoint.Model, _ inspectOptions) (*modelRe
 	r.Weights = strings.Join(names, ", ")
 	if len(names) > 2 {
 		r.Weights = fmt.Sprintf("%d shards (%s ... %s)", len(names), names[0], names[len(names)-1])
+	}
+	if o.NF4 {
+		var err error
+		if r.NF4, err = llama.InspectNF4(c, m.Weights); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -317,6 +327,9 @@ func writeInspect(out io.Writer, rep *inspectReport) {
 			fmt.Fprintf(tw, "  %s\t%v\t%s\t\n", name, t.Shape, t.DType)
 		}
 		tw.Flush()
+		if q := m.NF4; q != nil {
+			writeNF4(out, q)
+		}
 	}
 	if a := rep.Adapter; a != nil {
 		if rep.Model != nil {
@@ -388,4 +401,18 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// writeNF4 prints the --nf4 section: per-layer NF4 round-trip error and
+// the memory of the quantized model.
+func writeNF4(out io.Writer, q *llama.NF4Report) {
+	fmt.Fprintf(out, "  nf4           %s linear parameters: %s -> %s (%.3f bits each), relative error %.4f\n",
+		thousands(q.LinearParams), humanBytes(q.LinearSourceBytes), humanBytes(q.LinearNF4Bytes), q.BitsPerParam, q.RelErr)
+	fmt.Fprintf(out, "  nf4 memory    %s in all (%s kept 16/32-bit: embeddings, norms, lm_head)\n", humanBytes(q.TotalBytes), humanBytes(q.OtherBytes))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  layer\tshape\tsource\tnf4\trel err\tmax abs err\t")
+	for _, l := range q.Layers {
+		fmt.Fprintf(tw, "  %s\t[%d %d]\t%s\t%s\t%.4f\t%.3g\t\n", l.Name, l.Rows, l.Cols, humanBytes(l.SourceBytes), humanBytes(l.NF4Bytes), l.RelErr, l.MaxAbsErr)
+	}
+	tw.Flush()
 }
