@@ -179,7 +179,7 @@ var _ = Describe("Build", func() {
 			Expect(string(md)).To(ContainSubstring("](" + c.Name + ".png)"))
 		}
 		for _, s := range []string{
-			"### Results on fren", "| system | bleu ↑ | chrf ↑ | median_words ↑ | samples | median words | tokens/s | version |",
+			"### Results on fren", "| system | bleu ↑ | chrf ↑ | median_words ↑ | samples | tokens/s | version |",
 			"| base |", "| config max_new_tokens | 64 |", "| version of loramix | dev |", "### Generation throughput",
 		} {
 			Expect(string(md)).To(ContainSubstring(s))

@@ -48,7 +48,13 @@ func resultTables(d *dataset) []table {
 			}
 			t.Header = append(t.Header, n+arrow)
 		}
-		t.Header = append(t.Header, "samples", "median words", "tokens/s", "version")
+		// The median length gets its own column unless a metric has it.
+		derivedMedian := !names["median_words"]
+		t.Header = append(t.Header, "samples")
+		if derivedMedian {
+			t.Header = append(t.Header, "median words")
+		}
+		t.Header = append(t.Header, "tokens/s", "version")
 		for _, s := range d.systems {
 			r := d.get(s, task)
 			if r == nil {
@@ -63,15 +69,19 @@ func resultTables(d *dataset) []table {
 				}
 				row = append(row, fmtMetric(m))
 			}
-			med := "–"
-			if len(r.Lengths) > 0 {
-				med = fmtNum(sweep.Median(r.Lengths))
+			row = append(row, strconv.Itoa(r.Samples))
+			if derivedMedian {
+				med := "–"
+				if len(r.Lengths) > 0 {
+					med = fmtNum(sweep.Median(r.Lengths))
+				}
+				row = append(row, med)
 			}
 			speed := "–"
 			if r.Seconds > 0 && r.Tokens > 0 {
 				speed = fmtNum(float64(r.Tokens) / r.Seconds)
 			}
-			row = append(row, strconv.Itoa(r.Samples), med, speed, r.TaskVersion)
+			row = append(row, speed, r.TaskVersion)
 			t.Rows = append(t.Rows, row)
 		}
 		out = append(out, t)
@@ -105,8 +115,6 @@ func fmtNum(x float64) string {
 		return strconv.FormatFloat(x, 'f', 1, 64)
 	case a >= 1:
 		return strconv.FormatFloat(x, 'f', 2, 64)
-	case a >= 0.001:
-		return strconv.FormatFloat(x, 'f', 4, 64)
 	}
 	return strconv.FormatFloat(x, 'g', 3, 64)
 }

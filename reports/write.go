@@ -30,7 +30,8 @@ figure { margin: 1.5rem 0; padding: 1rem; border: 1px solid #ddd; border-radius:
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption { font-size: .92rem; color: #444; margin-top: .5rem; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: .88rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }
+th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; white-space: nowrap; }
+.scroll { overflow-x: auto; }
 th { background: #eef4f9; }
 td:first-child, th:first-child { text-align: left; font-family: ui-monospace, Menlo, Consolas, monospace; }
 tr:nth-child(even) td { background: #fafafa; }
@@ -54,11 +55,11 @@ tr:nth-child(even) td { background: #fafafa; }
 
 <h2>Tables</h2>
 {{range .Tables}}<h3>{{.Title}}</h3>
-<table>
+<div class="scroll"><table>
 <thead><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</tbody>
-</table>
+</table></div>
 {{end}}
 <h2>Versions and configuration</h2>
 {{range .Provenance}}<h3>{{.Title}}</h3>
