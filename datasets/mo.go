@@ -8,6 +8,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/ianaindex"
 )
 
 // Message is one entry of a gettext catalog. For plural entries ID and Str hold
@@ -26,9 +30,10 @@ const (
 )
 
 // ParseMO decodes a GNU gettext .mo catalog of either byte order. name is used
-// in error messages only. The header entry (empty msgid) is skipped. Every
-// offset and length is checked against the data, so a corrupt file returns an
-// error and never panics.
+// in error messages only. The header entry (empty msgid) is skipped; its
+// charset (Content-Type: text/plain; charset=...) says how to decode the
+// strings, which are returned as UTF-8. Every offset and length is checked
+// against the data, so a corrupt file returns an error and never panics.
 func ParseMO(name string, data []byte) ([]Message, error) {
 	if len(data) < moHeaderBytes {
 		return nil, fmt.Errorf("%s: %d bytes is too short for a .mo header", name, len(data))
@@ -64,6 +69,7 @@ func ParseMO(name string, data []byte) ([]Message, error) {
 		return string(data[off : off+length]), nil
 	}
 	msgs := make([]Message, 0, n)
+	var dec *encoding.Decoder // nil: UTF-8
 	for i := int64(0); i < n; i++ {
 		key, err := str(origTable, i)
 		if err != nil {
@@ -72,6 +78,23 @@ func ParseMO(name string, data []byte) ([]Message, error) {
 		val, err := str(transTable, i)
 		if err != nil {
 			return nil, err
+		}
+		if key == "" {
+			if dec, err = headerDecoder(name, val); err != nil {
+				return nil, err
+			}
+			continue // header entry
+		}
+		if dec != nil {
+			if key, err = dec.String(key); err == nil {
+				val, err = dec.String(val)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: string %d: %w", name, i, err)
+			}
+		}
+		if !utf8.ValidString(key) || !utf8.ValidString(val) {
+			return nil, fmt.Errorf("%s: string %d is not valid UTF-8 (is the header's charset right?)", name, i)
 		}
 		var m Message
 		if ctx, id, ok := strings.Cut(key, ctxSeparator); ok {
@@ -83,11 +106,33 @@ func ParseMO(name string, data []byte) ([]Message, error) {
 		if single, _, ok := strings.Cut(val, "\x00"); ok {
 			val = single
 		}
-		if key == "" && m.Context == "" {
-			continue // header entry
-		}
 		m.ID, m.Str = key, val
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// headerDecoder returns the decoder for the charset named in a catalog header,
+// or nil for UTF-8 (also when no charset is named).
+func headerDecoder(name, header string) (*encoding.Decoder, error) {
+	for _, line := range strings.Split(header, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "Content-Type") {
+			continue
+		}
+		_, cs, ok := strings.Cut(strings.ToLower(v), "charset=")
+		if !ok {
+			return nil, nil
+		}
+		cs = strings.TrimSpace(cs)
+		if cs == "" || cs == "utf-8" || cs == "utf8" || cs == "charset" || cs == "ascii" || cs == "us-ascii" {
+			return nil, nil
+		}
+		enc, err := ianaindex.IANA.Encoding(cs)
+		if err != nil || enc == nil {
+			return nil, fmt.Errorf("%s: unsupported charset %q in the catalog header", name, cs)
+		}
+		return enc.NewDecoder(), nil
+	}
+	return nil, nil
 }

@@ -53,6 +53,21 @@ var _ = Describe("ParseMO", func() {
 		Entry("big-endian", binary.ByteOrder(binary.BigEndian)),
 	)
 
+	It("decodes the strings from the header's charset to UTF-8", func() {
+		hdr := "Project-Id-Version: t\nContent-Type: text/plain; charset=ISO-8859-1\n"
+		data := encodeMO(binary.LittleEndian, []string{"", "Delete the file"}, []string{hdr, "Supprimer le fichier \xe9t\xe9"})
+		msgs, err := datasets.ParseMO("latin1.mo", data)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(msgs).To(Equal([]datasets.Message{{ID: "Delete the file", Str: "Supprimer le fichier été"}}))
+	})
+
+	It("rejects invalid UTF-8 in a UTF-8 catalog and unknown charsets", func() {
+		_, err := datasets.ParseMO("bad.mo", encodeMO(binary.LittleEndian, []string{"", "Delete"}, []string{"Content-Type: text/plain; charset=UTF-8\n", "\xe9t\xe9"}))
+		Expect(err).To(MatchError(ContainSubstring("bad.mo: string 1 is not valid UTF-8")))
+		_, err = datasets.ParseMO("odd.mo", encodeMO(binary.LittleEndian, []string{""}, []string{"Content-Type: text/plain; charset=klingon\n"}))
+		Expect(err).To(MatchError(ContainSubstring(`odd.mo: unsupported charset "klingon"`)))
+	})
+
 	It("rejects a bad magic number, naming the file", func() {
 		data := encodeMO(binary.LittleEndian, keys, vals)
 		data[0] ^= 0xff
