@@ -138,5 +138,13 @@ var _ = Describe("bad checkpoints", func() {
 				return bytes.Replace(p, []byte("QK\x00M\x80\x01K@"), []byte("QK\x01M\x80\x01K@"), 1)
 			})
 		}, `tensor "model.embed_tokens.weight"`, "reaches element 24576"),
+		Entry("an expanded view larger than its storage (stride 0)", func(b []byte) []byte {
+			return editPickle(b, func(p []byte) []byte {
+				// size (384, 64), stride (64, 1) -> size (1000000, 64), stride (0, 1)
+				from := []byte("M\x80\x01K@\x86q\x08K@K\x01\x86")
+				Expect(bytes.Count(p, from)).To(Equal(1))
+				return bytes.Replace(p, from, []byte("J\x40\x42\x0f\x00K@\x86q\x08K\x00K\x01\x86"), 1)
+			})
+		}, `tensor "model.embed_tokens.weight"`, "more than its 24576-element storage"),
 	)
 })

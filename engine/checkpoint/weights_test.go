@@ -2,6 +2,7 @@ package checkpoint_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 
@@ -66,6 +67,25 @@ var _ = Describe("Weights", Ordered, func() {
 			return out[0]
 		}),
 	)
+
+	It("reads pytorch_model.bin shards through pytorch_model.bin.index.json", func() {
+		dir := GinkgoT().TempDir()
+		b, err := os.ReadFile(filepath.Join(tiny, "formats", "gqa-bin", "pytorch_model.bin"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(filepath.Join(dir, "pytorch_model-00001-of-00001.bin"), b, 0o644)).To(Succeed())
+		wm := map[string]string{}
+		for name := range ref {
+			wm[name] = "pytorch_model-00001-of-00001.bin"
+		}
+		idx, _ := json.Marshal(map[string]any{"weight_map": wm})
+		Expect(os.WriteFile(filepath.Join(dir, "pytorch_model.bin.index.json"), idx, 0o644)).To(Succeed())
+		w, err := checkpoint.OpenWeights(dir)
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Close()
+		Expect(all(w)).To(Equal(ref))
+		_, _, err = w.(checkpoint.RawWeights).Raw("model.norm.weight")
+		Expect(err).To(MatchError(ContainSubstring("not stored raw")))
+	})
 
 	It("reports the stored dtypes", func() {
 		for format, want := range map[string]dtype.DType{"gqa-f16": dtype.F16, "gqa-bf16": dtype.BF16, "gqa-bin": dtype.F32} {
