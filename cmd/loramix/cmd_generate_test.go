@@ -116,3 +116,28 @@ var _ = Describe("loramix generate", func() {
 		Entry("missing model folder", "no-such-dir", "--model", "no-such-dir", "--prompt-ids", "1"),
 	)
 })
+
+var _ = Describe("loramix inspect --nf4", func() {
+	It("reports the NF4 error per decoder linear layer and the memory footprint", func() {
+		var out bytes.Buffer
+		Expect(runInspect([]string{"../../testdata/tiny/llama-gqa", "--nf4", "--json"}, &out)).To(Succeed())
+		var rep struct {
+			Model struct {
+				NF4 struct {
+					Layers []struct {
+						Name   string  `json:"name"`
+						RelErr float64 `json:"rel_err"`
+					} `json:"layers"`
+					BitsPerParam float64 `json:"bits_per_param"`
+					TotalBytes   int64   `json:"total_bytes"`
+				} `json:"nf4"`
+			} `json:"model"`
+		}
+		Expect(json.Unmarshal(out.Bytes(), &rep)).To(Succeed())
+		Expect(rep.Model.NF4.Layers).To(HaveLen(14))
+		Expect(rep.Model.NF4.Layers[0].Name).To(Equal("model.layers.0.self_attn.q_proj.weight"))
+		Expect(rep.Model.NF4.Layers[0].RelErr).To(BeNumerically("~", 0.095, 0.02))
+		Expect(rep.Model.NF4.BitsPerParam).To(BeNumerically("~", 4.2, 0.1))
+		Expect(rep.Model.NF4.TotalBytes).To(BeNumerically(">", 0))
+	})
+})
