@@ -177,7 +177,7 @@ var kernelNames = []string{
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
 	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_expand",
-	"argmax", "sample", "fill_bytes", "fill_uniform",
+	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32",
 }
 
 // bigSmemKernels take more than 48 KB of dynamic shared memory.
@@ -474,7 +474,7 @@ func (c *CUDA) roundFlag() int {
 
 func gridFor(n int64, block int) int {
 	g := (n + int64(block) - 1) / int64(block)
-	return int(min(max(g, 1), 65535*8))
+	return int(min(max(g, 1), 1<<31-1))
 }
 
 func wantShape(op string, t *Tensor, dt backend.DType, shape ...int) {

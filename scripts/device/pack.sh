@@ -27,9 +27,9 @@ go mod vendor
 keep=$(mktemp)
 for tags in cuda ""; do
   go list -tags "$tags" -test -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' "${pkgs[@]}" 2>/dev/null || true
-done | grep -v '^loramix' | sed 's/ .*//' | sort -u >"$keep"
+done | { grep -v '^loramix' || true; } | sed 's/ .*//' | sort -u >"$keep"
 find vendor -name '*.go' -printf '%h\n' | sort -u | sed 's#^vendor/##' | while read -r d; do
-  grep -qxF "$d" "$keep" || rm -f "vendor/$d"/*
+  grep -qxF "$d" "$keep" || find "vendor/$d" -maxdepth 1 -type f -delete
 done
 find vendor -type d -empty -delete
 # vendor/modules.txt must keep listing the kept packages; the build checks it.

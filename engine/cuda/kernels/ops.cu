@@ -273,3 +273,9 @@ extern "C" __global__ void fill_uniform(void* p, long long count, float lo, floa
     else reinterpret_cast<float*>(p)[i] = v;
   }
 }
+
+// inc_i32: p[i] += 1 (the positions of the next decode step, inside a graph).
+extern "C" __global__ void inc_i32(int* p, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) p[i] += 1;
+}

@@ -1,0 +1,393 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"loramix/engine/backend"
+)
+
+// BenchShape is the size of the random Llama model of a generation benchmark.
+type BenchShape struct {
+	Name                                                string
+	Hidden, Intermediate, Layers, Heads, KVHeads, Vocab int
+}
+
+// Llama2_7B is the shape of Llama-2-7B.
+var Llama2_7B = BenchShape{Name: "llama-2-7b", Hidden: 4096, Intermediate: 11008, Layers: 32, Heads: 32, KVHeads: 32, Vocab: 32000}
+
+// BenchConfig is one generation benchmark: an NF4 model of Shape with random
+// weights made on the GPU (no checkpoint), prompts of Prompt tokens, New
+// greedy tokens, for each batch size. LoRARank > 0 also times batch-1 decode
+// with one adapter of that rank on gate, up and down.
+type BenchConfig struct {
+	Shape       BenchShape
+	Batches     []int
+	Prompt, New int
+	LoRARank    int
+	Seed        uint64
+	PeakBytesPS float64 // the card's measured copy bandwidth, bytes/s (0: 3.0e12, an H100)
+}
+
+// BenchResult is the outcome for one batch size.
+type BenchResult struct {
+	Device         string  `json:"device"`
+	Shape          string  `json:"shape"`
+	Quant          string  `json:"quant"`
+	Batch          int     `json:"batch"`
+	Prompt         int     `json:"prompt"`
+	New            int     `json:"new"`
+	PrefillSeconds float64 `json:"prefill_s"`
+	PrefillTokS    float64 `json:"prefill_tok_s"`
+	DecodeSeconds  float64 `json:"decode_s"`
+	DecodeTokS     float64 `json:"decode_tok_s"` // aggregate over the batch
+	StepMs         float64 `json:"decode_step_ms"`
+	WeightBytes    int64   `json:"weight_bytes"`       // read once per decode step
+	BandwidthBPS   float64 `json:"bandwidth_bytes_s"`  // weights + KV cache read per step / step time
+	BandwidthShare float64 `json:"bandwidth_share"`    // of PeakBytesPS
+	MemUsedBytes   int64   `json:"gpu_mem_used_bytes"` // on the card, context included
+	LoRARank       int     `json:"lora_rank,omitempty"`
+	LoRADecodeTokS float64 `json:"lora_decode_tok_s,omitempty"`
+	LoRAOverhead   float64 `json:"lora_overhead,omitempty"` // decode time with the adapter / without - 1
+}
+
+type benchLayer struct {
+	attnNorm, mlpNorm          *Tensor
+	wq, wk, wv, wo, wg, wu, wd *Tensor
+	kc, vc                     *Tensor
+	lora                       [3][2]*Tensor // gate, up, down: A (r, in), B (out, r)
+}
+
+type benchModel struct {
+	c      *CUDA
+	s      BenchShape
+	embed  *Tensor // (vocab, hidden) F16
+	norm   *Tensor // (hidden) F32
+	lmHead *Tensor // (vocab, hidden) F16
+	layers []*benchLayer
+	bytes  int64 // weights read per decode step
+}
+
+// benchBufs are the activations of a step of up to T tokens.
+type benchBufs struct {
+	ids, seq, pos, last, next *Tensor // I32
+	x, xn, q, k, v, att       *Tensor
+	g, u                      *Tensor
+	h, logits                 *Tensor
+}
+
+func (c *CUDA) fillBytes(p uint64, bytes int64, seed uint64) {
+	c.launch("fill_bytes", gridFor(bytes/8, 256), 1, 1, 256, 0, p, bytes/8, seed)
+}
+
+func (c *CUDA) fillUniform(t *Tensor, lo, hi float32, seed uint64) {
+	half := 0
+	if t.dt == backend.F16 {
+		half = 1
+	}
+	n := int64(t.elems())
+	c.launch("fill_uniform", gridFor(n, 256), 1, 1, 256, 0, t.ptr, n, lo, hi, seed, half)
+}
+
+// randomNF4 makes an NF4 (rows, cols) weight on the card: random codes and
+// absmax codes, per-256 scales in [0.004, 0.006] and offset 0.04, so that
+// absmax is near 0.04 and the weights look like a trained layer's.
+func (c *CUDA) randomNF4(rows, cols int, seed uint64) (*Tensor, int64) {
+	n := int64(rows) * int64(cols)
+	nb := (n + 63) / 64
+	groups := (nb + 255) / 256
+	packed := (n/2 + 15) / 16 * 16
+	qabs := (nb + 7) / 8 * 8
+	d := &nf4Dev{offset: 0.04}
+	d.packed, d.qabs, d.absmax2 = c.alloc(packed), c.alloc(qabs), c.alloc(4*groups)
+	c.fillBytes(uint64(d.packed), packed, seed)
+	c.fillBytes(uint64(d.qabs), qabs, seed^0x5bd1e995)
+	a2 := &Tensor{shape: []int{int(groups)}, dt: backend.F32, ptr: d.absmax2}
+	c.fillUniform(a2, 0.004, 0.006, seed^0x27d4eb2f)
+	return &Tensor{shape: []int{rows, cols}, dt: backend.NF4, q: d}, n/2 + nb + 4*groups
+}
+
+func (c *CUDA) newT(dt backend.DType, shape ...int) *Tensor { return c.New(dt, shape...).(*Tensor) }
+
+func newBenchModel(c *CUDA, s BenchShape, rank int, seed uint64) *benchModel {
+	defer c.bind()()
+	m := &benchModel{c: c, s: s}
+	hd := s.Hidden / s.Heads
+	kvd := s.KVHeads * hd
+	m.embed = c.newT(backend.F16, s.Vocab, s.Hidden)
+	c.fillUniform(m.embed, -0.05, 0.05, seed)
+	m.lmHead = c.newT(backend.F16, s.Vocab, s.Hidden)
+	c.fillUniform(m.lmHead, -0.02, 0.02, seed+1)
+	m.norm = c.newT(backend.F32, s.Hidden)
+	c.fillUniform(m.norm, 1, 1, 0)
+	m.bytes = int64(s.Vocab)*int64(s.Hidden)*2 + int64(s.Hidden)*4
+	for i := 0; i < s.Layers; i++ {
+		l := &benchLayer{}
+		sd := seed + uint64(i+1)*1000
+		var b int64
+		add := func(t *Tensor, n int64) *Tensor { b += n; return t }
+		l.wq = add(c.randomNF4(s.Hidden, s.Hidden, sd+1))
+		l.wk = add(c.randomNF4(kvd, s.Hidden, sd+2))
+		l.wv = add(c.randomNF4(kvd, s.Hidden, sd+3))
+		l.wo = add(c.randomNF4(s.Hidden, s.Hidden, sd+4))
+		l.wg = add(c.randomNF4(s.Intermediate, s.Hidden, sd+5))
+		l.wu = add(c.randomNF4(s.Intermediate, s.Hidden, sd+6))
+		l.wd = add(c.randomNF4(s.Hidden, s.Intermediate, sd+7))
+		l.attnNorm, l.mlpNorm = c.newT(backend.F32, s.Hidden), c.newT(backend.F32, s.Hidden)
+		c.fillUniform(l.attnNorm, 1, 1, 0)
+		c.fillUniform(l.mlpNorm, 1, 1, 0)
+		m.bytes += b + 2*int64(s.Hidden)*4
+		if rank > 0 {
+			dims := [3][2]int{{s.Hidden, s.Intermediate}, {s.Hidden, s.Intermediate}, {s.Intermediate, s.Hidden}}
+			for j, d := range dims {
+				a, bb := c.newT(backend.F32, rank, d[0]), c.newT(backend.F32, d[1], rank)
+				c.fillUniform(a, -0.02, 0.02, sd+uint64(10+j))
+				c.fillUniform(bb, -0.02, 0.02, sd+uint64(20+j))
+				l.lora[j] = [2]*Tensor{a, bb}
+			}
+		}
+		m.layers = append(m.layers, l)
+	}
+	return m
+}
+
+func (m *benchModel) bufs(T, rows int) *benchBufs {
+	c, s := m.c, m.s
+	kvd := s.KVHeads * (s.Hidden / s.Heads)
+	return &benchBufs{
+		ids: c.newT(backend.I32, T), seq: c.newT(backend.I32, T), pos: c.newT(backend.I32, T),
+		last: c.newT(backend.I32, rows), next: c.newT(backend.I32, rows),
+		x: c.newT(backend.F32, T, s.Hidden), xn: c.newT(backend.F32, T, s.Hidden),
+		q: c.newT(backend.F32, T, s.Hidden), att: c.newT(backend.F32, T, s.Hidden),
+		k: c.newT(backend.F32, T, kvd), v: c.newT(backend.F32, T, kvd),
+		g: c.newT(backend.F32, T, s.Intermediate), u: c.newT(backend.F32, T, s.Intermediate),
+		h: c.newT(backend.F32, rows, s.Hidden), logits: c.newT(backend.F32, rows, s.Vocab),
+	}
+}
+
+func (c *CUDA) view(t *Tensor, rows int) *Tensor { return c.View(t, rows).(*Tensor) }
+
+// step runs n tokens (ids, seq, pos) through the model and leaves the
+// greedy next token of the rows `last` in next. With lora it applies the
+// adapter of each layer (scale 2) to every row.
+func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
+	c, s := m.c, m.s
+	const eps = 1e-5
+	v := func(t *Tensor) *Tensor { return c.view(t, n) }
+	x, xn, q, k, vv, att, g, u := v(b.x), v(b.xn), v(b.q), v(b.k), v(b.v), v(b.att), v(b.g), v(b.u)
+	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
+	c.Rows(x, m.embed, ids)
+	for _, l := range m.layers {
+		c.RMSNorm(xn, x, l.attnNorm, eps)
+		c.MatMul(q, xn, l.wq)
+		c.MatMul(k, xn, l.wk)
+		c.MatMul(vv, xn, l.wv)
+		c.RoPE(q, pos, s.Heads, 10000, 1)
+		c.RoPE(k, pos, s.KVHeads, 10000, 1)
+		c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+		c.MatMulAdd(x, att, l.wo)
+		c.RMSNorm(xn, x, l.mlpNorm, eps)
+		c.MatMul(g, xn, l.wg)
+		c.MatMul(u, xn, l.wu)
+		if lora {
+			c.AddLoRA(g, xn, l.lora[0][0], l.lora[0][1], 2, nil)
+			c.AddLoRA(u, xn, l.lora[1][0], l.lora[1][1], 2, nil)
+		}
+		c.SiLUMul(g, g, u)
+		c.MatMulAdd(x, g, l.wd)
+		if lora {
+			c.AddLoRA(x, g, l.lora[2][0], l.lora[2][1], 2, nil)
+		}
+	}
+	h, logits := c.view(b.h, rows), c.view(b.logits, rows)
+	c.Rows(h, x, c.view(b.last, rows))
+	c.RMSNorm(h, h, m.norm, eps)
+	c.MatMul(logits, h, m.lmHead)
+	c.Argmax(c.view(b.next, rows), logits)
+}
+
+// Bench runs the generation benchmark on the card and returns one result
+// per batch size. Progress lines go to log.
+func Bench(c *CUDA, cfg BenchConfig, log io.Writer) ([]BenchResult, error) {
+	if cfg.PeakBytesPS == 0 {
+		cfg.PeakBytesPS = 3.0e12
+	}
+	s := cfg.Shape
+	if s.Hidden%s.Heads != 0 || s.Heads%s.KVHeads != 0 || cfg.Prompt <= 0 || cfg.New <= 0 {
+		return nil, fmt.Errorf("cuda: bench: bad shape or lengths: %+v, prompt %d, new %d", s, cfg.Prompt, cfg.New)
+	}
+	t0 := time.Now()
+	m := newBenchModel(c, s, cfg.LoRARank, cfg.Seed+1)
+	if err := c.Sync(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "random NF4 %s on %s: %.2f GB read per decode step, built in %.1fs\n",
+		s.Name, c.Device(), float64(m.bytes)/1e9, time.Since(t0).Seconds())
+	rng := rand.New(rand.NewPCG(cfg.Seed, 99))
+	batches := append([]int(nil), cfg.Batches...)
+	sort.Ints(batches)
+	var out []BenchResult
+	for _, B := range batches {
+		r, err := m.run(cfg, B, rng, log)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) (r BenchResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	c, s := m.c, m.s
+	P, N := cfg.Prompt, cfg.New
+	span := P + N
+	kvd := s.KVHeads * (s.Hidden / s.Heads)
+	for _, l := range m.layers {
+		l.kc, l.vc = c.newT(backend.F16, B, span, kvd), c.newT(backend.F16, B, span, kvd)
+	}
+	b := m.bufs(B*P, B)
+	defer func() {
+		for _, t := range []*Tensor{b.ids, b.seq, b.pos, b.last, b.next, b.x, b.xn, b.q, b.k, b.v, b.att, b.g, b.u, b.h, b.logits} {
+			c.Free(t)
+		}
+		for _, l := range m.layers {
+			c.Free(l.kc)
+			c.Free(l.vc)
+		}
+	}()
+	// prefill: B prompts of P random tokens, concatenated
+	ids, seq, pos, last := make([]int32, B*P), make([]int32, B*P), make([]int32, B*P), make([]int32, B)
+	for i := range ids {
+		ids[i], seq[i], pos[i] = int32(rng.IntN(s.Vocab)), int32(i/P), int32(i%P)
+	}
+	for i := range last {
+		last[i] = int32(i*P + P - 1)
+	}
+	c.SetInt32(b.ids, ids)
+	c.SetInt32(b.seq, seq)
+	c.SetInt32(b.pos, pos)
+	c.SetInt32(b.last, last)
+	prefill := func() float64 {
+		must("sync", c.Sync())
+		t := time.Now()
+		m.step(b, b.ids, B*P, B, false)
+		must("sync", c.Sync())
+		return time.Since(t).Seconds()
+	}
+	prefill() // warm-up: module load, first launches
+	tp := min(prefill(), prefill())
+
+	// decode: one token per sequence, its input the previous greedy token;
+	// captured once as a CUDA graph that also advances the positions.
+	dseq, dpos, dlast := make([]int32, B), make([]int32, B), make([]int32, B)
+	for i := range dseq {
+		dseq[i], dpos[i], dlast[i] = int32(i), int32(P), int32(i)
+	}
+	decode := func(lora bool) (float64, error) {
+		c.SetInt32(c.view(b.seq, B), dseq)
+		c.SetInt32(c.view(b.last, B), dlast)
+		g, err := c.Capture(func() {
+			m.step(b, b.next, B, B, lora)
+			c.launch("inc_i32", 1, 1, 1, max(32, (B+31)/32*32), 0, c.view(b.pos, B).ptr, B)
+		})
+		if err != nil {
+			return 0, err
+		}
+		defer g.Destroy()
+		c.SetInt32(c.view(b.pos, B), dpos)
+		for i := 0; i < 2; i++ { // warm-up
+			g.Replay()
+		}
+		c.SetInt32(c.view(b.pos, B), dpos)
+		must("sync", c.Sync())
+		t := time.Now()
+		for i := 0; i < N; i++ {
+			g.Replay()
+		}
+		if err := c.Sync(); err != nil {
+			return 0, err
+		}
+		return time.Since(t).Seconds(), nil
+	}
+	m.step(b, b.ids, B*P, B, false) // refill the cache after the timing runs
+	td, err := decode(false)
+	if err != nil {
+		return r, err
+	}
+	r = BenchResult{Device: c.Device(), Shape: s.Name, Quant: "nf4", Batch: B, Prompt: P, New: N,
+		PrefillSeconds: tp, PrefillTokS: float64(B*P) / tp, DecodeSeconds: td, DecodeTokS: float64(B*N) / td,
+		StepMs: td / float64(N) * 1e3, WeightBytes: m.bytes, MemUsedBytes: c.MemUsed()}
+	// bytes per step: the weights once, and each sequence's KV cache up to
+	// its (average) position, fp16
+	kvBytes := int64(B) * int64(s.Layers) * 2 * int64(P+N/2) * int64(kvd) * 2
+	r.BandwidthBPS = float64(m.bytes+kvBytes) / (td / float64(N))
+	r.BandwidthShare = r.BandwidthBPS / cfg.PeakBytesPS
+	if cfg.LoRARank > 0 && B == 1 {
+		func() { // size the LoRA scratch outside the capture
+			defer c.bind()()
+			c.loraScratch(int64(B * cfg.LoRARank))
+		}()
+		m.step(b, b.ids, B*P, B, false)
+		tl, err := decode(true)
+		if err != nil {
+			return r, err
+		}
+		r.LoRARank, r.LoRADecodeTokS, r.LoRAOverhead = cfg.LoRARank, float64(B*N)/tl, tl/td-1
+	}
+	fmt.Fprintf(log, "batch %3d: prefill %8.0f tok/s (%.3fs)  decode %7.1f tok/s (%.2f ms/step)  %.0f GB/s (%.0f%% of %.1f TB/s)  GPU mem %.2f GB",
+		B, r.PrefillTokS, tp, r.DecodeTokS, r.StepMs, r.BandwidthBPS/1e9, 100*r.BandwidthShare, cfg.PeakBytesPS/1e12, float64(r.MemUsedBytes)/1e9)
+	if r.LoRARank > 0 {
+		fmt.Fprintf(log, "  LoRA r%d: %.1f tok/s (%+.1f%%)", r.LoRARank, r.LoRADecodeTokS, 100*r.LoRAOverhead)
+	}
+	fmt.Fprintln(log)
+	return r, nil
+}
+
+// BenchReport is what WriteBenchReport stores: the configuration and one
+// result per batch size.
+type BenchReport struct {
+	Benchmark string        `json:"benchmark"` // "generate"
+	Device    string        `json:"device"`
+	Date      string        `json:"date"` // RFC 3339, UTC
+	Config    BenchConfig   `json:"config"`
+	Results   []BenchResult `json:"results"`
+}
+
+// WriteBenchReport writes the report as indented JSON to path, atomically
+// (a temporary file renamed into place).
+func WriteBenchReport(path string, r BenchReport) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bench-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,402 @@
+//go:build cuda
+
+package cuda_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"loramix/engine/backend"
+	"loramix/engine/checkpoint"
+	"loramix/engine/cpu"
+	"loramix/engine/cuda"
+	"loramix/engine/llama"
+	"loramix/engine/nf4"
+	"loramix/engine/safetensors"
+)
+
+// Each op of the CUDA backend against the CPU backend (the reference) on
+// fresh random inputs of awkward sizes; then whole models against the
+// transformers goldens. Outputs are poisoned with NaN before each GPU op so
+// that an unwritten element fails.
+
+var gpu *cuda.CUDA
+
+func openGPU() *cuda.CUDA {
+	if gpu == nil {
+		b, err := cuda.New(cuda.Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		gpu = b
+		AddReportEntry("device", b.Device())
+	}
+	return gpu
+}
+
+// pair uploads the same host values to both backends.
+type pair struct {
+	c  *cpu.CPU
+	g  *cuda.CUDA
+	rg *rand.Rand
+}
+
+func (p *pair) f32(v []float32, shape ...int) (backend.Tensor, backend.Tensor) {
+	a, b := p.c.New(backend.F32, shape...), p.g.New(backend.F32, shape...)
+	p.c.SetFloat32(a, v)
+	p.g.SetFloat32(b, v)
+	return a, b
+}
+
+func (p *pair) typed(dt backend.DType, v []float32, shape ...int) (backend.Tensor, backend.Tensor) {
+	a, b := p.c.New(dt, shape...), p.g.New(dt, shape...)
+	p.c.SetFloat32(a, v)
+	p.g.SetFloat32(b, v)
+	return a, b
+}
+
+func (p *pair) i32(v []int32) (backend.Tensor, backend.Tensor) {
+	a, b := p.c.New(backend.I32, len(v)), p.g.New(backend.I32, len(v))
+	p.c.SetInt32(a, v)
+	p.g.SetInt32(b, v)
+	return a, b
+}
+
+// poisoned returns a GPU F32 tensor filled with NaN.
+func (p *pair) poisoned(shape ...int) backend.Tensor {
+	t := p.g.New(backend.F32, shape...)
+	v := make([]float32, backend.Elements(shape))
+	for i := range v {
+		v[i] = float32(math.NaN())
+	}
+	p.g.SetFloat32(t, v)
+	return t
+}
+
+func readBoth(p *pair, a, b backend.Tensor) ([]float32, []float32) {
+	n := backend.Elements(a.Shape())
+	x, y := make([]float32, n), make([]float32, n)
+	p.c.Float32(x, a)
+	p.g.Float32(y, b)
+	return x, y
+}
+
+// rel is ||got-want|| / ||want||, NaN in got counting as infinitely wrong.
+func rel(got, want []float32) float64 {
+	Expect(got).To(HaveLen(len(want)))
+	var num, den float64
+	for i := range want {
+		if math.IsNaN(float64(got[i])) {
+			return math.Inf(1)
+		}
+		d := float64(got[i]) - float64(want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(num / den)
+}
+
+var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
+	var p *pair
+	BeforeAll(func() {
+		g := openGPU()
+		p = &pair{c: cpu.New(cpu.Options{Threads: 4}), g: g}
+	})
+	BeforeEach(func() { p.rg = rand.New(rand.NewPCG(rand.Uint64(), 7)) })
+
+	DescribeTable("MatMul against the CPU backend",
+		func(wt backend.DType, n, out, in int, tol float64) {
+			x := randn(p.rg, n*in, 1)
+			w := randn(p.rg, out*in, 0.05)
+			xc, xg := p.f32(x, n, in)
+			var wc, wg backend.Tensor
+			if wt == backend.NF4 {
+				q := nf4.Quantize(w, out, in)
+				wc, wg = p.c.NF4(q), p.g.NF4(q)
+			} else {
+				wc, wg = p.typed(wt, w, out, in)
+			}
+			yc, yg := p.c.New(backend.F32, n, out), p.poisoned(n, out)
+			p.c.MatMul(yc, xc, wc)
+			p.g.MatMul(yg, xg, wg)
+			want, got := readBoth(p, yc, yg)
+			e := rel(got, want)
+			AddReportEntry(fmt.Sprintf("%v n=%d %dx%d rel err", wt, n, out, in), e)
+			Expect(e).To(BeNumerically("<", tol))
+			// MatMulAdd adds onto what dst holds
+			p.g.MatMulAdd(yg, xg, wg)
+			_, got2 := readBoth(p, yc, yg)
+			for i := range want {
+				want[i] *= 2
+			}
+			Expect(rel(got2, want)).To(BeNumerically("<", tol))
+		},
+		// gemv (n <= 4, in % 32 == 0): fp32 throughout
+		Entry("NF4 gemv, 1 token", backend.NF4, 1, 77, 1056, 1e-5),
+		Entry("NF4 gemv, 3 tokens, in not a multiple of 128", backend.NF4, 3, 130, 96, 1e-5),
+		Entry("NF4 gemv, 4 tokens, 11008 in", backend.NF4, 4, 33, 11008, 1e-5),
+		// tensor cores (in % 128 == 0): fp16 operands
+		Entry("NF4 mma, 5 tokens", backend.NF4, 5, 200, 256, 2e-3),
+		Entry("NF4 mma, 16 tokens, split k", backend.NF4, 16, 96, 4096, 2e-3),
+		Entry("NF4 mma, 70 tokens", backend.NF4, 70, 130, 384, 2e-3),
+		Entry("NF4 mma, 300 tokens", backend.NF4, 300, 1000, 512, 2e-3),
+		// anything else: the generic kernels
+		Entry("NF4 generic, in 172", backend.NF4, 9, 64, 172, 1e-5),
+		Entry("NF4 generic, odd in", backend.NF4, 2, 5, 63, 1e-5),
+		Entry("F16 gemv", backend.F16, 2, 301, 4096, 1e-5),
+		Entry("F16 mma", backend.F16, 37, 384, 256, 2e-3),
+		Entry("F16 generic", backend.F16, 6, 50, 100, 1e-5),
+		Entry("F32 generic", backend.F32, 7, 45, 172, 1e-5),
+	)
+
+	It("adds LoRA updates to the listed rows only (MatMulLoRA, two adapters)", func() {
+		n, in, out, r := 7, 96, 50, 5
+		x := randn(p.rg, n*in, 1)
+		w := randn(p.rg, out*in, 0.05)
+		xc, xg := p.f32(x, n, in)
+		q := nf4.Quantize(w, out, in)
+		wc, wg := p.c.NF4(q), p.g.NF4(q)
+		a1c, a1g := p.f32(randn(p.rg, r*in, 0.1), r, in)
+		b1c, b1g := p.f32(randn(p.rg, out*r, 0.1), out, r)
+		a2c, a2g := p.f32(randn(p.rg, 3*in, 0.1), 3, in)
+		b2c, b2g := p.f32(randn(p.rg, out*3, 0.1), out, 3)
+		r1c, r1g := p.i32([]int32{0, 2, 6})
+		r2c, r2g := p.i32([]int32{1, 5})
+		yc, yg := p.c.New(backend.F32, n, out), p.poisoned(n, out)
+		p.c.MatMul(yc, xc, wc)
+		p.c.AddLoRA(yc, xc, a1c, b1c, 2, r1c)
+		p.c.AddLoRA(yc, xc, a2c, b2c, 0.5, r2c)
+		p.g.MatMulLoRA(yg, xg, wg, []backend.LoRA{{A: a1g, B: b1g, Scale: 2, Rows: r1g}, {A: a2g, B: b2g, Scale: 0.5, Rows: r2g}})
+		want, got := readBoth(p, yc, yg)
+		Expect(rel(got, want)).To(BeNumerically("<", 1e-5))
+		// and AddLoRA with rows == nil covers every row
+		p.c.AddLoRA(yc, xc, a1c, b1c, 1, nil)
+		p.g.AddLoRA(yg, xg, a1g, b1g, 1, nil)
+		want, got = readBoth(p, yc, yg)
+		Expect(rel(got, want)).To(BeNumerically("<", 1e-5))
+	})
+
+	DescribeTable("RMSNorm",
+		func(wt backend.DType, n, d int) {
+			xc, xg := p.f32(randn(p.rg, n*d, 2), n, d)
+			wc, wg := p.typed(wt, randn(p.rg, d, 1), d)
+			yc, yg := p.c.New(backend.F32, n, d), p.poisoned(n, d)
+			p.c.RMSNorm(yc, xc, wc, 1e-5)
+			p.g.RMSNorm(yg, xg, wg, 1e-5)
+			want, got := readBoth(p, yc, yg)
+			Expect(rel(got, want)).To(BeNumerically("<", 1e-6))
+		},
+		Entry("F32 weight", backend.F32, 3, 4096),
+		Entry("F16 weight, odd width", backend.F16, 5, 173),
+	)
+
+	It("RoPE with linear scaling at scattered positions", func() {
+		n, heads, hd := 6, 3, 18
+		xc, xg := p.f32(randn(p.rg, n*heads*hd, 1), n, heads*hd)
+		pc, pg := p.i32([]int32{0, 1, 7, 100, 1023, 3})
+		p.c.RoPE(xc, pc, heads, 10000, 0.5)
+		p.g.RoPE(xg, pg, heads, 10000, 0.5)
+		want, got := readBoth(p, xc, xg)
+		Expect(rel(got, want)).To(BeNumerically("<", 1e-5))
+	})
+
+	DescribeTable("Attention over the KV cache (prefill, then decode; GQA)",
+		func(cache backend.DType, heads, kvHeads, hd int, tol float64) {
+			slots, maxLen := 3, 40
+			kvd := kvHeads * hd
+			kcC, kcG := p.c.New(cache, slots, maxLen, kvd), p.g.New(cache, slots, maxLen, kvd)
+			vcC, vcG := p.c.New(cache, slots, maxLen, kvd), p.g.New(cache, slots, maxLen, kvd)
+			// prefill: slot 2 gets 9 tokens, slot 0 gets 4, interleaved in one step
+			var seq, pos []int32
+			for i := 0; i < 9; i++ {
+				seq, pos = append(seq, 2), append(pos, int32(i))
+				if i < 4 {
+					seq, pos = append(seq, 0), append(pos, int32(i))
+				}
+			}
+			run := func(seq, pos []int32) {
+				n := len(seq)
+				qc, qg := p.f32(randn(p.rg, n*heads*hd, 1), n, heads*hd)
+				kc, kg := p.f32(randn(p.rg, n*kvd, 1), n, kvd)
+				vc, vg := p.f32(randn(p.rg, n*kvd, 1), n, kvd)
+				sc, sg := p.i32(seq)
+				pc, pg := p.i32(pos)
+				oc, og := p.c.New(backend.F32, n, heads*hd), p.poisoned(n, heads*hd)
+				p.c.Attention(oc, qc, kc, vc, kcC, vcC, sc, pc, heads, kvHeads)
+				p.g.Attention(og, qg, kg, vg, kcG, vcG, sg, pg, heads, kvHeads)
+				want, got := readBoth(p, oc, og)
+				Expect(rel(got, want)).To(BeNumerically("<", tol))
+			}
+			run(seq, pos)
+			run([]int32{0, 2}, []int32{4, 9}) // decode one token each
+		},
+		Entry("F32 cache, 4 heads over 2 KV heads", backend.F32, 4, 2, 16, 1e-5),
+		Entry("F16 cache, 6 heads over 3 KV heads, head dim 128", backend.F16, 6, 3, 128, 1e-5),
+	)
+
+	It("SiLUMul, Add and Rows", func() {
+		n, d := 9, 1001
+		gc, gg := p.f32(randn(p.rg, n*d, 3), n, d)
+		uc, ug := p.f32(randn(p.rg, n*d, 1), n, d)
+		yc, yg := p.c.New(backend.F32, n, d), p.poisoned(n, d)
+		p.c.SiLUMul(yc, gc, uc)
+		p.g.SiLUMul(yg, gg, ug)
+		want, got := readBoth(p, yc, yg)
+		Expect(rel(got, want)).To(BeNumerically("<", 1e-6))
+		p.c.Add(yc, yc, gc)
+		p.g.Add(yg, yg, gg)
+		want, got = readBoth(p, yc, yg)
+		Expect(rel(got, want)).To(BeNumerically("<", 1e-6))
+		for _, dt := range []backend.DType{backend.F32, backend.F16} {
+			sc, sg := p.typed(dt, randn(p.rg, 50*d, 1), 50, d)
+			ic, ig := p.i32([]int32{49, 0, 7, 7})
+			rc, rg := p.c.New(backend.F32, 4, d), p.poisoned(4, d)
+			p.c.Rows(rc, sc, ic)
+			p.g.Rows(rg, sg, ig)
+			want, got = readBoth(p, rc, rg)
+			Expect(rel(got, want)).To(BeNumerically("<", 1e-7), "%v", dt)
+		}
+	})
+
+	It("picks the greedy token (lowest index on ties) and samples by the cumulative rule", func() {
+		n, vocab := 5, 32000
+		l := randn(p.rg, n*vocab, 2)
+		l[1*vocab+7], l[1*vocab+9000] = 50, 50 // a tie
+		lg := p.g.New(backend.F32, n, vocab)
+		p.g.SetFloat32(lg, l)
+		dst := p.g.New(backend.I32, n)
+		p.g.Argmax(dst, lg)
+		got := make([]int32, n)
+		p.g.Int32(got, dst)
+		for i := 0; i < n; i++ {
+			best := 0
+			for c := range vocab {
+				if l[i*vocab+c] > l[i*vocab+best] {
+					best = c
+				}
+			}
+			Expect(got[i]).To(Equal(int32(best)), "row %d", i)
+		}
+		u := []float32{0, 0.25, 0.5, 0.75, 0.999}
+		ug := p.g.New(backend.F32, n)
+		p.g.SetFloat32(ug, u)
+		p.g.Sample(dst, lg, ug, 0.7)
+		p.g.Int32(got, dst)
+		for i := 0; i < n; i++ {
+			row := l[i*vocab : (i+1)*vocab]
+			m := float64(row[0])
+			for _, v := range row {
+				m = math.Max(m, float64(v))
+			}
+			var total float64
+			for _, v := range row {
+				total += math.Exp((float64(v) - m) / 0.7)
+			}
+			var lo float64
+			for c := 0; c < int(got[i]); c++ {
+				lo += math.Exp((float64(row[c])-m)/0.7) / total
+			}
+			hi := lo + math.Exp((float64(row[got[i]])-m)/0.7)/total
+			Expect(float64(u[i])).To(BeNumerically(">=", lo-1e-4), "row %d", i)
+			Expect(float64(u[i])).To(BeNumerically("<", hi+1e-4), "row %d", i)
+		}
+	})
+
+	It("replays a captured graph with new inputs", func() {
+		n, out, in := 1, 300, 4096
+		w := randn(p.rg, out*in, 0.05)
+		q := nf4.Quantize(w, out, in)
+		wc, wg := p.c.NF4(q), p.g.NF4(q)
+		xg := p.g.New(backend.F32, n, in)
+		yg := p.g.New(backend.F32, n, out)
+		graph, err := p.g.Capture(func() { p.g.MatMul(yg, xg, wg) })
+		Expect(err).NotTo(HaveOccurred())
+		defer graph.Destroy()
+		for k := 0; k < 2; k++ {
+			x := randn(p.rg, n*in, 1)
+			xc, _ := p.f32(x, n, in)
+			p.g.SetFloat32(xg, x)
+			graph.Replay()
+			yc := p.c.New(backend.F32, n, out)
+			p.c.MatMul(yc, xc, wc)
+			want, got := readBoth(p, yc, yg)
+			Expect(rel(got, want)).To(BeNumerically("<", 1e-5))
+		}
+	})
+})
+
+// ---- whole models -------------------------------------------------------------
+
+const (
+	tinyDir   = "../../testdata/tiny"
+	parityDir = "../../testdata/parity"
+)
+
+type golden struct {
+	Seqs        [][]int32 `json:"seqs"`
+	Greedy      [][]int32 `json:"greedy"`
+	GreedyBatch [][]int32 `json:"greedy_batch"`
+	NF4Greedy   [][]int32 `json:"nf4_greedy"`
+	NewTokens   int       `json:"new_tokens"`
+	EOS         int32     `json:"eos"`
+}
+
+func loadModel(b backend.Backend, name string, q llama.Quant) *llama.Model {
+	dir := filepath.Join(tinyDir, name)
+	cfg, err := checkpoint.LoadConfig(dir)
+	Expect(err).NotTo(HaveOccurred())
+	w, err := checkpoint.OpenWeights(dir)
+	Expect(err).NotTo(HaveOccurred())
+	defer w.Close()
+	m, err := llama.Load(b, cfg, w, llama.Options{Quant: q})
+	Expect(err).NotTo(HaveOccurred())
+	return m
+}
+
+var _ = Describe("CUDA backend on the parity goldens", Label("gpu"), func() {
+	for _, name := range []string{"llama-mha", "llama-gqa", "llama-tied"} {
+		It("matches transformers and the CPU backend on "+name, func() {
+			g := openGPU()
+			data, err := os.ReadFile(filepath.Join(parityDir, name+".json"))
+			Expect(err).NotTo(HaveOccurred())
+			var gold golden
+			Expect(json.Unmarshal(data, &gold)).To(Succeed())
+			logits, err := safetensors.Open(filepath.Join(parityDir, name+".safetensors"))
+			Expect(err).NotTo(HaveOccurred())
+			defer logits.Close()
+			opts := llama.GenOptions{MaxNewTokens: gold.NewTokens, EOS: []int32{gold.EOS}}
+			for _, q := range []llama.Quant{llama.FP32, llama.NF4} {
+				m := loadModel(g, name, q)
+				got, err := m.Logits(gold.Seqs)
+				Expect(err).NotTo(HaveOccurred())
+				for i := range gold.Seqs {
+					key := fmt.Sprintf("batch.s%d", i)
+					if q == llama.NF4 {
+						key = fmt.Sprintf("nf4.s%d", i)
+					}
+					want, _, err := logits.Float32(key)
+					Expect(err).NotTo(HaveOccurred())
+					e := rel(got[i], want)
+					AddReportEntry(fmt.Sprintf("%s %s rel err", name, key), e)
+					Expect(e).To(BeNumerically("<", 1e-3), key)
+				}
+				res, err := m.Generate(gold.Seqs, opts)
+				Expect(err).NotTo(HaveOccurred())
+				want := gold.GreedyBatch
+				if q == llama.NF4 {
+					want = gold.NF4Greedy
+				}
+				for i := range res {
+					Expect(res[i].IDs).To(Equal(want[i]), "%s %s sequence %d", name, q, i)
+				}
+			}
+		})
+	}
+})

@@ -1,0 +1,52 @@
+#!/bin/bash
+# Runs on the CUDA machine (no Go, no network), from the repository root,
+# with .gocarry/ carried along (scripts/device/pack.sh makes it):
+#   1. unpacks the Go toolchain and the vendored modules,
+#   2. builds engine/cuda's test binary and the loramix CLI with -tags cuda,
+#   3. runs the gpu-labeled specs and the generation benchmark,
+# writing logs and bench.json to $OUT. STEPS limits what runs
+# (default "specs bench cli").
+# Usage (device): OUT=/tmp/out bash scripts/device/run.sh
+set -uo pipefail
+R=$PWD
+OUT=${OUT:-/tmp/loramix-out}
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+STEPS=${STEPS:-specs bench cli}
+mkdir -p "$OUT" /tmp/go
+tar xJf .gocarry/go.tar.xz -C /tmp/go || exit 1
+rm -rf vendor && tar xJf .gocarry/vendor.tar.xz || exit 1
+export GOROOT=/tmp/go PATH=/tmp/go/bin:$PATH GOTOOLCHAIN=local GOFLAGS=-mod=vendor GOCACHE=/tmp/gocache GOPATH=/tmp/gopath
+export CGO_ENABLED=1
+# the packed toolchain has no vet; go test looks the tool up even with -vet=off
+vet=$GOROOT/pkg/tool/linux_amd64/vet
+[[ -e $vet ]] || { printf '#!/bin/sh\nexit 0\n' >"$vet"; chmod +x "$vet"; }
+export CGO_CFLAGS="-I$R/engine/cuda/include -I$CUDA_HOME/include"
+export CGO_LDFLAGS="-L$CUDA_HOME/lib64 -L$CUDA_HOME/lib64/stubs"
+export LD_LIBRARY_PATH=$CUDA_HOME/lib64:${LD_LIBRARY_PATH:-}
+export XDG_CACHE_HOME=/tmp/cache
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1
+  grep -m1 'define CUDA_VERSION' "$CUDA_HOME/include/cuda.h"
+  grep -n 'define cuCtxCreate \|define cuMemAdvise \|define cuMemPrefetchAsync \|define cuGraphAddDependencies \|define cuGraphGetEdges ' "$CUDA_HOME/include/cuda.h"
+  go version; gcc --version | head -1
+} 2>&1 | tee "$OUT/env.txt"
+t=$(date +%s)
+go build -tags cuda ./engine/cuda/ gorgonia.org/cu/nvrtc 2>&1 | tee "$OUT/build.log"
+rm -f /tmp/cuda.test; go test -vet=off -tags cuda -c -o /tmp/cuda.test ./engine/cuda/ 2>&1 | tee -a "$OUT/build.log"
+[[ -x /tmp/cuda.test ]] || { echo "BUILD FAILED"; exit 1; }
+echo "built in $(( $(date +%s) - t ))s"
+status=0
+if [[ $STEPS == *specs* ]]; then
+  (cd engine/cuda && /tmp/cuda.test -test.run TestCUDA -test.v -ginkgo.v -ginkgo.label-filter=gpu \
+     -ginkgo.json-report="$OUT/specs.json" 2>&1) > "$OUT/specs.log"; s=$?
+  [[ $s == 0 ]] || status=$s
+  grep -E 'Ran |Passed|FAIL|\[FAILED\]|rel err' "$OUT/specs.log" | tail -40
+fi
+if [[ $STEPS == *bench* ]]; then
+  (cd engine/cuda && LORAMIX_BENCH_OUT="$OUT/bench.json" timeout 300 /tmp/cuda.test -test.run '^$' \
+     -test.bench Generate -test.benchtime 1x 2>&1) | tee "$OUT/bench.log" | grep -vE '^\s*$' | tail -15
+fi
+if [[ $STEPS == *cli* ]]; then
+  go build -tags cuda -o /tmp/loramix ./cmd/loramix 2>&1 | tail -5 | tee "$OUT/cli-build.log"
+fi
+exit $status
