@@ -76,6 +76,9 @@ func bleuHeatmaps(d *dataset, task string) ([]*figure, []string) {
 	var notes []string
 	for _, g := range order {
 		c := cells[g]
+		if dropped := keepMainGrid(c); dropped > 0 {
+			notes = append(notes, fmt.Sprintf("BLEU heatmap for %s(%s, %s): %d points off the main grid (e.g. from a search) are not shown", g.method, g.adapters[0], g.adapters[1], dropped))
+		}
 		var xs, ys []float64
 		for w := range c {
 			xs = append(xs, w[0])
@@ -116,6 +119,53 @@ func bleuHeatmaps(d *dataset, task string) ([]*figure, []string) {
 		})
 	}
 	return figs, notes
+}
+
+// crowded is the number of distinct weights on an axis past which a
+// heatmap keeps only its main grid.
+const crowded = 12
+
+// keepMainGrid removes, when an axis has more than crowded distinct
+// weights, the cells with a rare weight on either axis: one used by fewer
+// than half as many cells as the most used weight on its axis (or by a
+// single cell), repeatedly until none is left. A sweep's grid survives;
+// scattered points such as a search's do not. It returns how many cells it
+// removed.
+func keepMainGrid(c map[[2]float64]float64) int {
+	counts := func() [2]map[float64]int {
+		n := [2]map[float64]int{{}, {}}
+		for w := range c {
+			n[0][w[0]]++
+			n[1][w[1]]++
+		}
+		return n
+	}
+	if n := counts(); len(n[0]) <= crowded && len(n[1]) <= crowded {
+		return 0
+	}
+	removed := 0
+	for {
+		n := counts()
+		var most [2]int
+		for a := range 2 {
+			for _, k := range n[a] {
+				most[a] = max(most[a], k)
+			}
+		}
+		before := removed
+		for w := range c {
+			for a := range 2 {
+				if k := n[a][w[a]]; k < 2 || 2*k < most[a] {
+					delete(c, w)
+					removed++
+					break
+				}
+			}
+		}
+		if removed == before {
+			return removed
+		}
+	}
 }
 
 // heatGroup is one BLEU heatmap: a method and an adapter pair.

@@ -222,6 +222,18 @@ var _ = Describe("Build", func() {
 		Expect(entries).To(HaveLen(2)) // report.html and report.md, no temp files left
 	})
 
+	It("keeps a sweep's grid in the heatmap and leaves scattered search points out, with a note", func() {
+		grid := sweep.Points([]string{"fren", "oasst"}, []string{"svd"}, []float64{0, 0.25, 0.5, 0.75, 1})
+		for i := 0; i < 15; i++ { // a search's path: distinct weights off the grid
+			w := 0.3 + 0.031*float64(i)
+			grid = append(grid, results.System{Adapters: []string{"fren", "oasst"}, Method: "svd", Weights: []float64{w, 1 - w/2}})
+		}
+		rep, err := reports.Build(reports.Input{Results: []*results.File{syntheticFile(grid)}}, dir)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Notes).To(ContainElement("BLEU heatmap for svd(fren, oasst): 15 points off the main grid (e.g. from a search) are not shown"))
+		Expect(rep.Charts[0].Name).To(Equal("bleu-heatmap-svd-fren"))
+	})
+
 	It("escapes what comes from the inputs", func() {
 		in := fullInput()
 		in.Results[0].Config["note"] = "<script>alert(1)</script>"

@@ -3,6 +3,7 @@ package sweep_test
 import (
 	"context"
 	"math"
+	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -180,6 +181,32 @@ var _ = Describe("Search", func() {
 		}
 		Expect(res.Front).To(Equal(sweep.ParetoFront(pts, true, true)))
 	})
+	It("resumes from a journal without evaluating anything twice", func() {
+		path := filepath.Join(GinkgoT().TempDir(), "search.jsonl")
+		run := func(budget int) (*sweep.SearchResult, int) {
+			j, err := sweep.OpenJournal(path)
+			Expect(err).NotTo(HaveOccurred())
+			defer j.Close()
+			calls := 0
+			s := spec("")
+			s.Budget = budget
+			res, err := sweep.Search(context.Background(), s, j.Cached(quadratic(0.3, 0.7, &calls)))
+			Expect(err).NotTo(HaveOccurred())
+			return res, calls
+		}
+		first, calls := run(12) // as if interrupted after 12 evaluations
+		Expect(calls).To(Equal(12))
+		second, calls := run(40)
+		Expect(calls).To(Equal(40 - 12))
+		Expect(second.Trials[:12]).To(HaveLen(12))
+		for i := range first.Trials {
+			Expect(second.Trials[i].System).To(Equal(first.Trials[i].System))
+		}
+		f, err := results.Read(path)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.Records).To(HaveLen(40))
+	})
+
 	It("stops on cancel and on evaluation errors, and refuses a bad spec", func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
