@@ -41,7 +41,7 @@ build: deps
 	$(GO) build -o $(BIN)/loramix ./cmd/loramix
 
 # Tests read LORAMIX_TOKENIZER; the Ginkgo suites run through go test.
-test: deps $(TOKENIZER) build
+test: deps $(TOKENIZER) datasets build
 	LORAMIX_TOKENIZER=$(abspath $(TOKENIZER)) $(GO) test -count=1 -timeout 80m ./...
 
 demo: build $(TOKENIZER)
