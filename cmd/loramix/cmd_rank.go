@@ -39,7 +39,7 @@ func runRank(args []string, w io.Writer) error {
 		rank := s.Rank(*tol)
 		vals := make([]string, len(s.S))
 		for i, v := range s.S {
-			vals[i] = fmt.Sprintf("%.4g", v)
+			vals[i] = formatG(v)
 		}
 		fmt.Fprintf(w, "%s (%dx%d, r=%d): rank %d; singular values %s\n", name, m.Out, m.In, m.R, rank, strings.Join(vals, " "))
 		if minRank < 0 || rank < minRank {
@@ -50,3 +50,5 @@ func runRank(args []string, w io.Writer) error {
 	fmt.Fprintf(w, "numerical rank: %d to %d over %d modules\n", minRank, maxRank, len(a.Modules))
 	return nil
 }
+
+func formatG(v float64) string { return fmt.Sprintf("%.4g", v) }
