@@ -463,15 +463,14 @@ func mergeTimeChart(ms []MergeTiming) (*figure, error) {
 // throughputChart draws prefill and decode tokens/s against batch size, one
 // colour per device/card, prefill solid and decode dashed.
 func throughputChart(ts []Throughput) (*figure, error) {
-	type dev struct{ device, card string }
-	byDev := map[dev][]Throughput{}
-	var devs []dev
+	byDev := map[string][]Throughput{}
+	var devs []string
 	batches := map[int]bool{}
 	for _, t := range ts {
 		if t.Batch <= 0 {
 			continue
 		}
-		k := dev{t.Device, t.Card}
+		k := t.series()
 		if byDev[k] == nil {
 			devs = append(devs, k)
 		}
@@ -501,10 +500,7 @@ func throughputChart(ts []Throughput) (*figure, error) {
 	for i, k := range devs {
 		rows := byDev[k]
 		slices.SortFunc(rows, func(a, b Throughput) int { return a.Batch - b.Batch })
-		name := k.device
-		if k.card != "" {
-			name += " " + k.card
-		}
+		name := k
 		for _, ph := range []struct {
 			name string
 			get  func(Throughput) float64

@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 )
 
 // MergeTiming is one point of the merge benchmark: the time to merge
@@ -27,52 +29,92 @@ type MergeTiming struct {
 }
 
 // Throughput is one point of the generation benchmark: tokens per second at
-// one batch size on one device.
+// one batch size on one device. The records `loramix bench generate --json`
+// prints and the results of its CUDA report read as Throughput directly
+// (extra fields are ignored; a "shape" stands in for a missing "model").
 type Throughput struct {
-	Device      string  `json:"device"` // "cpu" or "cuda"
-	Card        string  `json:"card"`   // e.g. "NVIDIA H100 80GB HBM3" or the CPU model
+	Device      string  `json:"device"`          // "cpu", "cuda", or the card's name
+	Card        string  `json:"card,omitempty"`  // e.g. "NVIDIA H100 80GB HBM3" or the CPU model
+	Model       string  `json:"model,omitempty"` // what ran, e.g. "llama-2-7b"
+	Quant       string  `json:"quant,omitempty"` // "nf4", "fp16", ...
 	Batch       int     `json:"batch"`
 	PrefillTokS float64 `json:"prefill_tok_s"`
 	DecodeTokS  float64 `json:"decode_tok_s"`
 }
 
-// ReadBench reads a benchmark JSON file: an object or an array of objects,
-// each a MergeTiming (it has "low_rank_seconds") or a Throughput (it has
-// "batch"). Anything else is an error naming the file and the entry.
+// series names the line a Throughput belongs to.
+func (t Throughput) series() string {
+	var parts []string
+	for _, p := range []string{t.Device, t.Card, t.Model, t.Quant} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// ReadBench reads a benchmark file: JSON objects, as one object, an array,
+// or one per line (JSONL). An object with a "results" array stands for its
+// elements. Each record is a MergeTiming (it has "low_rank_seconds") or a
+// Throughput (it has "batch" and "decode_tok_s" or "prefill_tok_s").
+// Anything else is an error naming the file and the record.
 func ReadBench(path string) ([]MergeTiming, []Throughput, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	data = bytes.TrimSpace(data)
-	var raws []json.RawMessage
-	if len(data) > 0 && data[0] == '{' {
-		raws = []json.RawMessage{data}
-	} else if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, nil, fmt.Errorf("bench %s: want a JSON object or array: %v", path, err)
+	var objs []map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("bench %s: want JSON objects, an array of them, or one per line: %v", path, err)
+		}
+		var arr []map[string]json.RawMessage
+		var one map[string]json.RawMessage
+		if json.Unmarshal(v, &arr) == nil {
+			objs = append(objs, arr...)
+		} else if err := json.Unmarshal(v, &one); err == nil {
+			objs = append(objs, one)
+		} else {
+			return nil, nil, fmt.Errorf("bench %s: record %d is not a JSON object", path, len(objs))
+		}
 	}
+	// A report object stands for its results.
+	var recs []map[string]json.RawMessage
+	for _, o := range objs {
+		var inner []map[string]json.RawMessage
+		if r, ok := o["results"]; ok && json.Unmarshal(r, &inner) == nil {
+			recs = append(recs, inner...)
+		} else {
+			recs = append(recs, o)
+		}
+	}
+
 	var merges []MergeTiming
 	var thr []Throughput
-	for i, raw := range raws {
-		var keys map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &keys); err != nil {
-			return nil, nil, fmt.Errorf("bench %s: entry %d: %v", path, i, err)
-		}
+	for i, o := range recs {
+		raw, _ := json.Marshal(o)
 		switch {
-		case keys["low_rank_seconds"] != nil:
+		case o["low_rank_seconds"] != nil:
 			var m MergeTiming
 			if err := json.Unmarshal(raw, &m); err != nil {
-				return nil, nil, fmt.Errorf("bench %s: entry %d: %v", path, i, err)
+				return nil, nil, fmt.Errorf("bench %s: record %d: %v", path, i, err)
 			}
 			merges = append(merges, m)
-		case keys["batch"] != nil:
+		case o["batch"] != nil && (o["decode_tok_s"] != nil || o["prefill_tok_s"] != nil):
 			var t Throughput
 			if err := json.Unmarshal(raw, &t); err != nil {
-				return nil, nil, fmt.Errorf("bench %s: entry %d: %v", path, i, err)
+				return nil, nil, fmt.Errorf("bench %s: record %d: %v", path, i, err)
+			}
+			if t.Model == "" && o["shape"] != nil {
+				json.Unmarshal(o["shape"], &t.Model)
 			}
 			thr = append(thr, t)
 		default:
-			return nil, nil, fmt.Errorf("bench %s: entry %d is neither a merge timing (low_rank_seconds) nor a throughput (batch)", path, i)
+			return nil, nil, fmt.Errorf("bench %s: record %d is neither a merge timing (low_rank_seconds) nor a throughput (batch, decode_tok_s)", path, i)
 		}
 	}
 	return merges, thr, nil

@@ -262,15 +262,37 @@ var _ = Describe("ReadBench", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t).To(HaveLen(1))
 	})
+	It("reads what loramix bench generate writes: JSON lines, and a report with results", func() {
+		dir := GinkgoT().TempDir()
+		lines := filepath.Join(dir, "cpu.jsonl")
+		Expect(os.WriteFile(lines, []byte(`{"model":"world","device":"cpu","quant":"nf4","threads":2,"batch":1,"prompt_len":16,"new_tokens":32,"prefill_tok_s":900.5,"decode_tok_s":120,"decode_allocs_per_step":0}
+{"model":"world","device":"cpu","quant":"nf4","threads":2,"batch":4,"prompt_len":16,"new_tokens":32,"prefill_tok_s":1500,"decode_tok_s":300,"decode_allocs_per_step":0}
+`), 0o644)).To(Succeed())
+		_, t, err := reports.ReadBench(lines)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t).To(Equal([]reports.Throughput{
+			{Device: "cpu", Model: "world", Quant: "nf4", Batch: 1, PrefillTokS: 900.5, DecodeTokS: 120},
+			{Device: "cpu", Model: "world", Quant: "nf4", Batch: 4, PrefillTokS: 1500, DecodeTokS: 300},
+		}))
+		report := filepath.Join(dir, "generate-cuda.json")
+		Expect(os.WriteFile(report, []byte(`{"benchmark":"generate","device":"NVIDIA H100 80GB HBM3","date":"2026-11-26T18:00:00Z","config":{"Batches":[1,16]},
+			"results":[{"device":"NVIDIA H100 80GB HBM3","shape":"llama-2-7b","quant":"nf4","batch":1,"prefill_tok_s":5000,"decode_tok_s":410,"decode_step_ms":2.4},
+			           {"device":"NVIDIA H100 80GB HBM3","shape":"llama-2-7b","quant":"nf4","batch":16,"prefill_tok_s":9000,"decode_tok_s":5200,"decode_step_ms":3.1}]}`), 0o644)).To(Succeed())
+		_, t, err = reports.ReadBench(report)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t).To(HaveLen(2))
+		Expect(t[1]).To(Equal(reports.Throughput{Device: "NVIDIA H100 80GB HBM3", Model: "llama-2-7b", Quant: "nf4", Batch: 16, PrefillTokS: 9000, DecodeTokS: 5200}))
+	})
+
 	It("names the file and entry it cannot read", func() {
 		dir := GinkgoT().TempDir()
 		c := filepath.Join(dir, "c.json")
 		Expect(os.WriteFile(c, []byte(`[{"rank":1,"low_rank_seconds":1},{"what":1}]`), 0o644)).To(Succeed())
 		_, _, err := reports.ReadBench(c)
-		Expect(err).To(MatchError(And(ContainSubstring("c.json"), ContainSubstring("entry 1 is neither"))))
+		Expect(err).To(MatchError(And(ContainSubstring("c.json"), ContainSubstring("record 1 is neither"))))
 		Expect(os.WriteFile(c, []byte(`not json`), 0o644)).To(Succeed())
 		_, _, err = reports.ReadBench(c)
-		Expect(err).To(MatchError(ContainSubstring("c.json: want a JSON object or array")))
+		Expect(err).To(MatchError(ContainSubstring("c.json: want JSON objects")))
 		_, _, err = reports.ReadBench(filepath.Join(dir, "missing.json"))
 		Expect(err).To(HaveOccurred())
 	})

@@ -147,14 +147,14 @@ func mergeTable(ms []MergeTiming) table {
 func throughputTable(ts []Throughput) table {
 	ts = slices.Clone(ts)
 	slices.SortStableFunc(ts, func(a, b Throughput) int {
-		if c := strings.Compare(a.Device+a.Card, b.Device+b.Card); c != 0 {
+		if c := strings.Compare(a.series(), b.series()); c != 0 {
 			return c
 		}
 		return a.Batch - b.Batch
 	})
-	t := table{Title: "Generation throughput", Header: []string{"device", "card", "batch", "prefill tokens/s", "decode tokens/s"}}
+	t := table{Title: "Generation throughput", Header: []string{"device", "card", "model", "quant", "batch", "prefill tokens/s", "decode tokens/s"}}
 	for _, x := range ts {
-		t.Rows = append(t.Rows, []string{x.Device, x.Card, strconv.Itoa(x.Batch), fmtNum(x.PrefillTokS), fmtNum(x.DecodeTokS)})
+		t.Rows = append(t.Rows, []string{x.Device, x.Card, x.Model, x.Quant, strconv.Itoa(x.Batch), fmtNum(x.PrefillTokS), fmtNum(x.DecodeTokS)})
 	}
 	return t
 }
