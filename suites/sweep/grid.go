@@ -141,7 +141,10 @@ func Points(adapters, methods []string, grid []float64) []results.System {
 	return out
 }
 
-// Shard is the part i (0-based) of n of a sweep.
+// Shard is the part I (0-based) of N of a sweep. In a Ginkgo suite run with
+// `ginkgo -p`, process k of n takes Shard{I: GinkgoParallelProcess() - 1,
+// N: n} (n from GinkgoConfiguration()); with several GPUs, one process per
+// GPU does the same, each writing its own file.
 type Shard struct{ I, N int }
 
 // ParseShard parses "i/n" with 0 <= i < n. The empty string is the whole
