@@ -55,5 +55,17 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzPickle -fuzztime=$(FUZZTIME) ./engine/checkpoint
 	$(GO) test -run='^$$' -fuzz=FuzzAdapterConfig -fuzztime=$(FUZZTIME) ./engine/adapter
 
+# The CUDA backend (engine/cuda, build tag cuda): needs a CUDA toolkit
+# (headers, libcuda, NVRTC) at CUDA_HOME; engine/cuda/include goes first on
+# the include path (the CUDA 13 compatibility header). See engine/cuda/README.md.
+CUDA_HOME ?= /usr/local/cuda
+CUDA_ENV := CGO_ENABLED=1 CGO_CFLAGS="-I$(abspath engine/cuda/include) -I$(CUDA_HOME)/include" \
+	CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
+cuda: deps
+	@test -f $(CUDA_HOME)/include/cuda.h || { echo "make cuda: no CUDA toolkit at CUDA_HOME=$(CUDA_HOME)"; exit 1; }
+	@mkdir -p $(BIN)
+	$(CUDA_ENV) $(GO) build -tags cuda -o $(BIN)/loramix ./cmd/loramix
+	$(CUDA_ENV) $(GO) test -tags cuda -c -o $(BIN)/cuda.test ./engine/cuda
+
 clean:
 	rm -rf $(BIN) $(CACHE)
