@@ -60,27 +60,28 @@ func dot4(w, x []float32, stride int, out *[4]float32) {
 }
 
 //go:noescape
-func nf4DotAVX2(packed *byte, xd *float32, absmax *float32, code *float32, nb int) float32
+func nf4DotAVX2(packed *byte, xd *float32, absmax *float32, code *float32, ng int) float32
 
 //go:noescape
-func nf4DecodeAVX2(packed *byte, absmax *float32, code *float32, nb int, dst *float32)
+func nf4DecodeAVX2(packed *byte, absmax *float32, code *float32, ng int, dst *float32)
 
 // haveNF4Kernels reports whether nf4Dot and nf4Decode run in assembly.
 const haveNF4Kernels = true
 
-// nf4Dot returns Σ_b absmax[b] · (codes of block b · xd block b) over the
-// len(absmax) blocks of packed; xd is deinterleaved (deinterleave16).
+// nf4Dot returns Σ_g (codes of group g · absmax[g]) · xd group g over the
+// len(absmax) groups of 16 weights of packed; xd is deinterleaved
+// (deinterleave16).
 func nf4Dot(packed []byte, xd, absmax []float32) float32 {
-	nb := len(absmax)
-	_, _ = packed[nb*32-1], xd[nb*64-1]
-	return nf4DotAVX2(&packed[0], &xd[0], &absmax[0], &nf4Code[0], nb)
+	ng := len(absmax)
+	_, _ = packed[ng*8-1], xd[ng*16-1]
+	return nf4DotAVX2(&packed[0], &xd[0], &absmax[0], &nf4Code[0], ng)
 }
 
-// nf4Decode writes the dequantized blocks of packed into dst, deinterleaved.
+// nf4Decode writes the dequantized groups of packed into dst, deinterleaved.
 func nf4Decode(packed []byte, absmax, dst []float32) {
-	nb := len(absmax)
-	_, _ = packed[nb*32-1], dst[nb*64-1]
-	nf4DecodeAVX2(&packed[0], &absmax[0], &nf4Code[0], nb, &dst[0])
+	ng := len(absmax)
+	_, _ = packed[ng*8-1], dst[ng*16-1]
+	nf4DecodeAVX2(&packed[0], &absmax[0], &nf4Code[0], ng, &dst[0])
 }
 
 //go:noescape

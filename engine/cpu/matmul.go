@@ -53,7 +53,7 @@ func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 		})
 	case backend.NF4:
 		q := ww.Q
-		if haveNF4Kernels && useAVX2 && in%nf4.BlockSize == 0 {
+		if haveNF4Kernels && useAVX2 && in%16 == 0 {
 			c.nf4MatMulAVX2(D, X, q, n)
 			break
 		}
@@ -99,13 +99,14 @@ func tileDots(D, X, tile []float32, n, in, out, t0, t1 int) {
 // nf4Code is the NF4 code table the assembly kernels read.
 var nf4Code = nf4.Code
 
-// nf4MatMulAVX2 is MatMul for an NF4 weight whose rows are whole blocks,
-// with the assembly kernels: x is deinterleaved once (the kernels read even
-// and odd elements separately), then one token dots each row block by
-// block, and several tokens share tiles of decoded rows.
+// nf4MatMulAVX2 is MatMul for an NF4 weight whose rows are a multiple of
+// 16 long, with the assembly kernels: x is deinterleaved once (the kernels
+// read even and odd elements separately), then one token dots each row
+// group by group, and several tokens share tiles of decoded rows. Rows may
+// start and end inside a block of 64 (hidden sizes such as 160).
 func (c *CPU) nf4MatMulAVX2(D, X []float32, q *nf4.Tensor, n int) {
 	in, out := q.Cols, q.Rows
-	nb := in / nf4.BlockSize
+	nb := in / 16 // groups per row
 	if cap(c.xd) < n*in {
 		c.xd = make([]float32, n*in)
 	}
@@ -137,11 +138,16 @@ func (c *CPU) nf4MatMulAVX2(D, X []float32, q *nf4.Tensor, n int) {
 	})
 }
 
-// rowAbsmax writes the dequantized absmax of each block of row o into am.
+// rowAbsmax writes the dequantized absmax of each group of 16 weights of
+// row o into am (len(am) = Cols/16).
 func rowAbsmax(q *nf4.Tensor, o int, am []float32) {
-	b0 := o * len(am)
+	j := o * q.Cols
+	b, last := -1, float32(0)
 	for k := range am {
-		am[k] = q.Absmax(b0 + k)
+		if bk := (j + 16*k) / nf4.BlockSize; bk != b {
+			b, last = bk, q.Absmax(bk)
+		}
+		am[k] = last
 	}
 }
 

@@ -109,6 +109,8 @@ var _ = Describe("CPU ops against float64 loops", func() {
 		Entry("NF4 one token, blocks straddling rows", backend.NF4, 1, 172, 64, 2),
 		Entry("NF4 batch, blocks straddling rows", backend.NF4, 4, 172, 64, 1),
 		Entry("NF4 batch of 5 (four-token kernel plus one)", backend.NF4, 5, 192, 33, 2),
+		Entry("NF4 one token, rows of 160 starting mid-block", backend.NF4, 1, 160, 70, 3),
+		Entry("NF4 batch, rows of 160 starting mid-block", backend.NF4, 6, 160, 45, 2),
 		Entry("F16 one token, odd width", backend.F16, 1, 77, 20, 2),
 	)
 
