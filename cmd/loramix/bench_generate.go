@@ -16,6 +16,7 @@ import (
 	"loramix/engine/backend"
 	"loramix/engine/checkpoint"
 	"loramix/engine/cpu"
+	"loramix/engine/dtype"
 	"loramix/engine/llama"
 )
 
@@ -47,7 +48,7 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "checkpoint folder (default: "+worldBase+" if built, else the random shapes)")
-	shapes := fs.String("shape", "", "random models: small (hidden 192, 4 layers, vocab 32000), 7b-layer (one Llama-2-7B layer); comma-separated")
+	shapes := fs.String("shape", "", "random F16 models: small (hidden 192, 4 layers, vocab 32000), world (the world model's shape: hidden 160, 6 layers), 7b-layer (one Llama-2-7B layer); comma-separated")
 	quant := fs.String("quant", "nf4", "decoder linear layers: nf4, fp16 or fp32")
 	batches := fs.String("batch", "1,8", "batch sizes, comma-separated")
 	promptLen := fs.Int("prompt-len", 64, "prompt tokens per sequence")
@@ -104,7 +105,7 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 		}})
 	}
 	if *shapes == "" && *model == "" {
-		*shapes = "small,7b-layer"
+		*shapes = "small,world,7b-layer"
 	}
 	for _, s := range strings.Split(*shapes, ",") {
 		var shape llama.Shape
@@ -113,10 +114,12 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 			continue
 		case "small":
 			shape = llama.SmallShape
+		case "world":
+			shape = llama.WorldShape
 		case "7b-layer":
 			shape = llama.Llama7BLayer
 		default:
-			return fmt.Errorf("--shape %q: want small or 7b-layer", s)
+			return fmt.Errorf("--shape %q: want small, world or 7b-layer", s)
 		}
 		name := "random-" + strings.TrimSpace(s)
 		targets = append(targets, target{name, func() (*llama.Model, error) {
@@ -124,7 +127,7 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return nil, err
 			}
-			return llama.Load(newBackend(), cfg, llama.RandomWeights(cfg, 1, 0.02), llama.Options{Quant: q})
+			return llama.Load(newBackend(), cfg, llama.RandomWeights(cfg, 1, 0.02, dtype.F16), llama.Options{Quant: q})
 		}})
 	}
 

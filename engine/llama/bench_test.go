@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"loramix/engine/cpu"
+	"loramix/engine/dtype"
 	"loramix/engine/llama"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkDecode(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				m, err := llama.Load(cpu.New(cpu.Options{}), cfg, llama.RandomWeights(cfg, 1, 0.02), llama.Options{Quant: q})
+				m, err := llama.Load(cpu.New(cpu.Options{}), cfg, llama.RandomWeights(cfg, 1, 0.02, dtype.F16), llama.Options{Quant: q})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -52,7 +53,7 @@ func BenchmarkPrefill(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := llama.Load(cpu.New(cpu.Options{}), cfg, llama.RandomWeights(cfg, 1, 0.02), llama.Options{Quant: llama.NF4})
+	m, err := llama.Load(cpu.New(cpu.Options{}), cfg, llama.RandomWeights(cfg, 1, 0.02, dtype.F16), llama.Options{Quant: llama.NF4})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,8 @@ type Shape struct {
 var (
 	// SmallShape is a small model like the in-repo world's.
 	SmallShape = Shape{Hidden: 192, Intermediate: 512, Layers: 4, Heads: 6, KVHeads: 6, Vocab: 32000}
+	// WorldShape is the shape of the in-repo world model (reference/train_world.py).
+	WorldShape = Shape{Hidden: 160, Intermediate: 512, Layers: 6, Heads: 5, KVHeads: 5, Vocab: 32000}
 	// Llama7BLayer is one decoder layer of Llama-2-7B (with a tiny
 	// vocabulary, so that the layer dominates).
 	Llama7BLayer = Shape{Hidden: 4096, Intermediate: 11008, Layers: 1, Heads: 32, KVHeads: 32, Vocab: 256}
@@ -37,10 +39,12 @@ func (s Shape) Config() (*checkpoint.Config, error) {
 	return checkpoint.ParseConfig(fmt.Sprintf("random %+v", s), b)
 }
 
-// RandomWeights returns in-memory F32 weights for cfg: normal(0, std)
-// matrices and norms of 1, from a PCG stream seeded with seed.
-func RandomWeights(cfg *checkpoint.Config, seed uint64, std float64) checkpoint.Weights {
-	w := &memWeights{t: map[string]memTensor{}}
+// RandomWeights returns in-memory weights for cfg: normal(0, std) matrices
+// and norms of 1, from a PCG stream seeded with seed, stored as dt (F32, or
+// F16 with the values rounded to half). Float32 returns the stored slices
+// themselves; Load only reads them.
+func RandomWeights(cfg *checkpoint.Config, seed uint64, std float64, dt dtype.DType) checkpoint.Weights {
+	w := &memWeights{t: map[string]memTensor{}, dt: dt}
 	r := rand.New(rand.NewPCG(seed, 0x11a3a))
 	for _, e := range cfg.Expected() {
 		n := 1
@@ -55,6 +59,9 @@ func RandomWeights(cfg *checkpoint.Config, seed uint64, std float64) checkpoint.
 		} else {
 			for i := range v {
 				v[i] = float32(r.NormFloat64() * std)
+				if dt == dtype.F16 {
+					v[i] = dtype.F16ToF32(dtype.F32ToF16(v[i]))
+				}
 			}
 		}
 		w.t[e.Name] = memTensor{v, e.Shape}
@@ -68,7 +75,10 @@ type memTensor struct {
 }
 
 // memWeights is a checkpoint.Weights held in memory.
-type memWeights struct{ t map[string]memTensor }
+type memWeights struct {
+	t  map[string]memTensor
+	dt dtype.DType
+}
 
 func (w *memWeights) Names() []string {
 	var out []string
@@ -81,7 +91,7 @@ func (w *memWeights) Names() []string {
 
 func (w *memWeights) Info(name string) (checkpoint.TensorInfo, bool) {
 	t, ok := w.t[name]
-	return checkpoint.TensorInfo{Name: name, DType: dtype.F32, Shape: t.shape, File: "random"}, ok
+	return checkpoint.TensorInfo{Name: name, DType: w.dt, Shape: t.shape, File: "random"}, ok
 }
 
 func (w *memWeights) Float32(name string) ([]float32, []int, error) {
