@@ -397,6 +397,29 @@ var _ = Describe("CUDA backend on the parity goldens", Label("gpu"), func() {
 					Expect(res[i].IDs).To(Equal(want[i]), "%s %s sequence %d", name, q, i)
 				}
 			}
+			// fp16 compute: the GPU against the CPU backend, both rounding
+			// every op output to half
+			g16, err := cuda.New(cuda.Options{Compute: backend.F16})
+			Expect(err).NotTo(HaveOccurred())
+			defer g16.Close()
+			mg := loadModel(g16, name, llama.NF4)
+			mc := loadModel(cpu.New(cpu.Options{Threads: 4, Compute: backend.F16}), name, llama.NF4)
+			lg, err := mg.Logits(gold.Seqs)
+			Expect(err).NotTo(HaveOccurred())
+			lc, err := mc.Logits(gold.Seqs)
+			Expect(err).NotTo(HaveOccurred())
+			for i := range gold.Seqs {
+				e := rel(lg[i], lc[i])
+				AddReportEntry(fmt.Sprintf("%s nf4 fp16-compute s%d GPU vs CPU rel err", name, i), e)
+				Expect(e).To(BeNumerically("<", 1e-3))
+			}
+			rg, err := mg.Generate(gold.Seqs, opts)
+			Expect(err).NotTo(HaveOccurred())
+			rc, err := mc.Generate(gold.Seqs, opts)
+			Expect(err).NotTo(HaveOccurred())
+			for i := range rg {
+				Expect(rg[i].IDs).To(Equal(rc[i].IDs), "%s fp16 greedy sequence %d", name, i)
+			}
 		})
 	}
 })
