@@ -332,7 +332,7 @@ func paretoPoints(d *dataset, bleuTask, lengthTask string) []sweep.Point {
 	var pts []sweep.Point
 	for _, s := range d.systems {
 		b, ok1 := metric(d.get(s, bleuTask), "bleu")
-		l, ok2 := metric(d.get(s, lengthTask), "median_words")
+		l, ok2 := metric(d.get(s, lengthTask), "length_words")
 		if ok1 && ok2 {
 			pts = append(pts, sweep.Point{Label: s.Key(), X: b, Y: l})
 		}
@@ -397,7 +397,7 @@ func paretoChart(pts, front []sweep.Point, bleuTask, lengthTask string) *figure 
 	}
 	padRange(&p.X, 0.05)
 	padRange(&p.Y, 0.08)
-	return plotFigure("pareto",
+	return plotFigure("pareto-"+fileSafe(lengthTask),
 		fmt.Sprintf("Each grey point is one system: its corpus BLEU on %s against its median response length on %s. The red points are the Pareto front: no other system is better on both (higher is better for both).", bleuTask, lengthTask),
 		p, normal, tall)
 }

@@ -88,7 +88,7 @@ func compareSystems(a, b results.System) int {
 	return slices.Compare(a.Weights, b.Weights)
 }
 
-// metric returns a metric of a record: a recorded one, or median_words /
+// metric returns a metric of a record: a recorded one, or length_words /
 // mean_words derived from its lengths.
 func metric(r *results.Record, name string) (float64, bool) {
 	if r == nil {
@@ -116,21 +116,23 @@ func (d *dataset) bleuTask(want string) string {
 	return ""
 }
 
-// lengthTask is the chat task to chart: want if given, else the first task
-// other than the BLEU task whose records have response lengths.
-func (d *dataset) lengthTask(want, bleuTask string) string {
+// lengthTasks are the chat tasks to chart against BLEU: want if given, else
+// every task other than the BLEU task whose records have response lengths.
+func (d *dataset) lengthTasks(want, bleuTask string) []string {
 	if want != "" {
-		return want
+		return []string{want}
 	}
+	var out []string
 	for _, t := range d.tasks {
 		if t == bleuTask {
 			continue
 		}
 		for _, r := range d.recs {
-			if _, ok := metric(&r, "median_words"); ok && r.Task == t {
-				return t
+			if _, ok := metric(&r, "length_words"); ok && r.Task == t {
+				out = append(out, t)
+				break
 			}
 		}
 	}
-	return ""
+	return out
 }

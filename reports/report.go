@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"loramix/suites/results"
@@ -19,8 +20,8 @@ type Input struct {
 	Merge       []MergeTiming
 	Throughput  []Throughput
 	// BLEUTask and LengthTask pick the translation and chat tasks of the
-	// Pareto chart; empty means the first task with BLEU and the first
-	// other task with response lengths.
+	// Pareto chart; empty means the first task with BLEU, and a chart for
+	// each other task with response lengths.
 	BLEUTask, LengthTask string
 	// Now stamps the report; zero means time.Now().
 	Now time.Time
@@ -59,7 +60,7 @@ func Build(in Input, dir string) (*Report, error) {
 	d := newDataset(in.Results)
 	rep := &Report{Dir: dir, in: in}
 	bleuTask := d.bleuTask(in.BLEUTask)
-	lengthTask := d.lengthTask(in.LengthTask, bleuTask)
+	lengthTasks := d.lengthTasks(in.LengthTask, bleuTask)
 
 	var figs []*figure
 	add := func(fs []*figure, notes []string, absent string) {
@@ -76,10 +77,22 @@ func Build(in Input, dir string) (*Report, error) {
 		fs, notes := bleuHeatmaps(d, bleuTask)
 		add(fs, notes, fmt.Sprintf("BLEU heatmaps: no combination of two adapters was evaluated on %s", bleuTask))
 	}
+	// One Pareto chart per chat task; the first one's front picks the
+	// systems shown one by one.
+	type pareto struct {
+		task       string
+		pts, front []sweep.Point
+	}
+	var paretos []pareto
+	for _, lt := range lengthTasks {
+		pts := paretoPoints(d, bleuTask, lt)
+		if len(pts) >= 2 {
+			paretos = append(paretos, pareto{lt, pts, sweep.ParetoFront(pts, true, true)})
+		}
+	}
 	var front []sweep.Point
-	pts := paretoPoints(d, bleuTask, lengthTask)
-	if len(pts) >= 2 {
-		front = sweep.ParetoFront(pts, true, true)
+	if len(paretos) > 0 {
+		front = paretos[0].front
 	}
 
 	pick, note := pickSystems(d, front, maxBoxes, "response-length box plots")
@@ -95,10 +108,11 @@ func Build(in Input, dir string) (*Report, error) {
 	}
 	add(fs, notes, "routing matrices: no record has routing shares")
 
-	if len(pts) >= 2 {
-		add([]*figure{paretoChart(pts, front, bleuTask, lengthTask)}, nil, "")
-	} else {
-		add(nil, nil, fmt.Sprintf("Pareto front: needs at least 2 systems with BLEU on a translation task (%q) and response lengths on a chat task (%q); have %d", bleuTask, lengthTask, len(pts)))
+	for _, p := range paretos {
+		add([]*figure{paretoChart(p.pts, p.front, bleuTask, p.task)}, nil, "")
+	}
+	if len(paretos) == 0 {
+		add(nil, nil, fmt.Sprintf("Pareto front: needs at least 2 systems with BLEU on a translation task (%q) and response lengths on another task (%q)", bleuTask, strings.Join(lengthTasks, ", ")))
 	}
 
 	if len(in.Merge) == 0 {
@@ -125,8 +139,8 @@ func Build(in Input, dir string) (*Report, error) {
 	}
 
 	rep.tables = append(rep.tables, resultTables(d)...)
-	if len(front) > 0 {
-		rep.tables = append(rep.tables, frontTable(front, bleuTask, lengthTask))
+	for _, p := range paretos {
+		rep.tables = append(rep.tables, frontTable(p.front, bleuTask, p.task))
 	}
 	if len(in.Merge) > 0 {
 		rep.tables = append(rep.tables, mergeTable(in.Merge))

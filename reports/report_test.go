@@ -137,7 +137,7 @@ var _ = Describe("Build", func() {
 			}
 		}
 		Expect(others).To(Equal([]string{
-			"bleu-heatmap-svd-fren", "lengths-fren", "lengths-oasst", "pareto", "merge-time", "throughput",
+			"bleu-heatmap-svd-fren", "lengths-fren", "lengths-oasst", "pareto-oasst", "merge-time", "throughput",
 		}))
 		Expect(routing).To(HaveLen(12))
 		Expect(routing[:4]).To(Equal([]string{"routing-base", "routing-fren", "routing-oasst", "routing-cat_1_1__fren_oasst"}))
@@ -179,7 +179,7 @@ var _ = Describe("Build", func() {
 			Expect(string(md)).To(ContainSubstring("](" + c.Name + ".png)"))
 		}
 		for _, s := range []string{
-			"### Results on fren", "| system | bleu ↑ | chrf ↑ | median_words ↑ | samples | tokens/s | version |",
+			"### Results on fren", "| system | bleu ↑ | chrf ↑ | length_words ↑ | samples | tokens/s | version |",
 			"| base |", "| config max_new_tokens | 64 |", "| version of loramix | dev |", "### Generation throughput",
 		} {
 			Expect(string(md)).To(ContainSubstring(s))

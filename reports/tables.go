@@ -49,7 +49,7 @@ func resultTables(d *dataset) []table {
 			t.Header = append(t.Header, n+arrow)
 		}
 		// The median length gets its own column unless a metric has it.
-		derivedMedian := !names["median_words"]
+		derivedMedian := !names["length_words"]
 		t.Header = append(t.Header, "samples")
 		if derivedMedian {
 			t.Header = append(t.Header, "median words")

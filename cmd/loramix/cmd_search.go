@@ -14,14 +14,14 @@ import (
 )
 
 func init() {
-	register("search", "find adapter weights that maximize an objective: search --adapter N=DIR... --task T... --objective \"maximize bleu(fren) subject to median_words(oasst) >= 40\" --out DIR", runSearch)
+	register("search", "find adapter weights that maximize an objective: search --adapter N=DIR... --task T... --objective \"maximize bleu(fren) subject to length_words(oasst) >= 40\" --out DIR", runSearch)
 }
 
 func runSearch(args []string) error {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
 	setup, synthetic := evalFlags(fs)
 	method := fs.String("method", "svd", "combination type (svd-exact for the exact mode)")
-	objective := fs.String("objective", "", `what to optimize, e.g. "maximize bleu(fren) subject to median_words(oasst) >= 40"`)
+	objective := fs.String("objective", "", `what to optimize, e.g. "maximize bleu(fren) subject to length_words(oasst) >= 40"`)
 	penalty := fs.Float64("penalty", sweep.DefaultPenalty, "score lost per unit of constraint violation")
 	bounds := fs.String("bounds", "0:1", "weight bounds LO:HI for every adapter, or one LO:HI per adapter, comma-separated")
 	start := fs.String("start", "", "first weights tried, comma-separated (default: the middle of the bounds)")
@@ -40,7 +40,7 @@ func runSearch(args []string) error {
 		return errors.New("--out DIR is required")
 	}
 	if *objective == "" {
-		return errors.New(`--objective is required, e.g. "maximize bleu(fren) subject to median_words(oasst) >= 40"`)
+		return errors.New(`--objective is required, e.g. "maximize bleu(fren) subject to length_words(oasst) >= 40"`)
 	}
 	obj, err := sweep.ParseObjective(*objective)
 	if err != nil {

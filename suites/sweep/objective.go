@@ -18,15 +18,19 @@ type MetricRef struct {
 
 func (m MetricRef) String() string { return m.Metric + "(" + m.Task + ")" }
 
-// Value returns the metric's value in recs. Besides the metrics a record
-// carries, "median_words" and "mean_words" are derived from Record.Lengths
-// when the record has no metric of that name.
+// Value returns the metric's value in recs. When the record has no metric
+// of that name, "length_words" (the median response length in words, as
+// suites/tasks names it; "median_words" is an alias) and "mean_words" are
+// derived from Record.Lengths.
 func (m MetricRef) Value(recs []results.Record) (float64, error) {
 	for _, r := range recs {
 		if r.Task != m.Task {
 			continue
 		}
 		if v, ok := r.Metrics[m.Metric]; ok {
+			return v.Value, nil
+		}
+		if v, ok := r.Metrics["length_words"]; ok && m.Metric == "median_words" {
 			return v.Value, nil
 		}
 		if v, ok := derived(m.Metric, r.Lengths); ok {
@@ -58,7 +62,7 @@ func derived(name string, lengths []int) (float64, bool) {
 		return 0, false
 	}
 	switch name {
-	case "median_words":
+	case "length_words", "median_words":
 		return Median(lengths), true
 	case "mean_words":
 		s := 0
@@ -130,7 +134,7 @@ var (
 
 // ParseObjective parses an objective such as
 //
-//	maximize bleu(fren) subject to median_words(oasst) >= 40 and repetition(oasst) <= 0.1
+//	maximize bleu(fren) subject to length_words(oasst) >= 40 and repetition(oasst) <= 0.1
 //
 // Constraints are joined by "and" or commas; "max"/"min" and "s.t." are
 // accepted too.

@@ -27,15 +27,15 @@ func quadratic(x0, y0 float64, calls *int) sweep.Evaluate {
 
 var _ = Describe("ParseObjective", func() {
 	It("parses a target and constraints", func() {
-		o, err := sweep.ParseObjective("maximize bleu(fren) subject to median_words(oasst) >= 40 and repetition(oasst) <= 0.1")
+		o, err := sweep.ParseObjective("maximize bleu(fren) subject to length_words(oasst) >= 40 and repetition(oasst) <= 0.1")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(o.Maximize).To(BeTrue())
 		Expect(o.Target).To(Equal(sweep.MetricRef{Metric: "bleu", Task: "fren"}))
 		Expect(o.Constraints).To(Equal([]sweep.Constraint{
-			{Ref: sweep.MetricRef{Metric: "median_words", Task: "oasst"}, AtLeast: true, Bound: 40},
+			{Ref: sweep.MetricRef{Metric: "length_words", Task: "oasst"}, AtLeast: true, Bound: 40},
 			{Ref: sweep.MetricRef{Metric: "repetition", Task: "oasst"}, AtLeast: false, Bound: 0.1},
 		}))
-		Expect(o.String()).To(Equal("maximize bleu(fren) subject to median_words(oasst) >= 40 and repetition(oasst) <= 0.1"))
+		Expect(o.String()).To(Equal("maximize bleu(fren) subject to length_words(oasst) >= 40 and repetition(oasst) <= 0.1"))
 		o, err = sweep.ParseObjective("min chrf(x)")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(o.Maximize).To(BeFalse())
@@ -53,9 +53,9 @@ var _ = Describe("ParseObjective", func() {
 	It("scores with a penalty per unit of violation", func() {
 		recs, _ := sweep.Synthetic([]string{"fren", "oasst"})(context.Background(),
 			results.System{Adapters: []string{"fren", "oasst"}, Method: "cat", Weights: []float64{0.8, 0}})
-		o, _ := sweep.ParseObjective("maximize bleu(fren) subject to median_words(oasst) >= 100")
+		o, _ := sweep.ParseObjective("maximize bleu(fren) subject to length_words(oasst) >= 100")
 		bleu := recs[0].Metrics["bleu"].Value
-		median := recs[1].Metrics["median_words"].Value
+		median := recs[1].Metrics["length_words"].Value
 		Expect(bleu).To(Equal(45.0))
 		s, feasible, err := o.Score(recs)
 		Expect(err).NotTo(HaveOccurred())
@@ -64,12 +64,20 @@ var _ = Describe("ParseObjective", func() {
 		_, _, err = sweep.Objective{Target: sweep.MetricRef{Metric: "bleu", Task: "nope"}}.Score(recs)
 		Expect(err).To(MatchError(ContainSubstring(`no record for task "nope"`)))
 		_, _, err = sweep.Objective{Target: sweep.MetricRef{Metric: "rouge", Task: "fren"}}.Score(recs)
-		Expect(err).To(MatchError(ContainSubstring(`no metric "rouge" (have bleu, chrf, median_words)`)))
+		Expect(err).To(MatchError(ContainSubstring(`no metric "rouge" (have bleu, chrf, length_words)`)))
 	})
-	It("derives median_words from lengths", func() {
-		v, err := sweep.MetricRef{Metric: "median_words", Task: "t"}.Value([]results.Record{{Task: "t", Lengths: []int{5, 1, 9, 3}}})
+	It("derives length_words from lengths", func() {
+		v, err := sweep.MetricRef{Metric: "length_words", Task: "t"}.Value([]results.Record{{Task: "t", Lengths: []int{5, 1, 9, 3}}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(v).To(Equal(4.0))
+		v, err = sweep.MetricRef{Metric: "mean_words", Task: "t"}.Value([]results.Record{{Task: "t", Lengths: []int{5, 1, 9, 3}}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v).To(Equal(4.5))
+		By("preferring the recorded metric, also under its alias median_words")
+		rec := results.Record{Task: "t", Lengths: []int{5, 1, 9, 3}, Metrics: map[string]results.Metric{"length_words": {Value: 7}}}
+		v, err = sweep.MetricRef{Metric: "median_words", Task: "t"}.Value([]results.Record{rec})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v).To(Equal(7.0))
 	})
 })
 
@@ -151,7 +159,7 @@ var _ = Describe("Search", func() {
 	})
 	It("meets a floor on chat length, as a grid search would, and reports the Pareto front", func() {
 		tasks := []string{"fren", "oasst"}
-		o, err := sweep.ParseObjective("maximize bleu(fren) subject to median_words(oasst) >= 50")
+		o, err := sweep.ParseObjective("maximize bleu(fren) subject to length_words(oasst) >= 50")
 		Expect(err).NotTo(HaveOccurred())
 		eval := sweep.Synthetic(tasks)
 
@@ -176,7 +184,7 @@ var _ = Describe("Search", func() {
 		var pts []sweep.Point
 		for _, t := range res.Trials {
 			b, _ := sweep.MetricRef{Metric: "bleu", Task: "fren"}.Value(t.Records)
-			m, _ := sweep.MetricRef{Metric: "median_words", Task: "oasst"}.Value(t.Records)
+			m, _ := sweep.MetricRef{Metric: "length_words", Task: "oasst"}.Value(t.Records)
 			pts = append(pts, sweep.Point{Label: t.System.Key(), X: b, Y: m})
 		}
 		Expect(res.Front).To(Equal(sweep.ParetoFront(pts, true, true)))

@@ -16,7 +16,7 @@ import (
 // when the own weight is 0.8 and falls as the other weights grow; the
 // median response length grows with the own weight and shrinks with the
 // others; svd loses a little BLEU against cat. Each record carries the
-// metrics bleu, chrf and median_words, 24 response lengths and routing
+// metrics bleu, chrf and length_words (median words), 24 response lengths and routing
 // shares over the behaviours named by the tasks.
 func Synthetic(tasks []string) Evaluate {
 	return func(ctx context.Context, s results.System) ([]results.Record, error) {
@@ -54,7 +54,7 @@ func Synthetic(tasks []string) Evaluate {
 				Metrics: map[string]results.Metric{
 					"bleu":         {Value: bleu, StdErr: 1.2, CILow: bleu - 2.4, CIHigh: bleu + 2.4, HigherIsBetter: true, N: 24},
 					"chrf":         {Value: 20 + 0.8*bleu, StdErr: 0.9, CILow: 18.2 + 0.8*bleu, CIHigh: 21.8 + 0.8*bleu, HigherIsBetter: true, N: 24},
-					"median_words": {Value: Median(lengths), HigherIsBetter: true, N: 24},
+					"length_words": {Value: Median(lengths), HigherIsBetter: true, N: 24},
 				},
 				Samples: 24,
 				Lengths: lengths,
