@@ -47,3 +47,18 @@ func dot4Go(w, x []float32, stride int, out *[4]float32) {
 	}
 	*out = [4]float32{s0, s1, s2, s3}
 }
+
+// dot4F16Go sets out[k] = half(w) · x[k*stride : k*stride+len(w)] for k < 4.
+func dot4F16Go(w []uint16, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	x0, x1, x2, x3 := x[:n], x[stride:stride+n], x[2*stride:2*stride+n], x[3*stride:3*stride+n]
+	var s0, s1, s2, s3 float32
+	for i, h := range w {
+		v := f16[h]
+		s0 += v * x0[i]
+		s1 += v * x1[i]
+		s2 += v * x2[i]
+		s3 += v * x3[i]
+	}
+	*out = [4]float32{s0, s1, s2, s3}
+}

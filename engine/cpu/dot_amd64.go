@@ -85,18 +85,21 @@ func nf4Decode(packed []byte, absmax, dst []float32) {
 }
 
 //go:noescape
-func cvtF16AVX2(dst *float32, src *uint16, n int)
+func dot4F16AVX2(w *uint16, x *float32, stride, n int, out *[4]float32)
 
-// cvtF16 converts half-precision src to float32 dst (same length).
-func cvtF16(dst []float32, src []uint16) {
-	src = src[:len(dst)]
-	n8 := len(dst) &^ 7
-	if useAVX2 && n8 > 0 {
-		cvtF16AVX2(&dst[0], &src[0], n8)
-	} else {
-		n8 = 0
+// dot4F16 sets out[k] = half(w) · x[k*stride : k*stride+len(w)] for k < 4.
+func dot4F16(w []uint16, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	_ = x[3*stride+n-1]
+	n8 := n &^ 7
+	if !useAVX2 || n8 == 0 {
+		dot4F16Go(w, x, stride, out)
+		return
 	}
-	for i := n8; i < len(dst); i++ {
-		dst[i] = f16[src[i]]
+	dot4F16AVX2(&w[0], &x[0], stride, n8, out)
+	for i := n8; i < n; i++ {
+		for k := 0; k < 4; k++ {
+			out[k] += f16[w[i]] * x[k*stride+i]
+		}
 	}
 }

@@ -134,21 +134,43 @@ qdone:
 	VZEROUPPER
 	RET
 
-// func cvtF16AVX2(dst *float32, src *uint16, n int)
-// Converts n half-precision values (n a multiple of 8) to float32.
-TEXT ·cvtF16AVX2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-cloop:
+// func dot4F16AVX2(w *uint16, x *float32, stride, n int, out *[4]float32)
+// out[k] = half(w) · x[k*stride : k*stride+n] for k < 4; n must be a multiple of 8.
+TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ stride+16(FP), DX
+	SHLQ $2, DX
+	MOVQ n+24(FP), CX
+	LEAQ (SI)(DX*1), R8
+	LEAQ (R8)(DX*1), R9
+	LEAQ (R9)(DX*1), R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+hqloop:
 	CMPQ CX, $8
-	JL   cdone
-	VCVTPH2PS (SI), Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $16, SI
-	ADDQ $32, DI
+	JL   hqdone
+	VCVTPH2PS (DI), Y4
+	VFMADD231PS (SI), Y4, Y0
+	VFMADD231PS (R8), Y4, Y1
+	VFMADD231PS (R9), Y4, Y2
+	VFMADD231PS (R10), Y4, Y3
+	ADDQ $16, DI
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
 	SUBQ $8, CX
-	JMP  cloop
-cdone:
+	JMP  hqloop
+hqdone:
+	VHADDPS Y1, Y0, Y0
+	VHADDPS Y3, Y2, Y2
+	VHADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	MOVQ out+32(FP), AX
+	VMOVUPS X0, (AX)
 	VZEROUPPER
 	RET

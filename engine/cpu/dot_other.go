@@ -18,9 +18,5 @@ func nf4Dot(packed []byte, xd, absmax []float32) float32 { panic("cpu: no NF4 ke
 
 func nf4Decode(packed []byte, absmax, dst []float32) { panic("cpu: no NF4 kernel") }
 
-// cvtF16 converts half-precision src to float32 dst (same length).
-func cvtF16(dst []float32, src []uint16) {
-	for i, h := range src[:len(dst)] {
-		dst[i] = f16[h]
-	}
-}
+// dot4F16 sets out[k] = half(w) · x[k*stride : k*stride+len(w)] for k < 4.
+func dot4F16(w []uint16, x []float32, stride int, out *[4]float32) { dot4F16Go(w, x, stride, out) }

@@ -43,12 +43,24 @@ func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 			})
 			break
 		}
-		c.parallel(out, n*in, tileRows, func(wk, lo, hi int) {
-			tile := c.buf(wk, tileRows*in)
+		// Several tokens: four at a time per weight row, converting the
+		// halves in registers.
+		c.parallel(out, n*in, tileRows, func(_, lo, hi int) {
+			var acc [4]float32
 			for t0 := lo; t0 < hi; t0 += tileRows {
 				t1 := min(t0+tileRows, hi)
-				cvtF16(tile[:(t1-t0)*in], W[t0*in:t1*in])
-				tileDots(D, X, tile, n, in, out, t0, t1)
+				r := 0
+				for ; r+4 <= n; r += 4 {
+					for o := t0; o < t1; o++ {
+						dot4F16(W[o*in:(o+1)*in], X[r*in:], in, &acc)
+						D[r*out+o], D[(r+1)*out+o], D[(r+2)*out+o], D[(r+3)*out+o] = acc[0], acc[1], acc[2], acc[3]
+					}
+				}
+				for ; r < n; r++ {
+					for o := t0; o < t1; o++ {
+						D[r*out+o] = dotF16(X[r*in:(r+1)*in], W[o*in:(o+1)*in])
+					}
+				}
 			}
 		})
 	case backend.NF4:
