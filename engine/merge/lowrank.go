@@ -47,11 +47,18 @@ func NewProduct(out, in int, terms []Term) Product {
 	p := Product{Out: out, In: in, R: R, Bt: make([]float64, R*out), A: make([]float64, R*in)}
 	row := 0
 	for _, t := range terms {
-		for j := 0; j < t.R; j++ {
-			dst := p.Bt[(row+j)*out : (row+j+1)*out]
-			for o := range dst { // a strided read of a small B: cheap
-				dst[o] = t.Coef * float64(t.B[o*t.R+j])
+		// Bt's rows are B's columns: transpose in blocks of rows of B that stay in L1.
+		const bs = 64
+		for o0 := 0; o0 < out; o0 += bs {
+			o1 := min(o0+bs, out)
+			for j := 0; j < t.R; j++ {
+				dst := p.Bt[(row+j)*out+o0 : (row+j)*out+o1]
+				for o := range dst {
+					dst[o] = t.Coef * float64(t.B[(o0+o)*t.R+j])
+				}
 			}
+		}
+		for j := 0; j < t.R; j++ {
 			src := t.A[j*in : (j+1)*in]
 			dstA := p.A[(row+j)*in : (row+j+1)*in]
 			for i, v := range src {
