@@ -23,6 +23,18 @@
 //   - One adapter alone is always merged with linear.
 //
 // A module that only some adapters adapt is merged from those alone.
+//
+// PEFT's svd_full_matrices and svd_driver only change how torch computes the
+// SVD, not the kept components, so they have no counterpart here. The merged
+// adapter holds the union of the inputs' modules; PEFT would instead inject
+// the union of target_modules into the base model, which differs only when
+// the first adapter's layers_to_transform excludes a layer another adapter
+// adapts.
+//
+// The svd family on full deltas (ties_svd, dare_*_svd, magnitude_prune_svd,
+// or FullMatrix) runs gonum's dense SVD of each (out, in) delta: exact, but
+// minutes per module at Llama-2-7B size. The plain svd merge never forms the
+// delta (see LowRankSVD).
 package merge
 
 import (
