@@ -29,10 +29,12 @@ func init() {
 // worldBase is the in-repo model, used when it has been built.
 const worldBase = "datasets/world/base"
 
-// BenchGenerateResult is one measured configuration (one JSON line with --json).
+// BenchGenerateResult is one measured configuration (one JSON line with
+// --json); `loramix report --bench` reads these lines as reports.Throughput.
 type BenchGenerateResult struct {
 	Model       string  `json:"model"`
 	Device      string  `json:"device"`
+	Card        string  `json:"card,omitempty"` // the CPU model
 	Quant       string  `json:"quant"`
 	Threads     int     `json:"threads"`
 	Batch       int     `json:"batch"`
@@ -146,7 +148,7 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			r.Model, r.Device, r.Quant, r.Threads = t.name, *device, string(q), *threads
+			r.Model, r.Device, r.Card, r.Quant, r.Threads = t.name, *device, cpuModel(), string(q), *threads
 			if *asJSON {
 				line, _ := json.Marshal(r)
 				fmt.Fprintln(stdout, string(line))
@@ -214,4 +216,18 @@ func argmax(x []float32) int32 {
 		}
 	}
 	return int32(best)
+}
+
+// cpuModel returns the processor's model name from /proc/cpuinfo, or "".
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
