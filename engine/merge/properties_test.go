@@ -472,3 +472,21 @@ var _ = Describe("the committed loramix outputs (testdata/loramix_out)", func() 
 		}
 	})
 })
+
+var _ = Describe("the test inputs", func() {
+	It("read the same through adapter.Load as through the tests' own reader", func() {
+		g := theGolden()
+		for n, mine := range g.inputs {
+			a, err := adapter.Load(filepath.Join("testdata/inputs", n))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(a.Config.R).To(Equal(mine.Config.R))
+			Expect(a.Config.UseRSLoRA).To(Equal(mine.Config.UseRSLoRA))
+			Expect(a.ModuleNames()).To(Equal(mine.ModuleNames()))
+			for name, m := range a.Modules {
+				Expect(m.Scaling()).To(Equal(mine.Modules[name].Scaling()))
+				Expect(m.A).To(Equal(mine.Modules[name].A))
+				Expect(m.B).To(Equal(mine.Modules[name].B))
+			}
+		}
+	})
+})
