@@ -23,7 +23,8 @@ type GenOptions struct {
 	Decode      func(ids []int32) string // needed for StopStrings
 
 	// Adapters, when set, names the adapter of each prompt ("" for the
-	// active one, Base for none), so one batch can compare adapters.
+	// active one, Base for none), so one batch can compare adapters. When
+	// nil every prompt uses the active adapter.
 	Adapters []string
 	// Progress, when set, is called after each decode step with the number
 	// of steps done and the most that can follow.
@@ -77,7 +78,12 @@ func (m *Model) Generate(prompts [][]int32, o GenOptions) ([]Result, error) {
 	B, V := len(prompts), m.Config.VocabSize
 	m.Reserve(B, longest+o.MaxNewTokens)
 	saved := append([]string(nil), m.slot...)
-	defer func() { copy(m.slot, saved) }()
+	defer func() { // restore the slots' adapters; slots new since are unset
+		for i := range m.slot {
+			m.slot[i] = ""
+		}
+		copy(m.slot, saved)
+	}()
 	for i := 0; i < B; i++ {
 		name := ""
 		if o.Adapters != nil {
