@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 
 	"loramix/reports"
@@ -11,10 +13,11 @@ import (
 )
 
 func init() {
-	register("report", "draw charts and write report.html/report.md: report RESULTS... --out DIR [--bench FILE...]", runReport)
+	register("report", "draw charts and write report.html/report.md: report RESULTS... --out DIR [--bench FILE...]",
+		func(args []string) error { return runReport(args, os.Stdout) })
 }
 
-func runReport(args []string) error {
+func runReport(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	out := fs.String("out", "", "directory for the charts (PNG, SVG), report.html and report.md")
 	var bench stringList
@@ -67,15 +70,15 @@ func runReport(args []string) error {
 		return err
 	}
 	for _, c := range rep.Charts {
-		fmt.Printf("drew %-40s %s\n", c.Name+".{png,svg}", c.Title)
+		fmt.Fprintf(stdout, "drew %-40s %s\n", c.Name+".{png,svg}", c.Title)
 	}
 	for _, s := range rep.Notes {
-		fmt.Printf("note: %s\n", s)
+		fmt.Fprintf(stdout, "note: %s\n", s)
 	}
 	abs, err := filepath.Abs(rep.HTML)
 	if err != nil {
 		abs = rep.HTML
 	}
-	fmt.Printf("report: %s (and %s)\n", abs, filepath.Base(rep.Markdown))
+	fmt.Fprintf(stdout, "report: %s (and %s)\n", abs, filepath.Base(rep.Markdown))
 	return nil
 }

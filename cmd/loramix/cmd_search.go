@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,12 +15,13 @@ import (
 )
 
 func init() {
-	register("search", "find adapter weights that maximize an objective: search --adapter N=DIR... --task T... --objective \"maximize bleu(fren) subject to length_words(oasst) >= 40\" --out DIR", runSearch)
+	register("search", "find adapter weights that maximize an objective: search --adapter N=DIR... --task T... --objective \"maximize bleu(fren) subject to length_words(oasst) >= 40\" --out DIR",
+		func(args []string) error { return runSearch(args, os.Stdout) })
 }
 
-func runSearch(args []string) error {
+func runSearch(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
-	setup, synthetic := evalFlags(fs)
+	setup := evalFlags(fs)
 	method := fs.String("method", "svd", "combination type (svd-exact for the exact mode)")
 	objective := fs.String("objective", "", `what to optimize, e.g. "maximize bleu(fren) subject to length_words(oasst) >= 40"`)
 	penalty := fs.Float64("penalty", sweep.DefaultPenalty, "score lost per unit of constraint violation")
@@ -68,13 +70,18 @@ func runSearch(args []string) error {
 		}
 	}
 
-	ctx, stop := interruptible()
-	defer stop()
-	eval, err := setup.evaluator(ctx, *synthetic)
+	evaluate, err := setup.evaluator()
 	if err != nil {
 		return err
 	}
+	ctx, stop := interruptible()
+	defer stop()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	if err := writeInfo(filepath.Join(*out, "search-info.json"), setup, map[string]any{
+		"method": *method, "objective": obj.String(), "penalty": obj.Penalty, "bounds": *bounds,
+		"budget": *budget, "optimizer": *optimizer, "resolution": *resolution, "seed": *seed}); err != nil {
 		return err
 	}
 	path := filepath.Join(*out, "search.jsonl")
@@ -88,34 +95,34 @@ func runSearch(args []string) error {
 		Adapters: names, Method: *method, Objective: obj,
 		Lower: lo, Upper: hi, Budget: *budget, Start: first,
 		Optimizer: *optimizer, Resolution: *resolution, Seed: *seed,
-	}, j.Cached(eval))
+	}, j.Cached(evaluate))
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted; run the same command again to carry on from %s", path)
 	}
 	if err != nil {
 		return err
 	}
-	printSearch(res, obj, path)
+	printSearch(stdout, res, obj, path)
 	return nil
 }
 
-func printSearch(res *sweep.SearchResult, obj sweep.Objective, path string) {
-	fmt.Printf("objective: %s\n", obj)
-	fmt.Printf("evaluated %d systems (%s); records in %s\n", len(res.Trials), res.Stopped, path)
+func printSearch(w io.Writer, res *sweep.SearchResult, obj sweep.Objective, path string) {
+	fmt.Fprintf(w, "objective: %s\n", obj)
+	fmt.Fprintf(w, "evaluated %d systems (%s); records in %s\n", len(res.Trials), res.Stopped, path)
 	feasible := "meets every constraint"
 	if !res.Best.Feasible {
 		feasible = "VIOLATES a constraint (no evaluated system met them all)"
 	}
-	fmt.Printf("best: %s  score %.4g, %s\n", res.Best.System.Key(), res.Best.Score, feasible)
+	fmt.Fprintf(w, "best: %s  score %.4g, %s\n", res.Best.System.Key(), res.Best.Score, feasible)
 	for _, ref := range append([]sweep.MetricRef{obj.Target}, constraintRefs(obj)...) {
 		if v, err := ref.Value(res.Best.Records); err == nil {
-			fmt.Printf("  %-28s %.4g\n", ref, v)
+			fmt.Fprintf(w, "  %-28s %.4g\n", ref, v)
 		}
 	}
 	if len(res.Front) > 0 {
-		fmt.Printf("Pareto front of %s against %s (%d systems):\n", obj.Target, obj.Constraints[0].Ref, len(res.Front))
+		fmt.Fprintf(w, "Pareto front of %s against %s (%d systems):\n", obj.Target, obj.Constraints[0].Ref, len(res.Front))
 		for _, p := range res.Front {
-			fmt.Printf("  %-36s %10.4g %10.4g\n", p.Label, p.X, p.Y)
+			fmt.Fprintf(w, "  %-36s %10.4g %10.4g\n", p.Label, p.X, p.Y)
 		}
 	}
 }
