@@ -51,6 +51,8 @@ func (g *golden) want(name string) []float32 {
 	return v
 }
 
+func newCPU() backend.Backend { return cpu.New(cpu.Options{Threads: 2}) }
+
 // load opens a tiny checkpoint on a CPU backend.
 func load(model string, o llama.Options, threads int) *llama.Model {
 	dir := filepath.Join(tinyDir, model)

@@ -68,6 +68,7 @@ type Model struct {
 	logitRows   int           // rows of buf.logits
 	rowsHost    map[string][]int32
 	wantHost    []int32
+	pre         map[string]bool // weights stored in 4-bit by bitsandbytes
 }
 
 // Layer is one decoder layer.
@@ -133,11 +134,16 @@ func Load(b backend.Backend, cfg *checkpoint.Config, w checkpoint.Weights, o Opt
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 256
 	}
-	if err := checkpoint.CheckWeights(cfg, w); err != nil {
+	pre := bnbWeights(w) // layers bitsandbytes saved in 4-bit, if any
+	check := checkpoint.CheckWeights
+	if len(pre) > 0 {
+		check = func(c *checkpoint.Config, w checkpoint.Weights) error { return checkPrequantized(c, w, pre) }
+	}
+	if err := check(cfg, w); err != nil {
 		return nil, err
 	}
 	m := &Model{Config: cfg, Quant: o.Quant, b: b, adapters: map[string]*adapter.Adapter{}, maxTokens: o.MaxTokens,
-		steps: map[int]*step{}, rowsHost: map[string][]int32{}}
+		steps: map[int]*step{}, rowsHost: map[string][]int32{}, pre: pre}
 	var err error
 	if m.embed, err = m.dense(w, checkpoint.TensorName(checkpoint.Embed, 0), false); err != nil {
 		return nil, err
@@ -220,6 +226,9 @@ func (m *Model) vector(w checkpoint.Weights, name string) (backend.Tensor, error
 // linear loads a decoder linear layer, quantized as the model says.
 func (m *Model) linear(w checkpoint.Weights, name string) (*Linear, error) {
 	l := &Linear{Name: name[:len(name)-len(".weight")], loras: map[string]*lora{}}
+	if m.pre[name] {
+		return m.prequantized(w, name, l)
+	}
 	if m.Quant != NF4 {
 		t, err := m.dense(w, name, true)
 		if err != nil {
@@ -235,6 +244,35 @@ func (m *Model) linear(w checkpoint.Weights, name string) (*Linear, error) {
 	l.Out, l.In = shape[0], shape[1]
 	l.q = nf4.Quantize(v, l.Out, l.In)
 	l.W = m.b.NF4(l.q)
+	return l, nil
+}
+
+// prequantized loads a layer that bitsandbytes saved in 4-bit: as is under
+// NF4, else dequantized to the model's precision.
+func (m *Model) prequantized(w checkpoint.Weights, name string, l *Linear) (*Linear, error) {
+	var shape []int
+	for _, e := range m.Config.Expected() {
+		if e.Name == name {
+			shape = e.Shape
+		}
+	}
+	q, err := readBnb(w, name, shape[0], shape[1])
+	if err != nil {
+		return nil, err
+	}
+	l.Out, l.In = shape[0], shape[1]
+	if m.Quant == NF4 {
+		l.q, l.W = q, m.b.NF4(q)
+		return l, nil
+	}
+	v := make([]float32, l.Out*l.In)
+	q.Dequantize(v)
+	dt := backend.F32
+	if m.Quant == FP16 {
+		dt = backend.F16
+	}
+	l.W = m.b.New(dt, l.Out, l.In)
+	m.b.SetFloat32(l.W, v)
 	return l, nil
 }
 

@@ -40,6 +40,9 @@ type Tensor struct {
 	QAbsmax    []uint8   // (NumBlocks) DynamicMap index of absmax-Offset per block
 	Absmax2    []float32 // (ceil(NumBlocks/GroupSize)) scale of each group of absmax values
 	Offset     float32   // mean of the absmax values
+	// Map, when set, replaces DynamicMap for the absmax codes (a checkpoint
+	// saved by bitsandbytes carries its own copy, nested_quant_map).
+	Map *[256]float32
 }
 
 // NumBlocks returns the number of blocks of BlockSize elements (the last may be short).
@@ -48,7 +51,11 @@ func (t *Tensor) NumBlocks() int { return (t.Rows*t.Cols + BlockSize - 1) / Bloc
 // Absmax returns the dequantized absmax of block b, computed in float32 as
 // bitsandbytes does: DynamicMap[q] * Absmax2[group] + Offset.
 func (t *Tensor) Absmax(b int) float32 {
-	return float32(dynamicMap[t.QAbsmax[b]]*t.Absmax2[b/GroupSize]) + t.Offset
+	m := &dynamicMap
+	if t.Map != nil {
+		m = t.Map
+	}
+	return float32(m[t.QAbsmax[b]]*t.Absmax2[b/GroupSize]) + t.Offset
 }
 
 // Bytes returns the memory the quantized weight takes: packed codes, 8-bit
