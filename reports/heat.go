@@ -112,6 +112,43 @@ func addHeat(p *plot.Plot, m matrix, cm palette.ColorMap, format func(float64) s
 	p.Add(l)
 }
 
+// colorBar draws a colour map as a column of overlapping vector bands.
+// (plotter.ColorBar is a raster image, which SVG viewers squeeze to one
+// pixel wide, and a heat map of cells shows seams between them.)
+type colorBar struct{ cm palette.ColorMap }
+
+const barBands = 128
+
+func (b colorBar) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	lo, hi := b.cm.Min(), b.cm.Max()
+	x0, x1 := trX(0), trX(1)
+	for i := range barBands {
+		v0 := lo + (hi-lo)*float64(i)/barBands
+		v1 := lo + (hi-lo)*float64(i+1)/barBands
+		col, err := b.cm.At(math.Min((v0+v1)/2, hi))
+		if err != nil {
+			continue
+		}
+		top := trY(v1)
+		if i < barBands-1 {
+			top += vg.Points(0.5) // overlap the next band: no seam
+		}
+		var path vg.Path
+		path.Move(vg.Point{X: x0, Y: trY(v0)})
+		path.Line(vg.Point{X: x1, Y: trY(v0)})
+		path.Line(vg.Point{X: x1, Y: top})
+		path.Line(vg.Point{X: x0, Y: top})
+		path.Close()
+		c.SetColor(col)
+		c.Fill(path)
+	}
+}
+
+func (b colorBar) DataRange() (xmin, xmax, ymin, ymax float64) {
+	return 0, 1, b.cm.Min(), b.cm.Max()
+}
+
 func luminance(c color.Color) float64 {
 	r, g, b, _ := c.RGBA()
 	return (0.299*float64(r) + 0.587*float64(g) + 0.114*float64(b)) / 0xffff
@@ -137,7 +174,7 @@ func withColorBar(p *plot.Plot, cm palette.ColorMap, unit string) func(dc draw.C
 
 		bar := plot.New()
 		bar.Y.Label.TextStyle.Font.Size = vg.Points(12)
-		bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true, Colors: 128})
+		bar.Add(colorBar{cm})
 		bar.HideX()
 		bar.Y.Label.Text = unit
 		bar.Y.Padding = 0
