@@ -35,6 +35,7 @@ type CUDA struct {
 	maxSmem int // opt-in dynamic shared memory per block
 	loraT   cu.DevicePtr
 	loraN   int64 // floats in loraT
+	ropeInv map[ropeKey]cu.DevicePtr
 	closed  bool
 }
 
@@ -686,6 +687,34 @@ func (c *CUDA) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 	c.launch("rmsnorm", n, 1, 1, 256, 0, d.ptr, xx.ptr, w32, w16, dim, eps, c.roundFlag())
 }
 
+type ropeKey struct {
+	half            int
+	theta, posScale float32
+}
+
+// ropeTable returns the device copy of inv_freq[j] = posScale /
+// theta^(2j/headDim), rounded to float32 as Hugging Face (and the CPU
+// backend) compute it; made once per (headDim, theta, posScale), so that it
+// is never allocated inside a graph capture after the first step.
+func (c *CUDA) ropeTable(half int, theta, posScale float32) cu.DevicePtr {
+	k := ropeKey{half, theta, posScale}
+	if p, ok := c.ropeInv[k]; ok {
+		return p
+	}
+	inv := make([]float32, half)
+	for j := range inv {
+		e := float32(2*j) / float32(2*half)
+		inv[j] = float32(float32(1)/float32(math.Pow(float64(theta), float64(e)))) * posScale
+	}
+	p := c.alloc(int64(4 * half))
+	must("cuMemcpyHtoD", cu.MemcpyHtoD(p, unsafe.Pointer(&inv[0]), int64(4*half)))
+	if c.ropeInv == nil {
+		c.ropeInv = map[ropeKey]cu.DevicePtr{}
+	}
+	c.ropeInv[k] = p
+	return p
+}
+
 // RoPE rotates x in place (Hugging Face rotate_half layout).
 func (c *CUDA) RoPE(x, pos backend.Tensor, heads int, theta, posScale float32) {
 	xx, p := ct(x), ct(pos)
@@ -700,7 +729,7 @@ func (c *CUDA) RoPE(x, pos backend.Tensor, heads int, theta, posScale float32) {
 	hd := xx.shape[1] / heads
 	defer c.bind()()
 	total := int64(n * heads * hd / 2)
-	c.launch("rope", gridFor(total, 256), 1, 1, 256, 0, xx.ptr, p.ptr, n, heads, hd, theta, posScale, c.roundFlag())
+	c.launch("rope", gridFor(total, 256), 1, 1, 256, 0, xx.ptr, p.ptr, c.ropeTable(hd/2, theta, posScale), n, heads, hd, c.roundFlag())
 }
 
 // Attention stores k, v into the caches, then attends causally.
@@ -859,4 +888,3 @@ func (g *Graph) Destroy() {
 	defer g.c.bind()()
 	g.g.destroy()
 }
-

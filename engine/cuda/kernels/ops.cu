@@ -32,9 +32,10 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
   }
 }
 
-// rope rotates x (n, heads*hd) in place, rotate_half pairs (j, j+hd/2);
-// angle = (pos[i]*pos_scale) * theta^(-2j/hd), computed in float32.
-extern "C" __global__ void rope(float* x, const int* pos, int n, int heads, int hd, float theta, float pos_scale,
+// rope rotates x (n, heads*hd) in place, rotate_half pairs (j, j+hd/2), by
+// the angle (float)pos[i] * inv_freq[j], a float32 product; inv_freq (hd/2)
+// holds theta^(-2j/hd) with the linear scaling folded in (made on the host).
+extern "C" __global__ void rope(float* x, const int* pos, const float* inv_freq, int n, int heads, int hd,
                                 int round) {
   int half = hd >> 1;
   long long total = (long long)n * heads * half;
@@ -43,8 +44,7 @@ extern "C" __global__ void rope(float* x, const int* pos, int n, int heads, int 
     int j = q % half;
     long long th = q / half;  // token*heads + head
     int i = th / heads;
-    float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
-    float ang = ((float)pos[i] * pos_scale) * inv_freq;
+    float ang = (float)pos[i] * inv_freq[j];
     float s, c;
     sincosf(ang, &s, &c);
     float* p = x + th * hd;
