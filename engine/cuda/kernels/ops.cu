@@ -111,7 +111,7 @@ __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc
   m = block_max(m, red);
   float sum = 0.f;
   for (int j = threadIdx.x; j < L; j += blockDim.x) {
-    float e = __expf(sc[j] - m);
+    float e = expf(sc[j] - m);
     sc[j] = e;
     sum += e;
   }
