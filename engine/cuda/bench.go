@@ -195,16 +195,23 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		c.MatMulAdd(x, att, l.wo)
 		c.RMSNorm(xn, x, l.mlpNorm, eps)
-		c.MatMul(g, xn, l.wg)
-		c.MatMul(u, xn, l.wu)
-		if lora {
-			c.AddLoRA(g, xn, l.lora[0][0], l.lora[0][1], 2, nil)
-			c.AddLoRA(u, xn, l.lora[1][0], l.lora[1][1], 2, nil)
+		if lora { // the fused path: 2 extra launches per layer
+			func() {
+				defer c.bind()()
+				c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2)
+			}()
+		} else {
+			c.MatMul(g, xn, l.wg)
+			c.MatMul(u, xn, l.wu)
 		}
 		c.SiLUMul(g, g, u)
-		c.MatMulAdd(x, g, l.wd)
 		if lora {
-			c.AddLoRA(x, g, l.lora[2][0], l.lora[2][1], 2, nil)
+			func() {
+				defer c.bind()()
+				c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
+			}()
+		} else {
+			c.MatMulAdd(x, g, l.wd)
 		}
 	}
 	h, logits := c.view(b.h, rows), c.view(b.logits, rows)
@@ -338,7 +345,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	if cfg.LoRARank > 0 && B == 1 {
 		func() { // size the LoRA scratch outside the capture
 			defer c.bind()()
-			c.loraScratch(int64(B * cfg.LoRARank))
+			c.loraScratch(int64(2 * B * cfg.LoRARank))
 		}()
 		m.step(b, b.ids, B*P, B, false)
 		tl, err := decode(true)

@@ -177,7 +177,7 @@ var kernelNames = []string{
 	"nf4_mma_16", "nf4_mma_64", "f16_mma_16", "f16_mma_64", "round_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
-	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_expand",
+	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_expand",
 	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32",
 }
 
@@ -527,7 +527,20 @@ func (c *CUDA) MatMulAdd(dst, x, w backend.Tensor) {
 // Kernel choice, by weight dtype and shape (in = w.shape[1], n tokens).
 const gemvMaxTokens = 4
 
-func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) {
+// loraEp is a LoRA expand fused into a product's epilogue: dst[t, o] +=
+// scale * sum_j b[o, j] * t[t*stride + j], j < r, with t the shrink that a
+// previous kernel left in device memory.
+type loraEp struct {
+	b, t      cu.DevicePtr
+	r, stride int
+	scale     float32
+}
+
+func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) { c.matmulEp(d, x, w, accumulate, nil) }
+
+// matmulEp is matmul with an optional fused LoRA expand (nf4_gemv only; the
+// other kernels run lora_expand after the product).
+func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	n, in := x.shape[0], x.shape[1]
 	out := w.shape[0]
 	wantShape("MatMul x", x, backend.F32, -1, -1)
@@ -551,8 +564,14 @@ func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) {
 		q := w.q
 		switch {
 		case in%32 == 0 && n <= gemvMaxTokens && (768+n*xsz)*4 <= c.maxSmem:
+			var e loraEp
+			if ep != nil {
+				e = *ep
+				ep = nil
+			}
 			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (768+n*xsz)*4,
-				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode)
+				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+				e.b, e.t, e.r, e.stride, e.scale)
 		case in%128 == 0:
 			c.mma("nf4", d, x, n, out, in, mode, func(N int, gx, gy, gz, m int) {
 				c.launch(fmt.Sprintf("nf4_mma_%d", N), gx, gy, gz, 128, 0,
@@ -580,6 +599,10 @@ func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) {
 			d.ptr, x.ptr, w.ptr, n, out, in, mode)
 	default:
 		panic(fmt.Sprintf("cuda: MatMul with a %v weight", w.dt))
+	}
+	if ep != nil { // not fused: expand now
+		c.launch("lora_expand", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, ep.t, ep.b, cu.DevicePtr(0), n, ep.r,
+			ep.stride, out, ep.scale, c.roundFlag())
 	}
 }
 
@@ -632,7 +655,7 @@ func (c *CUDA) addLoRA(d, x, a, b *Tensor, scale float32, rows *Tensor) {
 	}
 	t := c.loraScratch(int64(k * r))
 	c.launch("lora_shrink", gridFor(int64(k*r)*32, 256), 1, 1, 256, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in)
-	c.launch("lora_expand", gridFor(int64(k*out), 256), 1, 1, 256, 0, d.ptr, t, b.ptr, ptrOf(rows), k, r, out,
+	c.launch("lora_expand", gridFor(int64(k*out), 256), 1, 1, 256, 0, d.ptr, t, b.ptr, ptrOf(rows), k, r, r, out,
 		scale, c.roundFlag())
 }
 
@@ -651,14 +674,48 @@ func (c *CUDA) loraScratch(n int64) cu.DevicePtr {
 	return c.loraT
 }
 
-// MatMulLoRA computes dst = x @ wᵀ and adds each adapter's update.
+// MatMulLoRA computes dst = x @ wᵀ and adds each adapter's update. One
+// adapter on all rows is fused: its shrink, then the product with the
+// expand in the product's epilogue.
 func (c *CUDA) MatMulLoRA(dst, x, w backend.Tensor, loras []backend.LoRA) {
 	defer c.bind()()
-	d, xx := ct(dst), ct(x)
-	c.matmul(d, xx, ct(w), false)
+	d, xx, ww := ct(dst), ct(x), ct(w)
+	if len(loras) == 1 && loras[0].Rows == nil {
+		l := loras[0]
+		c.matmulLoRA(d, xx, ww, ct(l.A), ct(l.B), l.Scale, false)
+		return
+	}
+	c.matmul(d, xx, ww, false)
 	for _, l := range loras {
 		c.addLoRA(d, xx, ct(l.A), ct(l.B), l.Scale, ct(l.Rows))
 	}
+}
+
+// matmulLoRA computes dst (+)= x @ wᵀ + scale * (x @ aᵀ) @ bᵀ over all rows.
+func (c *CUDA) matmulLoRA(d, x, w, a, b *Tensor, scale float32, accumulate bool) {
+	n, in := x.shape[0], x.shape[1]
+	r := a.shape[0]
+	wantShape("MatMulLoRA a", a, backend.F32, r, in)
+	wantShape("MatMulLoRA b", b, backend.F32, w.shape[0], r)
+	t := c.loraScratch(int64(n * r))
+	if n > 0 && r > 0 {
+		c.launch("lora_shrink", gridFor(int64(n*r)*32, 256), 1, 1, 256, 0, t, x.ptr, a.ptr, cu.DevicePtr(0), n, r, in)
+	}
+	c.matmulEp(d, x, w, accumulate, &loraEp{b: b.ptr, t: t, r: r, stride: r, scale: scale})
+}
+
+// matmulLoRA2 computes two products of the same x, each with its adapter
+// (the gate and up projections): one launch for both shrinks, the expands
+// fused into the products.
+func (c *CUDA) matmulLoRA2(d1, d2, x, w1, w2, a1, b1, a2, b2 *Tensor, scale float32) {
+	n, in := x.shape[0], x.shape[1]
+	r := a1.shape[0]
+	wantShape("MatMulLoRA a", a1, backend.F32, r, in)
+	wantShape("MatMulLoRA a", a2, backend.F32, r, in)
+	t := c.loraScratch(int64(2 * n * r))
+	c.launch("lora_shrink2", gridFor(int64(2*n*r)*32, 256), 1, 1, 256, 0, t, x.ptr, a1.ptr, a2.ptr, n, r, in)
+	c.matmulEp(d1, x, w1, false, &loraEp{b: b1.ptr, t: t, r: r, stride: 2 * r, scale: scale})
+	c.matmulEp(d2, x, w2, false, &loraEp{b: b2.ptr, t: t + cu.DevicePtr(4*r), r: r, stride: 2 * r, scale: scale})
 }
 
 var _ backend.MatMulLoRA = (*CUDA)(nil)

@@ -183,6 +183,26 @@ var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
 		Expect(rel(got, want)).To(BeNumerically("<", 1e-5))
 	})
 
+	DescribeTable("MatMulLoRA with one adapter on every row (shrink, then the expand fused into the product)",
+		func(n, out, in, r int) {
+			x := randn(p.rg, n*in, 1)
+			xc, xg := p.f32(x, n, in)
+			q := nf4.Quantize(randn(p.rg, out*in, 0.05), out, in)
+			wc, wg := p.c.NF4(q), p.g.NF4(q)
+			ac, ag := p.f32(randn(p.rg, r*in, 0.1), r, in)
+			bc, bg := p.f32(randn(p.rg, out*r, 0.1), out, r)
+			yc, yg := p.c.New(backend.F32, n, out), p.poisoned(n, out)
+			p.c.MatMul(yc, xc, wc)
+			p.c.AddLoRA(yc, xc, ac, bc, 1.5, nil)
+			p.g.MatMulLoRA(yg, xg, wg, []backend.LoRA{{A: ag, B: bg, Scale: 1.5}})
+			want, got := readBoth(p, yc, yg)
+			Expect(rel(got, want)).To(BeNumerically("<", 2e-3))
+		},
+		Entry("gemv, 1 token, rank 16", 1, 300, 4096, 16),
+		Entry("gemv, 3 tokens, rank 5", 3, 77, 1056, 5),
+		Entry("mma, 20 tokens (expand after the product)", 20, 130, 256, 8),
+	)
+
 	DescribeTable("RMSNorm",
 		func(wt backend.DType, n, d int) {
 			xc, xg := p.f32(randn(p.rg, n*d, 2), n, d)

@@ -64,10 +64,20 @@ __device__ __forceinline__ float dot32_nf4(uint4 w, const float4* xs4, const flo
 
 // Shared memory of nf4_gemv: the code table replicated once per bank
 // (tab[c*32 + lane], 512 floats), the dynamic map (256), then T*xsz floats.
+// The LoRA epilogue (lb non-null): y[t, row] += lscale * sum_j lb[row, j] *
+// lt[t*lstride + j], j < lr: the expand of an adapter whose shrink (lt) a
+// previous kernel computed.
+__device__ __forceinline__ float lora_epilogue(const float* lb, const float* lt, int lr, int lstride, float lscale,
+                                               int row, int t) {
+  float s = 0.f;
+  for (int j = 0; j < lr; j++) s += lb[(long long)row * lr + j] * lt[t * lstride + j];
+  return lscale * s;
+}
+
 template <int T>
 __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
                          const float* absmax2, const float* dmap_g, float offset, int out, int in,
-                         int mode) {
+                         int mode, const float* lb, const float* lt, int lr, int lstride, float lscale) {
   extern __shared__ float4 smem4[];
   float* smem = reinterpret_cast<float*>(smem4);
   float* tab = smem;
@@ -116,6 +126,7 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
       float v = warp_sum(acc[r][t]);
       if (lane == 0 && row0 + r < out) {
         float* dst = y + (long long)t * out + row0 + r;
+        if (lb) v += lora_epilogue(lb, lt, lr, lstride, lscale, row0 + r, t);
         if (mode & 1) v += *dst;
         *dst = maybe_round(v, mode & 2);
       }
@@ -125,8 +136,9 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
 #define NF4_GEMV(T)                                                                                 \
   extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)                                     \
       nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, \
-                   const float* dmap, float offset, int out, int in, int mode) {                    \
-    nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode);                          \
+                   const float* dmap, float offset, int out, int in, int mode, const float* lb,     \
+                   const float* lt, int lr, int lstride, float lscale) {                            \
+    nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale); \
   }
 NF4_GEMV(1)
 NF4_GEMV(2)

@@ -167,16 +167,32 @@ extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a,
   if (lane == 0) t[wid] = s;
 }
 
-// lora_expand: dst[rows[i], o] += scale * sum_j b[o, j] * t[i, j].
-// dst (n, out), b (out, r), t (k, r).
+// lora_shrink2: the shrinks of two adapters on the same x in one launch:
+// t[i, j] = x[i] . a[j] for j < r, x[i] . a2[j-r] for r <= j < 2r. t (k, 2r).
+extern "C" __global__ void lora_shrink2(float* t, const float* x, const float* a, const float* a2, int k, int r,
+                                        int in) {
+  int lane = threadIdx.x & 31;
+  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+  if (wid >= (long long)k * 2 * r) return;
+  int i = wid / (2 * r), j = wid % (2 * r);
+  const float* xr = x + (long long)i * in;
+  const float* ar = j < r ? a + (long long)j * in : a2 + (long long)(j - r) * in;
+  float s = 0.f;
+  for (int c = lane; c < in; c += 32) s += xr[c] * ar[c];
+  s = warp_sum(s);
+  if (lane == 0) t[wid] = s;
+}
+
+// lora_expand: dst[rows[i], o] += scale * sum_j b[o, j] * t[i*tstride + j].
+// dst (n, out), b (out, r), t (k, tstride >= r).
 extern "C" __global__ void lora_expand(float* dst, const float* t, const float* b, const int* rows, int k, int r,
-                                       int out, float scale, int round) {
+                                       int tstride, int out, float scale, int round) {
   long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if (q >= (long long)k * out) return;
   int i = q / out, o = q % out;
   int row = rows ? rows[i] : i;
   const float* br = b + (long long)o * r;
-  const float* tr = t + (long long)i * r;
+  const float* tr = t + (long long)i * tstride;
   float s = 0.f;
   for (int j = 0; j < r; j++) s += br[j] * tr[j];
   float* p = dst + (long long)row * out + o;
