@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"loramix/engine/adapter"
+	"loramix/engine/backend"
 	"loramix/engine/checkpoint"
 	"loramix/engine/cpu"
+	"loramix/engine/cuda"
 	"loramix/engine/llama"
 	"loramix/engine/merge"
 	"loramix/engine/tokenizer"
@@ -53,6 +55,29 @@ type Config struct {
 	Quant     llama.Quant // default NF4, as in the reference experiment
 	Threads   int         // CPU threads; 0 means all
 	Batch     int         // sequences per generation batch; 0 means 32
+	// Device is "cpu" (the default) or "cuda" (a binary built with -tags
+	// cuda). With several GPUs, worker i of a parallel run (Worker, 0-based,
+	// e.g. GinkgoParallelProcess()-1) uses GPU i modulo their count.
+	Device string
+	Worker int
+}
+
+// NewBackend returns the backend cfg asks for.
+func NewBackend(cfg Config) (backend.Backend, error) {
+	switch cfg.Device {
+	case "", "cpu":
+		return cpu.New(cpu.Options{Threads: cfg.Threads}), nil
+	case "cuda":
+		n, err := cuda.DeviceCount()
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("device cuda: no CUDA device")
+		}
+		return cuda.New(cuda.Options{Device: cfg.Worker % n, Compute: backend.F16})
+	}
+	return nil, fmt.Errorf("device %q: want cpu or cuda", cfg.Device)
 }
 
 // Session is a loaded base model with its input adapters.
@@ -96,7 +121,11 @@ func Open(cfg Config) (*Session, error) {
 	if tok.VocabSize() > ck.Config.VocabSize {
 		return nil, fmt.Errorf("tokenizer %s has %d tokens, model %s only %d", tokPath, tok.VocabSize(), cfg.Model, ck.Config.VocabSize)
 	}
-	m, err := llama.Load(cpu.New(cpu.Options{Threads: cfg.Threads}), ck.Config, ck.Weights, llama.Options{Quant: cfg.Quant})
+	b, err := NewBackend(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := llama.Load(b, ck.Config, ck.Weights, llama.Options{Quant: cfg.Quant})
 	if err != nil {
 		return nil, err
 	}

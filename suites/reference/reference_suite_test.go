@@ -7,6 +7,8 @@
 //	LORAMIX_DATA      folder holding datasets/build (default: the repository)
 //	LORAMIX_LIMIT     examples per task (default: 120; 0 for all)
 //	LORAMIX_QUANT     nf4 (default), fp16 or fp32
+//	LORAMIX_DEVICE    cpu (default) or cuda (a test binary built with -tags cuda);
+//	                  under ginkgo -p, process i uses GPU i-1 modulo the GPU count
 //
 // The adapters named fren and oasst play the translation and chat roles;
 // one named clash, if given, the clashing-format role.
@@ -78,7 +80,8 @@ var input = func() func() scenario.Input {
 			tok = "" // the model's own tokenizer wins
 		}
 		in = &scenario.Input{
-			Config:   eval.Config{Model: model, Tokenizer: tok, Adapters: ads, Quant: q},
+			Config: eval.Config{Model: model, Tokenizer: tok, Adapters: ads, Quant: q,
+				Device: env("LORAMIX_DEVICE", "cpu"), Worker: GinkgoParallelProcess() - 1},
 			Roles:    roles,
 			DataRoot: env("LORAMIX_DATA", root),
 			Limit:    limit,
