@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 
 	"loramix/engine/adapter"
 	"loramix/engine/merge"
+	"loramix/engine/safetensors"
+	"loramix/reports"
 )
 
 // `loramix bench merge` times the low-rank SVD merge of random adapters on a
@@ -34,6 +37,7 @@ func runBenchMerge(args []string, w io.Writer) error {
 	rank := fs.Int("rank", 16, "rank of each random adapter")
 	n := fs.Int("adapters", 2, "number of adapters merged")
 	reps := fs.Int("reps", 3, "timed repetitions of the whole-model merge (the best is reported)")
+	jsonOut := fs.String("json", "", "append the timing to this JSON array file (reports.MergeTiming records, for loramix report --bench)")
 	scale := fs.Int("full-scale", 4, "time the full-matrix SVD on the module's dimensions divided by this and scale the time by scale^3 (gonum's SVD is O(out in min(out, in))); 1 times the real module, which takes many minutes")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,7 +110,29 @@ func runBenchMerge(args []string, w io.Writer) error {
 	fmt.Fprintf(w, "check: low-rank vs full-matrix merged update, relative difference %.2g\n", diff)
 	fmt.Fprintf(w, "svd-merge: %d modules in %.3f s; full-matrix reference %.1f s per module; speedup %.0f\n",
 		len(shapes), best.Seconds(), perModule, perModule*float64(len(shapes))/best.Seconds())
+	if *jsonOut != "" {
+		return appendMergeTiming(*jsonOut, reports.MergeTiming{Rank: *rank, LowRankSeconds: best.Seconds(),
+			FullSeconds: perModule * float64(len(shapes)), Modules: len(shapes)})
+	}
 	return nil
+}
+
+// appendMergeTiming adds t to the JSON array in path (created if absent),
+// atomically.
+func appendMergeTiming(path string, t reports.MergeTiming) error {
+	var all []reports.MergeTiming
+	if data, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(data, &all); err != nil {
+			return fmt.Errorf("%s: not a JSON array of merge timings: %v", path, err)
+		}
+	} else if !os.IsNotExist(err) {
+		return err
+	}
+	data, err := json.MarshalIndent(append(all, t), "", "  ")
+	if err != nil {
+		return err
+	}
+	return safetensors.WriteFileAtomic(path, append(data, '\n'))
 }
 
 // cpuTime returns the user plus system CPU time of this process.
