@@ -28,7 +28,7 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
   float inv = rsqrtf(ss / d + eps);
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     float w = w32 ? w32[c] : half_to_float(w16[c]);
-    yr[c] = maybe_round(xr[c] * inv * w, round);
+    yr[c] = maybe_round(w * maybe_round(xr[c] * inv, round), round);  // the CPU backend's roundings
   }
 }
 
@@ -196,7 +196,7 @@ extern "C" __global__ void lora_expand(float* dst, const float* t, const float* 
   float s = 0.f;
   for (int j = 0; j < r; j++) s += br[j] * tr[j];
   float* p = dst + (long long)row * out + o;
-  *p = maybe_round(*p + scale * s, round);
+  *p = maybe_round(*p + maybe_round(scale * s, round), round);
 }
 
 // argmax: one block per row of logits (n, vocab); ties go to the lowest index.
