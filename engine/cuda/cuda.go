@@ -32,7 +32,7 @@ type CUDA struct {
 	name    string
 	arch    string
 	sms     int
-	maxSmem int // opt-in dynamic shared memory per block
+	maxSmem int // dynamic shared memory a block of the big-smem kernels may use
 	loraT   cu.DevicePtr
 	loraN   int64 // floats in loraT
 	ropeInv map[ropeKey]cu.DevicePtr
@@ -156,10 +156,13 @@ func New(o Options) (b *CUDA, err error) {
 		}
 		c.fns[name] = f
 	}
+	optin := c.maxSmem
 	for _, name := range bigSmemKernels {
-		if err := setMaxDynamicSmem(c.fns[name], c.maxSmem); err != nil {
-			return nil, err
+		dyn, err := setMaxDynamicSmem(c.fns[name], optin)
+		if err != nil {
+			return nil, fmt.Errorf("%w (kernel %s, %d bytes)", err, name, optin)
 		}
+		c.maxSmem = min(c.maxSmem, dyn)
 	}
 	dm := nf4.DynamicMap()
 	if c.dmap, err = cu.MemAlloc(256 * 4); err != nil {

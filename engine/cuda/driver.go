@@ -12,8 +12,14 @@ package cuda
 #cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda
 #include <cuda.h>
 
-static CUresult lm_set_max_smem(CUfunction f, int bytes) {
-	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+// lm_set_max_smem raises f's dynamic shared memory limit to what the block
+// opt-in limit leaves beside f's static shared memory, and returns it.
+static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
+	int st = 0;
+	CUresult r = cuFuncGetAttribute(&st, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f);
+	if (r != CUDA_SUCCESS) return r;
+	*dyn = optin - st;
+	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
 }
 static CUresult lm_begin_capture(CUstream s) {
 	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
@@ -54,8 +60,12 @@ func check(what string, r C.CUresult) error {
 func rawFunction(f cu.Function) C.CUfunction { return *(*C.CUfunction)(unsafe.Pointer(&f)) }
 func rawStream(s cu.Stream) C.CUstream       { return *(*C.CUstream)(unsafe.Pointer(&s)) }
 
-func setMaxDynamicSmem(f cu.Function, bytes int) error {
-	return check("cuFuncSetAttribute", C.lm_set_max_smem(rawFunction(f), C.int(bytes)))
+// setMaxDynamicSmem lets f use all the shared memory a block may opt in to
+// (less its static shared memory), and returns that dynamic limit.
+func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
+	var dyn C.int
+	err := check("cuFuncSetAttribute", C.lm_set_max_smem(rawFunction(f), C.int(optin), &dyn))
+	return int(dyn), err
 }
 
 func maxSmemOptin(dev int) (int, error) {
