@@ -26,6 +26,8 @@ import (
 
 	"loramix/engine/llama"
 	"loramix/suites/eval"
+	"loramix/suites/gate"
+	"loramix/suites/results"
 	"loramix/suites/scenario"
 )
 
@@ -36,6 +38,13 @@ func TestReference(t *testing.T) {
 
 // DefaultLimit keeps the suite within CI's time on 2 cores.
 const DefaultLimit = 120
+
+// BaselineTolerance is how far a metric may move from the committed
+// baseline: 10% relative, or 2 BLEU / chrF points, or 2 words.
+const BaselineTolerance = "0.1,bleu=2,chrf=2,length_words=2"
+
+// DeployedSystem is the combination the bad-merge gate stands in for.
+const DeployedSystem = "cat[1,1](fren,oasst)"
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -97,4 +106,78 @@ var _ = Describe("merging the world's adapters", Label("merge"), func() {
 
 var _ = Describe("the reference experiment", Label("slow"), func() {
 	scenario.ReferenceExperiment(input)
+})
+
+// The committed baseline of the in-repo world gates `make test`: every
+// record in suites/reference/baseline.json must be matched within
+// BaselineTolerance by a fresh evaluation. It applies to the in-repo world
+// only (another model has another baseline).
+var _ = Describe("the committed baseline", Label("slow", "baseline"), func() {
+	var w *scenario.World
+	var base *results.File
+	BeforeEach(func() {
+		if os.Getenv("LORAMIX_MODEL") != "" || os.Getenv("LORAMIX_ADAPTERS") != "" {
+			Skip("the committed baseline is the in-repo world's; LORAMIX_MODEL/LORAMIX_ADAPTERS name another")
+		}
+		var err error
+		w, err = scenario.Load(input())
+		Expect(err).NotTo(HaveOccurred())
+		base, err = results.Read(filepath.Join(scenario.RepoRoot(), "suites", "reference", "baseline.json"))
+		Expect(err).NotTo(HaveOccurred())
+	})
+	evaluate := func(translate func(results.System) results.System) *results.File {
+		GinkgoHelper()
+		out := &results.File{}
+		for _, b := range base.Records {
+			sys := translate(b.System)
+			r, err := w.Record(sys, b.Task)
+			Expect(err).NotTo(HaveOccurred())
+			out.Records = append(out.Records, r)
+		}
+		return out
+	}
+
+	It("holds every metric of every system within tolerance", func() {
+		res := evaluate(func(s results.System) results.System { return s })
+		tol, err := gate.ParseTolerance(BaselineTolerance)
+		Expect(err).NotTo(HaveOccurred())
+		rows := gate.Compare(base, res, tol)
+		var table strings.Builder
+		Expect(gate.WriteTable(&table, rows)).To(Succeed())
+		AddReportEntry("baseline gate", table.String())
+		Expect(gate.Failed(rows)).To(BeFalse(), table.String())
+	})
+
+	It("fails the gate on a deliberately bad merge, svd [0.05, 1] in place of the baseline's", func() {
+		bad := evaluate(func(s results.System) results.System {
+			if s.Method == "" {
+				return s
+			}
+			return results.System{Adapters: s.Adapters, Method: "svd", Weights: []float64{0.05, 1}}
+		})
+		// Keep one record per task: the bad merge stands in for the deployed one.
+		only := &results.File{}
+		seen := map[string]bool{}
+		for _, r := range bad.Records {
+			if r.System.Method != "" && !seen[r.Task] {
+				seen[r.Task] = true
+				only.Records = append(only.Records, r)
+			}
+		}
+		deployed := &results.File{}
+		for _, b := range base.Records {
+			if b.System.Key() == DeployedSystem && seen[b.Task] {
+				deployed.Records = append(deployed.Records, b)
+			}
+		}
+		Expect(deployed.Records).NotTo(BeEmpty(), "baseline has no %s records", DeployedSystem)
+		tol, err := gate.ParseTolerance(BaselineTolerance)
+		Expect(err).NotTo(HaveOccurred())
+		rows := gate.CompareByTask(deployed, only, tol)
+		var table strings.Builder
+		Expect(gate.WriteTable(&table, rows)).To(Succeed())
+		AddReportEntry("bad merge gate", table.String())
+		Expect(gate.Failed(rows)).To(BeTrue(), table.String())
+		Expect(table.String()).To(MatchRegexp(`svd\[0.05,1\]\(fren,oasst\)\s+fren\s+bleu\s.*FAIL`))
+	})
 })
