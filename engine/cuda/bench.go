@@ -253,9 +253,13 @@ func Bench(c *CUDA, cfg BenchConfig, log io.Writer) ([]BenchResult, error) {
 }
 
 func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) (r BenchResult, err error) {
+	stage := "setup"
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
+		}
+		if err != nil {
+			err = fmt.Errorf("batch %d, %s: %w", B, stage, err)
 		}
 	}()
 	c, s := m.c, m.s
@@ -294,6 +298,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		must("sync", c.Sync())
 		return time.Since(t).Seconds()
 	}
+	stage = "prefill"
 	prefill() // warm-up: module load, first launches
 	tp := min(prefill(), prefill())
 
@@ -318,6 +323,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		for i := 0; i < 2; i++ { // warm-up
 			g.Replay()
 		}
+		if err := c.Sync(); err != nil {
+			return 0, fmt.Errorf("graph replay: %w", err)
+		}
 		c.SetInt32(c.view(b.pos, B), dpos)
 		must("sync", c.Sync())
 		t := time.Now()
@@ -330,6 +338,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		return time.Since(t).Seconds(), nil
 	}
 	m.step(b, b.ids, B*P, B, false) // refill the cache after the timing runs
+	must("sync", c.Sync())
+	stage = "decode"
 	td, err := decode(false)
 	if err != nil {
 		return r, err
@@ -348,6 +358,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			c.loraScratch(int64(2 * B * cfg.LoRARank))
 		}()
 		m.step(b, b.ids, B*P, B, false)
+		stage = "decode with LoRA"
 		tl, err := decode(true)
 		if err != nil {
 			return r, err

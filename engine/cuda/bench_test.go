@@ -3,7 +3,9 @@
 package cuda_test
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,10 @@ func BenchmarkGenerate(b *testing.B) {
 	}
 	defer g.Close()
 	cfg := cuda.BenchConfig{Shape: cuda.Llama2_7B, Batches: []int{1, 16, 64}, Prompt: 128, New: 128, LoRARank: 16, Seed: 1}
+	if l, err := strconv.Atoi(os.Getenv("LORAMIX_BENCH_LAYERS")); err == nil { // a shorter model, for debugging
+		cfg.Shape.Layers = l
+		cfg.Shape.Name += fmt.Sprintf("-%dlayers", l)
+	}
 	var sb strings.Builder
 	res, err := cuda.Bench(g, cfg, &sb)
 	b.Log("\n" + sb.String())

@@ -36,7 +36,10 @@ type CUDA struct {
 	loraT   cu.DevicePtr
 	loraN   int64 // floats in loraT
 	ropeInv map[ropeKey]cu.DevicePtr
-	closed  bool
+
+	syncEach  bool // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
+	capturing bool
+	closed    bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -118,7 +121,8 @@ func New(o Options) (b *CUDA, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda: cuCtxCreate: %w", err)
 	}
-	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{}}
+	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{},
+		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1"}
 	defer func() {
 		if err != nil {
 			c.destroy()
@@ -453,6 +457,11 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	}
 	if err := f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs); err != nil {
 		panic(fmt.Sprintf("cuda: launching %s (grid %d,%d,%d block %d smem %d): %v", name, gx, gy, gz, block, smem, err))
+	}
+	if c.syncEach && !c.capturing {
+		if err := c.stream.Synchronize(); err != nil {
+			panic(fmt.Sprintf("cuda: kernel %s (grid %d,%d,%d block %d smem %d) failed: %v", name, gx, gy, gz, block, smem, err))
+		}
 	}
 }
 
@@ -914,10 +923,12 @@ func (c *CUDA) Capture(fn func()) (*Graph, error) {
 		return nil, err
 	}
 	var perr any
+	c.capturing = true
 	func() {
 		defer func() { perr = recover() }()
 		fn()
 	}()
+	c.capturing = false
 	g, err := endCapture(c.stream)
 	if perr != nil {
 		if g != nil {

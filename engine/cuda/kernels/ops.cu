@@ -139,7 +139,8 @@ extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* 
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x) {
     float gv = gate[i];
-    dst[i] = maybe_round(gv / (1.f + expf(-gv)) * up[i], round);
+    float sg = maybe_round(gv / (1.f + expf(-gv)), round);  // rounded twice, as the CPU backend
+    dst[i] = maybe_round(sg * up[i], round);
   }
 }
 
