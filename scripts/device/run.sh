@@ -45,6 +45,12 @@ fi
 if [[ $STEPS == *bench* ]]; then
   (cd engine/cuda && LORAMIX_BENCH_OUT="$OUT/bench.json" timeout 300 /tmp/cuda.test -test.run '^$' \
      -test.bench Generate -test.benchtime 1x 2>&1) | tee "$OUT/bench.log" | grep -vE '^\s*$' | tail -15
+  if ! grep -q '^ok\|^PASS' "$OUT/bench.log"; then
+    echo "== bench failed: again with a 2-layer model, a sync after every kernel, under compute-sanitizer"
+    (cd engine/cuda && LORAMIX_CUDA_SYNC=1 LORAMIX_BENCH_LAYERS=2 timeout 200 compute-sanitizer --print-limit 4 \
+       /tmp/cuda.test -test.run '^$' -test.bench Generate -test.benchtime 1x 2>&1) > "$OUT/sanitizer.log"
+    grep -vE '^\s*$' "$OUT/sanitizer.log" | head -40
+  fi
 fi
 if [[ $STEPS == *cli* ]]; then
   go build -tags cuda -o /tmp/loramix ./cmd/loramix 2>&1 | tail -5 | tee "$OUT/cli-build.log"
