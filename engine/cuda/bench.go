@@ -287,11 +287,16 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	for i := range last {
 		last[i] = int32(i*P + P - 1)
 	}
-	c.SetInt32(b.ids, ids)
-	c.SetInt32(b.seq, seq)
-	c.SetInt32(b.pos, pos)
-	c.SetInt32(b.last, last)
+	// the prefill step's inputs; decode overwrites the first B of seq, pos
+	// and last, so every prefill sets them again
+	setPrefill := func() {
+		c.SetInt32(b.ids, ids)
+		c.SetInt32(b.seq, seq)
+		c.SetInt32(b.pos, pos)
+		c.SetInt32(b.last, last)
+	}
 	prefill := func() float64 {
+		setPrefill()
 		must("sync", c.Sync())
 		t := time.Now()
 		m.step(b, b.ids, B*P, B, false)
@@ -337,6 +342,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		}
 		return time.Since(t).Seconds(), nil
 	}
+	setPrefill()
 	m.step(b, b.ids, B*P, B, false) // refill the cache after the timing runs
 	must("sync", c.Sync())
 	stage = "decode"
@@ -357,6 +363,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			defer c.bind()()
 			c.loraScratch(int64(2 * B * cfg.LoRARank))
 		}()
+		setPrefill()
 		m.step(b, b.ids, B*P, B, false)
 		stage = "decode with LoRA"
 		tl, err := decode(true)

@@ -59,6 +59,7 @@ extern "C" __global__ void rope(float* x, const int* pos, const float* inv_freq,
 extern "C" __global__ void kv_store_f32(float* kc, float* vc, const float* k, const float* v, const int* seq,
                                         const int* pos, int n, int kvd, int max_len) {
   int i = blockIdx.y;
+  if (pos[i] < 0 || pos[i] >= max_len) return;  // outside the cache: the caller's error, never a stray write
   long long base = ((long long)seq[i] * max_len + pos[i]) * kvd;
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < kvd; c += gridDim.x * blockDim.x) {
     kc[base + c] = k[(long long)i * kvd + c];
@@ -68,6 +69,7 @@ extern "C" __global__ void kv_store_f32(float* kc, float* vc, const float* k, co
 extern "C" __global__ void kv_store_f16(u16* kc, u16* vc, const float* k, const float* v, const int* seq,
                                         const int* pos, int n, int kvd, int max_len) {
   int i = blockIdx.y;
+  if (pos[i] < 0 || pos[i] >= max_len) return;
   long long base = ((long long)seq[i] * max_len + pos[i]) * kvd;
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < kvd; c += gridDim.x * blockDim.x) {
     kc[base + c] = float_to_half(k[(long long)i * kvd + c]);
@@ -89,7 +91,7 @@ __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc
   float* sc = qs + hd;
   __shared__ float red[32];
   int i = blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
-  int L = pos[i] + 1;
+  int L = min(max(pos[i] + 1, 1), max_len);  // clamped: a bad position must not overrun shared memory
   int kvd = kv_heads * hd;
   const KV* kb = kc + (long long)seq[i] * max_len * kvd + g * hd;
   const KV* vb = vc + (long long)seq[i] * max_len * kvd + g * hd;
