@@ -358,6 +358,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	kvBytes := int64(B) * int64(s.Layers) * 2 * int64(P+N/2) * int64(kvd) * 2
 	r.BandwidthBPS = float64(m.bytes+kvBytes) / (td / float64(N))
 	r.BandwidthShare = r.BandwidthBPS / cfg.PeakBytesPS
+	if B == 1 {
+		m.profile(b, log)
+	}
 	if cfg.LoRARank > 0 && B == 1 {
 		func() { // size the LoRA scratch outside the capture
 			defer c.bind()()
@@ -415,4 +418,39 @@ func WriteBenchReport(path string, r BenchReport) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// profile prints the time of single kernels of a batch-1 decode step
+// (each repeated back to back, launch overhead included) and of one step
+// launched kernel by kernel instead of from a graph.
+func (m *benchModel) profile(b *benchBufs, log io.Writer) {
+	c := m.c
+	l := m.layers[0]
+	x1 := func(t *Tensor) *Tensor { return c.view(t, 1) }
+	timeit := func(name string, bytes int64, fn func()) {
+		fn()
+		must("sync", c.Sync())
+		const reps = 50
+		t := time.Now()
+		for i := 0; i < reps; i++ {
+			fn()
+		}
+		must("sync", c.Sync())
+		us := time.Since(t).Seconds() / reps * 1e6
+		fmt.Fprintf(log, "  profile b1 %-28s %8.1f us", name, us)
+		if bytes > 0 {
+			fmt.Fprintf(log, "  %6.0f GB/s", float64(bytes)/us/1e3)
+		}
+		fmt.Fprintln(log)
+	}
+	nb := func(t *Tensor) int64 { return int64(t.shape[0]) * int64(t.shape[1]) * 33 / 64 } // 4.125 bits
+	timeit("gemv q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
+	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
+	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })
+	timeit("attention L=256", 0, func() {
+		c.Attention(x1(b.att), x1(b.q), x1(b.k), x1(b.v), l.kc, l.vc, x1(b.seq), x1(b.pos), m.s.Heads, m.s.KVHeads)
+	})
+	timeit("rmsnorm", 0, func() { c.RMSNorm(x1(b.xn), x1(b.x), l.attnNorm, 1e-5) })
+	timeit("decode step, no graph", 0, func() { m.step(b, b.next, 1, 1, false) })
 }

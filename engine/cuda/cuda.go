@@ -39,6 +39,13 @@ type CUDA struct {
 
 	syncEach  bool // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
 	capturing bool
+
+	// the dequantize-then-cuBLAS path for products of many tokens
+	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	blas     *cublas
+	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N     int64        // bytes
+	x16N     int64
 	closed    bool
 }
 
@@ -122,7 +129,7 @@ func New(o Options) (b *CUDA, err error) {
 		return nil, fmt.Errorf("cuda: cuCtxCreate: %w", err)
 	}
 	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{},
-		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1"}
+		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1", noCublas: os.Getenv("LORAMIX_CUDA_NO_CUBLAS") == "1"}
 	defer func() {
 		if err != nil {
 			c.destroy()
@@ -181,7 +188,7 @@ func New(o Options) (b *CUDA, err error) {
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
-	"nf4_mma_16", "nf4_mma_64", "f16_mma_16", "f16_mma_64", "round_f16",
+	"nf4_mma_16", "nf4_mma_64", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
 	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_expand",
@@ -584,6 +591,8 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (768+n*xsz)*4,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale)
+		case in%128 == 0 && n >= cublasMinTokens && !c.noCublas && !c.capturing:
+			c.dequantGemm(d, x, w, n, out, in, mode)
 		case in%128 == 0:
 			c.mma("nf4", d, x, n, out, in, mode, func(N int, gx, gy, gz, m int) {
 				c.launch(fmt.Sprintf("nf4_mma_%d", N), gx, gy, gz, 128, 0,
@@ -618,8 +627,59 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	}
 }
 
+// cublasMinTokens is the step size from which an NF4 product dequantizes
+// the weight to fp16 (in chunks of rows) and calls cuBLAS: the tensor-core
+// kernel re-dequantizes each weight tile per 64 tokens, cuBLAS is faster
+// once the dequantization is shared by this many tokens.
+const cublasMinTokens = 128
+
+// wChunkBytes bounds the fp16 weight scratch of the cuBLAS path.
+const wChunkBytes = 32 << 20
+
+// dequantGemm computes d (+)= x @ wᵀ for an NF4 w: x to fp16 once, then per
+// chunk of weight rows: dequantize to fp16, cublasGemmEx with fp32 output.
+func (c *CUDA) dequantGemm(d, x, w *Tensor, n, out, in, mode int) {
+	if c.blas == nil {
+		b, err := newCublas(c.stream)
+		must("cuBLAS", err)
+		c.blas = b
+	}
+	xb := int64(n) * int64(in) * 2
+	if xb > c.x16N {
+		if c.x16 != 0 {
+			must("cuStreamSynchronize", c.stream.Synchronize())
+			cu.MemFree(c.x16)
+		}
+		c.x16, c.x16N = c.alloc(xb), xb
+	}
+	chunk := max(1, min(out, wChunkBytes/(2*in)))
+	wb := int64(chunk) * int64(in) * 2
+	if wb > c.w16N {
+		if c.w16 != 0 {
+			must("cuStreamSynchronize", c.stream.Synchronize())
+			cu.MemFree(c.w16)
+		}
+		c.w16, c.w16N = c.alloc(wb), wb
+	}
+	c.launch("f32_to_f16", gridFor(xb/4, 256), 1, 1, 256, 0, c.x16, x.ptr, xb/4)
+	q := w.q
+	beta := float32(0)
+	if mode&1 != 0 {
+		beta = 1
+	}
+	for r0 := 0; r0 < out; r0 += chunk {
+		rows := min(chunk, out-r0)
+		c.launch("nf4_dequant_f16", gridFor(int64(rows)*int64(in)/2, 256), 1, 1, 256, 0,
+			c.w16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, int64(r0), rows, in)
+		must("GEMM", c.blas.gemmF16(rows, n, in, c.w16, in, c.x16, in, beta, d.ptr+cu.DevicePtr(4*r0), out))
+	}
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+	}
+}
+
 // mma plans a tensor-core product: token tiles of 16 or 64, and the k steps
-// (of 128) split across blocks until the card has about 4 blocks per
+// (of 128) split across blocks until the card has about 16 blocks per
 // multiprocessor. Split products add atomically into a zeroed (or, when
 // accumulating, the existing) dst and are rounded afterwards.
 func (c *CUDA) mma(kind string, d, x *Tensor, n, out, in, mode int, run func(N, gx, gy, gz, mode int)) {
@@ -629,7 +689,7 @@ func (c *CUDA) mma(kind string, d, x *Tensor, n, out, in, mode int, run func(N, 
 	}
 	gx, gy := (out+63)/64, (n+N-1)/N
 	steps := in / 128
-	splits := min(max((4*c.sms+gx*gy-1)/(gx*gy), 1), steps, 16)
+	splits := min(max((16*c.sms+gx*gy-1)/(gx*gy), 1), steps, 32)
 	if splits == 1 {
 		run(N, gx, gy, 1, mode)
 		return
@@ -809,6 +869,9 @@ func (c *CUDA) Attention(dst, q, k, v, kc, vc, seq, pos backend.Tensor, heads, k
 		panic(fmt.Sprintf("cuda: Attention: %d heads, %d kv heads, q %v", heads, kvHeads, qq.shape))
 	}
 	hd := qq.shape[1] / heads
+	if hd%4 != 0 || hd > 256 {
+		panic(fmt.Sprintf("cuda: Attention: head dim %d (the kernel needs a multiple of 4, at most 256)", hd))
+	}
 	kvd := kvHeads * hd
 	wantShape("Attention dst", d, backend.F32, n, heads*hd)
 	wantShape("Attention q", qq, backend.F32, n, heads*hd)
@@ -823,13 +886,13 @@ func (c *CUDA) Attention(dst, q, k, v, kc, vc, seq, pos backend.Tensor, heads, k
 	if n == 0 {
 		return
 	}
-	smem := (hd + maxLen) * 4
+	smem := (maxLen + 8*hd) * 4 // scores, then 8 warps' partial outputs
 	if smem > c.maxSmem {
 		panic(fmt.Sprintf("cuda: Attention: cache length %d needs %d bytes of shared memory (have %d)", maxLen, smem, c.maxSmem))
 	}
 	defer c.bind()()
 	gx := (kvd + 255) / 256
-	block := 128
+	block := 256
 	switch kcc.dt {
 	case backend.F32:
 		c.launch("kv_store_f32", gx, n, 1, 256, 0, kcc.ptr, vcc.ptr, kk.ptr, vv.ptr, s.ptr, p.ptr, n, kvd, maxLen)

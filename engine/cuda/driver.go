@@ -9,8 +9,24 @@ package cuda
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/include -I/usr/local/cuda/include
-#cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda
+#cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda -lcublas
 #include <cuda.h>
+#include <cublas_v2.h>
+
+static int lm_cublas_create(cublasHandle_t *h) { return (int)cublasCreate(h); }
+static int lm_cublas_set_stream(cublasHandle_t h, CUstream s) { return (int)cublasSetStream(h, (cudaStream_t)s); }
+static void lm_cublas_destroy(cublasHandle_t h) { cublasDestroy(h); }
+
+// lm_gemm_f16 computes C (m x n, column-major, ldc) = beta*C + Aᵀ B with
+// A (k x m, lda) and B (k x n, ldb) fp16 column-major, fp32 C and compute:
+// for row-major Y (n, out) = X (n, in) Wᵀ it is m = out, k = in, A = W, B = X.
+static int lm_gemm_f16(cublasHandle_t h, int m, int n, int k, CUdeviceptr A, int lda, CUdeviceptr B, int ldb,
+                       float beta, CUdeviceptr C, int ldc) {
+	float alpha = 1.f;
+	return (int)cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, (const void *)A, CUDA_R_16F, lda,
+	                         (const void *)B, CUDA_R_16F, ldb, &beta, (void *)C, CUDA_R_32F, ldc,
+	                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
 
 // lm_set_max_smem raises f's dynamic shared memory limit to what the block
 // opt-in limit leaves beside f's static shared memory, and returns it.
@@ -105,4 +121,28 @@ func (g *graph) launch(s cu.Stream) error {
 func (g *graph) destroy() {
 	C.lm_exec_destroy(g.e)
 	C.lm_graph_destroy(g.g)
+}
+
+// cublas is a cuBLAS handle bound to the backend's stream.
+type cublas struct{ h C.cublasHandle_t }
+
+func newCublas(s cu.Stream) (*cublas, error) {
+	var b cublas
+	if r := C.lm_cublas_create(&b.h); r != 0 {
+		return nil, fmt.Errorf("cuda: cublasCreate: status %d", int(r))
+	}
+	if r := C.lm_cublas_set_stream(b.h, rawStream(s)); r != 0 {
+		C.lm_cublas_destroy(b.h)
+		return nil, fmt.Errorf("cuda: cublasSetStream: status %d", int(r))
+	}
+	return &b, nil
+}
+
+// gemmF16 is lm_gemm_f16 (see there for the layout).
+func (b *cublas) gemmF16(m, n, k int, A cu.DevicePtr, lda int, B cu.DevicePtr, ldb int, beta float32, Cp cu.DevicePtr, ldc int) error {
+	if r := C.lm_gemm_f16(b.h, C.int(m), C.int(n), C.int(k), C.CUdeviceptr(A), C.int(lda), C.CUdeviceptr(B), C.int(ldb),
+		C.float(beta), C.CUdeviceptr(Cp), C.int(ldc)); r != 0 {
+		return fmt.Errorf("cuda: cublasGemmEx (%dx%dx%d): status %d", m, n, k, int(r))
+	}
+	return nil
 }

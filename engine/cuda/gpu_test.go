@@ -156,7 +156,10 @@ var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
 		Entry("NF4 mma, 5 tokens", backend.NF4, 5, 200, 256, 2e-3),
 		Entry("NF4 mma, 16 tokens, split k", backend.NF4, 16, 96, 4096, 2e-3),
 		Entry("NF4 mma, 70 tokens", backend.NF4, 70, 130, 384, 2e-3),
-		Entry("NF4 mma, 300 tokens", backend.NF4, 300, 1000, 512, 2e-3),
+		Entry("NF4 mma, 127 tokens", backend.NF4, 127, 200, 256, 2e-3),
+		// from 128 tokens: dequantize to fp16, cuBLAS
+		Entry("NF4 cuBLAS, 300 tokens", backend.NF4, 300, 1000, 512, 2e-3),
+		Entry("NF4 cuBLAS, 128 tokens, 11008 in", backend.NF4, 128, 257, 11008, 2e-3),
 		// anything else: the generic kernels
 		Entry("NF4 generic, in 172", backend.NF4, 9, 64, 172, 1e-5),
 		Entry("NF4 generic, odd in", backend.NF4, 2, 5, 63, 1e-5),

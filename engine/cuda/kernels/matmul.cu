@@ -67,11 +67,12 @@ __device__ __forceinline__ float dot32_nf4(uint4 w, const float4* xs4, const flo
 // The LoRA epilogue (lb non-null): y[t, row] += lscale * sum_j lb[row, j] *
 // lt[t*lstride + j], j < lr: the expand of an adapter whose shrink (lt) a
 // previous kernel computed.
+// Every lane of the warp calls it; lanes split the rank.
 __device__ __forceinline__ float lora_epilogue(const float* lb, const float* lt, int lr, int lstride, float lscale,
-                                               int row, int t) {
+                                               int row, int t, int lane) {
   float s = 0.f;
-  for (int j = 0; j < lr; j++) s += lb[(long long)row * lr + j] * lt[t * lstride + j];
-  return lscale * s;
+  for (int j = lane; j < lr; j += 32) s += lb[(long long)row * lr + j] * lt[t * lstride + j];
+  return lscale * warp_sum(s);
 }
 
 template <int T>
@@ -124,9 +125,9 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
 #pragma unroll
     for (int t = 0; t < T; t++) {
       float v = warp_sum(acc[r][t]);
+      if (lb) v += lora_epilogue(lb, lt, lr, lstride, lscale, min(row0 + r, out - 1), t, lane);
       if (lane == 0 && row0 + r < out) {
         float* dst = y + (long long)t * out + row0 + r;
-        if (lb) v += lora_epilogue(lb, lt, lr, lstride, lscale, row0 + r, t);
         if (mode & 1) v += *dst;
         *dst = maybe_round(v, mode & 2);
       }
@@ -328,19 +329,31 @@ __device__ void nf4_mma(float* y, const float* x, const u8* packed, const u8* qa
 #pragma unroll
   for (int j = 0; j < N / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
   int steps = in >> 7;
+  // the codes of the next k step are loaded before this one's tensor-core work
+  uint4 w0 = make_uint4(0, 0, 0, 0), w1 = w0;
+  long long rowa = (long long)ra * in + t * 32, rowb = (long long)rb * in + t * 32;
+  if ((int)blockIdx.z < steps) {
+    w0 = __ldg(reinterpret_cast<const uint4*>(packed + ((rowa + ((int)blockIdx.z << 7)) >> 1)));
+    w1 = __ldg(reinterpret_cast<const uint4*>(packed + ((rowb + ((int)blockIdx.z << 7)) >> 1)));
+  }
   for (int ks = blockIdx.z; ks < steps; ks += splits) {
     int k0 = ks << 7;
     __syncthreads();
     stage_x_tile<N>(xs, x, n, in, tok0, k0);
-    long long ja = (long long)ra * in + k0 + t * 32, jb = (long long)rb * in + k0 + t * 32;
-    uint4 w0 = __ldg(reinterpret_cast<const uint4*>(packed + (ja >> 1)));
-    uint4 w1 = __ldg(reinterpret_cast<const uint4*>(packed + (jb >> 1)));
+    uint4 n0 = w0, n1 = w1;
+    if (ks + splits < steps) {
+      int kn = (ks + splits) << 7;
+      n0 = __ldg(reinterpret_cast<const uint4*>(packed + ((rowa + kn) >> 1)));
+      n1 = __ldg(reinterpret_cast<const uint4*>(packed + ((rowb + kn) >> 1)));
+    }
     __syncthreads();
-    float am0 = nf4_absmax(qabs, absmax2, dmap, offset, ja >> 6);
-    float am1 = nf4_absmax(qabs, absmax2, dmap, offset, jb >> 6);
+    float am0 = nf4_absmax(qabs, absmax2, dmap, offset, (rowa + k0) >> 6);
+    float am1 = nf4_absmax(qabs, absmax2, dmap, offset, (rowb + k0) >> 6);
     u32 a[8][4];
     nf4_a_frags(a, w0, w1, am0, am1, tab + lane);
     mma_tile<N>(acc, a, xs, g, t);
+    w0 = n0;
+    w1 = n1;
   }
   mma_store<N>(y, acc, n, out, row0, tok0, g, t, mode, splits > 1);
 }
@@ -461,5 +474,30 @@ extern "C" __global__ void f32_generic(float* y, const float* x, const float* w,
     float* dst = y + (long long)tok * out + row;
     if (mode & 1) acc += *dst;
     *dst = maybe_round(acc, mode & 2);
+  }
+}
+
+// ---- dequantize-then-cuBLAS path (prefill) ------------------------------------
+
+// nf4_dequant_f16 writes rows [row0, row0+rows) of an NF4 weight as fp16:
+// w16 (rows, in), each value Code[idx] * absmax in float32, then rounded.
+// One thread per code byte (two elements); rows*in and row0*in even.
+extern "C" __global__ void nf4_dequant_f16(u32* w16, const u8* packed, const u8* qabs, const float* absmax2,
+                                           const float* dmap, float offset, long long row0, int rows, int in) {
+  long long nbytes = (long long)rows * in / 2, base = row0 * in / 2;
+  for (long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x; b < nbytes;
+       b += (long long)gridDim.x * blockDim.x) {
+    u8 v = packed[base + b];
+    float am = nf4_absmax(qabs, absmax2, dmap, offset, (2 * (base + b)) >> 6);
+    w16[b] = pack_half2(NF4_CODE[v >> 4] * am, NF4_CODE[v & 15] * am);
+  }
+}
+
+// f32_to_f16: dst[i] = half(src[i]), count even.
+extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pairs) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < pairs;
+       i += (long long)gridDim.x * blockDim.x) {
+    float2 v = src[i];
+    dst[i] = pack_half2(v.x, v.y);
   }
 }

@@ -77,35 +77,68 @@ extern "C" __global__ void kv_store_f16(u16* kc, u16* vc, const float* k, const 
   }
 }
 
-__device__ __forceinline__ float load_kv(const float* p) { return *p; }
-__device__ __forceinline__ float load_kv(const u16* p) { return half_to_float(*p); }
+// load4 reads 4 consecutive cache values (8 bytes of fp16 or 16 of fp32).
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const u16* p) {
+  uint2 v = *reinterpret_cast<const uint2*>(p);
+  return make_float4(half_to_float(v.x & 0xffff), half_to_float(v.x >> 16), half_to_float(v.y & 0xffff),
+                     half_to_float(v.y >> 16));
+}
 
-// attention: block (token i, query head h); causal over positions 0..pos[i]
-// of slot seq[i]; GQA head g = h / (heads/kv_heads). Dynamic shared memory:
-// hd floats of q, then (max_len) scores. blockDim.x a multiple of 32.
+#define ATT_WARPS 8
+#define ATT_UNROLL 4
+
+// attention: block (token i, query head h) of ATT_WARPS warps; causal over
+// positions 0..pos[i] of slot seq[i]; GQA head g = h / (heads/kv_heads).
+// hd % 4 == 0, hd <= 256: lane l owns dims 4l..4l+3 (and 128+4l.. when
+// hd > 128). Warp w takes keys w, w+8, ..., several loads in flight.
+// Dynamic shared memory: max_len scores, then ATT_WARPS*hd partial outputs.
 template <typename KV>
 __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc, const int* seq,
                           const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
   extern __shared__ float4 smem4[];
-  float* qs = reinterpret_cast<float*>(smem4);
-  float* sc = qs + hd;
+  float* sc = reinterpret_cast<float*>(smem4);
+  float* part = sc + max_len;
   __shared__ float red[32];
   int i = blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
   int L = min(max(pos[i] + 1, 1), max_len);  // clamped: a bad position must not overrun shared memory
   int kvd = kv_heads * hd;
   const KV* kb = kc + (long long)seq[i] * max_len * kvd + g * hd;
   const KV* vb = vc + (long long)seq[i] * max_len * kvd + g * hd;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float scale = rsqrtf((float)hd);
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = q[((long long)i * heads + h) * hd + d] * scale;
-  __syncthreads();
-  // scores: one warp per key, lanes over dims
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int j = warp; j < L; j += nw) {
-    const KV* kr = kb + (long long)j * kvd;
-    float s = 0.f;
-    for (int d = lane; d < hd; d += 32) s += qs[d] * load_kv(kr + d);
-    s = warp_sum(s);
-    if (lane == 0) sc[j] = s;
+  // this lane's dims: chunk c covers 128c + 4*lane .. +3
+  bool has[2] = {4 * lane < hd, 128 + 4 * lane < hd};
+  float4 qv[2];
+#pragma unroll
+  for (int c = 0; c < 2; c++) {
+    qv[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (has[c]) {
+      qv[c] = *reinterpret_cast<const float4*>(q + ((long long)i * heads + h) * hd + 128 * c + 4 * lane);
+      qv[c].x *= scale, qv[c].y *= scale, qv[c].z *= scale, qv[c].w *= scale;
+    }
+  }
+  for (int j0 = warp; j0 < L; j0 += ATT_WARPS * ATT_UNROLL) {
+    float s[ATT_UNROLL];
+#pragma unroll
+    for (int u = 0; u < ATT_UNROLL; u++) {
+      int j = j0 + u * ATT_WARPS;
+      s[u] = 0.f;
+      if (j < L) {
+#pragma unroll
+        for (int c = 0; c < 2; c++)
+          if (has[c]) {
+            float4 k = load4(kb + (long long)j * kvd + 128 * c + 4 * lane);
+            s[u] += qv[c].x * k.x + qv[c].y * k.y + qv[c].z * k.z + qv[c].w * k.w;
+          }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < ATT_UNROLL; u++) {
+      float v = warp_sum(s[u]);
+      int j = j0 + u * ATT_WARPS;
+      if (lane == 0 && j < L) sc[j] = v;
+    }
   }
   __syncthreads();
   float m = -3.402823466e38f;
@@ -118,21 +151,42 @@ __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc
     sum += e;
   }
   sum = block_sum(sum, red);  // its barriers also publish sc
+  float4 o[2] = {make_float4(0.f, 0.f, 0.f, 0.f), make_float4(0.f, 0.f, 0.f, 0.f)};
+  for (int j0 = warp; j0 < L; j0 += ATT_WARPS * ATT_UNROLL) {
+#pragma unroll
+    for (int u = 0; u < ATT_UNROLL; u++) {
+      int j = j0 + u * ATT_WARPS;
+      if (j < L) {
+        float p = sc[j];
+#pragma unroll
+        for (int c = 0; c < 2; c++)
+          if (has[c]) {
+            float4 v = load4(vb + (long long)j * kvd + 128 * c + 4 * lane);
+            o[c].x += p * v.x, o[c].y += p * v.y, o[c].z += p * v.z, o[c].w += p * v.w;
+          }
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < 2; c++)
+    if (has[c]) *reinterpret_cast<float4*>(part + warp * hd + 128 * c + 4 * lane) = o[c];
+  __syncthreads();
   float inv = 1.f / sum;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float o = 0.f;
-    for (int j = 0; j < L; j++) o += sc[j] * load_kv(vb + (long long)j * kvd + d);
-    dst[((long long)i * heads + h) * hd + d] = maybe_round(o * inv, round);
+    float acc = 0.f;
+#pragma unroll
+    for (int w = 0; w < ATT_WARPS; w++) acc += part[w * hd + d];
+    dst[((long long)i * heads + h) * hd + d] = maybe_round(acc * inv, round);
   }
 }
-extern "C" __global__ void attention_f32(float* dst, const float* q, const float* kc, const float* vc,
-                                         const int* seq, const int* pos, int heads, int kv_heads, int hd,
-                                         int max_len, int round) {
+extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
+    attention_f32(float* dst, const float* q, const float* kc, const float* vc, const int* seq, const int* pos,
+                  int heads, int kv_heads, int hd, int max_len, int round) {
   attention<float>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
-extern "C" __global__ void attention_f16(float* dst, const float* q, const u16* kc, const u16* vc,
-                                         const int* seq, const int* pos, int heads, int kv_heads, int hd,
-                                         int max_len, int round) {
+extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
+    attention_f16(float* dst, const float* q, const u16* kc, const u16* vc, const int* seq, const int* pos,
+                  int heads, int kv_heads, int hd, int max_len, int round) {
   attention<u16>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
 
