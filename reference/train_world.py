@@ -9,6 +9,12 @@ Run on the GPU machine (torch, transformers, PEFT, tokenizers, sacrebleu):
         --out OUT [--py .worldcarry/py] [--base OUT/base]
 
 DIR holds the builder's fren/, fren-descriptions/, oasst/ and pretrain/ folders.
+On the device machine (no package index there), carry them in a git-ignored
+folder, e.g. .worldcarry/ holding data.tar.xz (tar of those folders from
+datasets/build) and py/ (sacrebleu 2.6.0's source with Debian's pure-Python
+portalocker, tabulate and colorama), with .cache/tokenizer, and begin with
+`tar xJf .worldcarry/data.tar.xz -C /tmp/d`. datasets/world/record.json lists
+the commands that made the committed world.
 --py names a folder appended to sys.path for packages the machine lacks
 (sacrebleu and its pure-Python needs). --base skips pretraining and reuses a
 saved base.
