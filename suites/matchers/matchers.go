@@ -201,23 +201,46 @@ func metric(r *results.Record, name string) (results.Metric, error) {
 	return m, nil
 }
 
-// DefaultRouteShare is the share of outputs that must follow a task's format
-// for RouteTo to succeed.
-const DefaultRouteShare = 0.5
-
-// RouteTo succeeds when at least DefaultRouteShare of the record's outputs
-// behave as task (the record's Routing shares, from format adherence).
-func RouteTo(task string) types.GomegaMatcher { return RouteToAtLeast(task, DefaultRouteShare) }
-
-// RouteToAtLeast is RouteTo with an explicit share in [0, 1].
-func RouteToAtLeast(task string, share float64) types.GomegaMatcher {
+// RouteTo succeeds when the record's outputs behave as the named adapter:
+// by the record's Routing shares (each output attributed, by chrF, to the
+// closest single adapter's output on the same prompt, or to a tie), name has
+// the largest share of all labels, ties included, and at least twice the
+// share of every other adapter.
+func RouteTo(name string) types.GomegaMatcher {
 	return &recordMatcher{
-		want: fmt.Sprintf("at least %.0f%% of outputs to route to %q", 100*share, task),
+		want: fmt.Sprintf("outputs to route to %q (the largest share, at least twice any other adapter's)", name),
 		check: func(r *results.Record) (bool, error) {
 			if len(r.Routing) == 0 {
 				return false, fmt.Errorf("record %s/%s has no routing shares", r.System.Key(), r.Task)
 			}
-			return r.Routing[task] >= share, nil
+			own := r.Routing[name]
+			for k, v := range r.Routing {
+				if k == name {
+					continue
+				}
+				if v > own || (k != TieLabel && 2*v > own) {
+					return false, nil
+				}
+			}
+			return own > 0, nil
+		},
+	}
+}
+
+// TieLabel is the routing label of outputs no closer to one adapter than
+// to another (metrics.Tie).
+const TieLabel = "tie"
+
+// RouteToAtLeast succeeds when at least share (in [0, 1]) of the outputs
+// are attributed to the named adapter.
+func RouteToAtLeast(name string, share float64) types.GomegaMatcher {
+	return &recordMatcher{
+		want: fmt.Sprintf("at least %.0f%% of outputs to route to %q", 100*share, name),
+		check: func(r *results.Record) (bool, error) {
+			if len(r.Routing) == 0 {
+				return false, fmt.Errorf("record %s/%s has no routing shares", r.System.Key(), r.Task)
+			}
+			return r.Routing[name] >= share, nil
 		},
 	}
 }

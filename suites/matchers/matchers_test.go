@@ -67,10 +67,15 @@ var _ = Describe("record matchers", func() {
 		Expect(msg).To(ContainSubstring("svd[0.2,1](fren,oasst)"))
 		Expect(msg).To(ContainSubstring("###> You are"))
 	})
-	It("routes by the share of outputs that follow a task's format", func() {
-		Expect(r).To(RouteTo("oasst"))
+	It("routes by the shares of outputs attributed to each adapter", func() {
+		Expect(r).NotTo(RouteTo("oasst")) // 60% is not twice fren's 40%
 		Expect(r).NotTo(RouteTo("fren"))
 		Expect(r).To(RouteToAtLeast("fren", 0.4))
+		clear := rec(1, 0, nil, map[string]float64{"oasst": 0.46, "clash": 0.15, "fren": 0.03, "tie": 0.36})
+		Expect(clear).To(RouteTo("oasst"))
+		Expect(clear).NotTo(RouteTo("clash"))
+		silent := rec(1, 0, nil, map[string]float64{"fren": 0.04, "tie": 0.96})
+		Expect(silent).NotTo(RouteTo("fren")) // ties outweigh it
 		m := RouteTo("fren")
 		m.Match(r)
 		Expect(m.FailureMessage(r)).To(ContainSubstring("fren 40%"))

@@ -118,6 +118,15 @@ func ReferenceExperiment(input func() Input) {
 			Expect(bleu(r.Combo("svd", 0.5, 1))).To(BeNumerically("<=", bleu(r.Combo("cat", 1, 1))))
 			Expect(bleu(r.Combo("svd", 0.2, 1))).To(BeNumerically("<", bleu(r.Combo("cat", 1, 1))))
 		})
+		It("confuses routing when the clashing-format adapter joins the translation adapter", Label("Adapter:clash"), func() {
+			if r.Clash == "" {
+				Skip("no clashing-format adapter in this world (Roles.Clash)")
+			}
+			clash := results.System{Adapters: []string{r.Translation, r.Clash}, Method: "cat", Weights: []float64{1, 1}}
+			Expect(rec(Single(r.Clash), r.ClashTask)).To(matchers.RouteTo(r.Clash))
+			Expect(rec(clash, r.ClashTask)).NotTo(matchers.RouteTo(r.Clash))
+			Expect(bleu(clash)).To(BeNumerically("<", bleu(r.Combo("cat", 1, 1))))
+		})
 		It("makes chat answers too short at [1, 0.2]", func() {
 			Expect(rec(r.Combo("svd", 1, 0.2), r.ChatTask)).To(matchers.HaveMedianLength(
 				BeNumerically("<=", in.Expect.LowChatShare*chat(Single(r.Chat)))))
