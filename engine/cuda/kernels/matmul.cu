@@ -75,6 +75,35 @@ __device__ __forceinline__ float lora_epilogue(const float* lb, const float* lt,
   return lscale * warp_sum(s);
 }
 
+#define GEMV_GROUP 4  // chunk rounds whose codes are loaded together
+
+// gemv_load issues the loads of chunk rounds g0 .. g0+GEMV_GROUP-1 of this
+// lane's rows: the 16 code bytes, the absmax code and the group scale.
+__device__ __forceinline__ void gemv_load(uint4 (&w)[GEMV_GROUP][GEMV_ROWS], u32 (&qa)[GEMV_GROUP][GEMV_ROWS],
+                                          float (&sa)[GEMV_GROUP][GEMV_ROWS], const u8* packed, const u8* qabs,
+                                          const float* absmax2, int row0, int out, int in, int nchunks, int g0,
+                                          int lane) {
+#pragma unroll
+  for (int u = 0; u < GEMV_GROUP; u++) {
+    int c = (g0 + u) * 32 + lane;
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+      w[u][r] = make_uint4(0, 0, 0, 0);
+      qa[u][r] = 0;
+      sa[u][r] = 0.f;
+      if (c < nchunks) {
+        long long j0 = (long long)min(row0 + r, out - 1) * in + (long long)c * 32;
+        w[u][r] = __ldg(reinterpret_cast<const uint4*>(packed + (j0 >> 1)));
+        qa[u][r] = __ldg(qabs + (j0 >> 6));
+        sa[u][r] = __ldg(absmax2 + (j0 >> 14));
+      }
+    }
+  }
+}
+
+// nf4_gemv: the first group of codes is requested before x is staged, and
+// each next group before the current one is multiplied, so that the
+// latency of HBM overlaps the staging and the arithmetic.
 template <int T>
 __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
                          const float* absmax2, const float* dmap_g, float offset, int out, int in,
@@ -85,14 +114,19 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
   float* dmap = smem + 512;
   float* xs = smem + 768;
   int xsz = ((in + 1023) >> 10) << 10;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
+  int nchunks = in >> 5, rounds = (nchunks + 31) >> 5;
+  uint4 w[GEMV_GROUP][GEMV_ROWS];
+  u32 qa[GEMV_GROUP][GEMV_ROWS];
+  float sa[GEMV_GROUP][GEMV_ROWS];
+  if (row0 < out) gemv_load(w, qa, sa, packed, qabs, absmax2, row0, out, in, nchunks, 0, lane);
   for (int i = threadIdx.x; i < 512; i += blockDim.x) tab[i] = NF4_CODE[i >> 5];
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
   gemv_stage_x<T>(xs, x, in, xsz);
   __syncthreads();
-
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
   if (row0 >= out) return;
+
   const float* mytab = tab + lane;
   float acc[GEMV_ROWS][T];
 #pragma unroll
@@ -100,25 +134,29 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
 #pragma unroll
     for (int t = 0; t < T; t++) acc[r][t] = 0.f;
 
-  int nchunks = in >> 5;
-  for (int it = 0; it * 32 < nchunks; it++) {
-    int c = it * 32 + lane;
-    if (c >= nchunks) break;
-    uint4 w[GEMV_ROWS];
-    float am[GEMV_ROWS];
+  for (int g0 = 0; g0 < rounds; g0 += GEMV_GROUP) {
+    uint4 wn[GEMV_GROUP][GEMV_ROWS];
+    u32 qn[GEMV_GROUP][GEMV_ROWS];
+    float sn[GEMV_GROUP][GEMV_ROWS];
+    if (g0 + GEMV_GROUP < rounds)
+      gemv_load(wn, qn, sn, packed, qabs, absmax2, row0, out, in, nchunks, g0 + GEMV_GROUP, lane);
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++) {
-      int row = min(row0 + r, out - 1);
-      long long j0 = (long long)row * in + (long long)c * 32;  // first element of the chunk
-      w[r] = __ldg(reinterpret_cast<const uint4*>(packed + (j0 >> 1)));
-      am[r] = nf4_absmax(qabs, absmax2, dmap, offset, j0 >> 6);
+    for (int u = 0; u < GEMV_GROUP; u++) {
+      int it = g0 + u;
+      if (it * 32 + lane < nchunks) {
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+          const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
+#pragma unroll
+          for (int r = 0; r < GEMV_ROWS; r++)
+            acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + offset) * dot32_nf4(w[u][r], xs4, mytab);
+        }
+      }
     }
 #pragma unroll
-    for (int t = 0; t < T; t++) {
-      const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
+    for (int u = 0; u < GEMV_GROUP; u++)
 #pragma unroll
-      for (int r = 0; r < GEMV_ROWS; r++) acc[r][t] += am[r] * dot32_nf4(w[r], xs4, mytab);
-    }
+      for (int r = 0; r < GEMV_ROWS; r++) w[u][r] = wn[u][r], qa[u][r] = qn[u][r], sa[u][r] = sn[u][r];
   }
 #pragma unroll
   for (int r = 0; r < GEMV_ROWS; r++)
@@ -484,12 +522,15 @@ extern "C" __global__ void f32_generic(float* y, const float* x, const float* w,
 // One thread per code byte (two elements); rows*in and row0*in even.
 extern "C" __global__ void nf4_dequant_f16(u32* w16, const u8* packed, const u8* qabs, const float* absmax2,
                                            const float* dmap, float offset, long long row0, int rows, int in) {
+  __shared__ float code[16];
+  if (threadIdx.x < 16) code[threadIdx.x] = NF4_CODE[threadIdx.x];
+  __syncthreads();
   long long nbytes = (long long)rows * in / 2, base = row0 * in / 2;
   for (long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x; b < nbytes;
        b += (long long)gridDim.x * blockDim.x) {
     u8 v = packed[base + b];
     float am = nf4_absmax(qabs, absmax2, dmap, offset, (2 * (base + b)) >> 6);
-    w16[b] = pack_half2(NF4_CODE[v >> 4] * am, NF4_CODE[v & 15] * am);
+    w16[b] = pack_half2(code[v >> 4] * am, code[v & 15] * am);
   }
 }
 

@@ -85,8 +85,8 @@ __device__ __forceinline__ float4 load4(const u16* p) {
                      half_to_float(v.y >> 16));
 }
 
-#define ATT_WARPS 8
-#define ATT_UNROLL 4
+#define ATT_WARPS 16
+#define ATT_UNROLL 8
 
 // attention: block (token i, query head h) of ATT_WARPS warps; causal over
 // positions 0..pos[i] of slot seq[i]; GQA head g = h / (heads/kv_heads).
@@ -207,37 +207,34 @@ extern "C" __global__ void add(float* dst, const float* a, const float* b, long 
     dst[i] = maybe_round(a[i] + b[i], round);
 }
 
-// lora_shrink: t[i, j] = x[rows[i]] . a[j] (rows null: row i), one warp per
-// (i, j). t (k, r), x (n, in), a (r, in).
+// lora_shrink: t[i, j] = x[rows[i]] . a[j] (rows null: row i); one block
+// per (i, j), so that the long dot product has many loads in flight.
+// t (k, r), x (n, in), a (r, in).
 extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a, const int* rows, int k, int r,
                                        int in) {
-  int lane = threadIdx.x & 31;
-  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
-  if (wid >= (long long)k * r) return;
-  int i = wid / r, j = wid % r;
+  __shared__ float red[32];
+  int i = blockIdx.x / r, j = blockIdx.x % r;
   int row = rows ? rows[i] : i;
   const float* xr = x + (long long)row * in;
   const float* ar = a + (long long)j * in;
   float s = 0.f;
-  for (int c = lane; c < in; c += 32) s += xr[c] * ar[c];
-  s = warp_sum(s);
-  if (lane == 0) t[wid] = s;
+  for (int c = threadIdx.x; c < in; c += blockDim.x) s += xr[c] * ar[c];
+  s = block_sum(s, red);
+  if (threadIdx.x == 0) t[blockIdx.x] = s;
 }
 
 // lora_shrink2: the shrinks of two adapters on the same x in one launch:
 // t[i, j] = x[i] . a[j] for j < r, x[i] . a2[j-r] for r <= j < 2r. t (k, 2r).
 extern "C" __global__ void lora_shrink2(float* t, const float* x, const float* a, const float* a2, int k, int r,
                                         int in) {
-  int lane = threadIdx.x & 31;
-  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
-  if (wid >= (long long)k * 2 * r) return;
-  int i = wid / (2 * r), j = wid % (2 * r);
+  __shared__ float red[32];
+  int i = blockIdx.x / (2 * r), j = blockIdx.x % (2 * r);
   const float* xr = x + (long long)i * in;
   const float* ar = j < r ? a + (long long)j * in : a2 + (long long)(j - r) * in;
   float s = 0.f;
-  for (int c = lane; c < in; c += 32) s += xr[c] * ar[c];
-  s = warp_sum(s);
-  if (lane == 0) t[wid] = s;
+  for (int c = threadIdx.x; c < in; c += blockDim.x) s += xr[c] * ar[c];
+  s = block_sum(s, red);
+  if (threadIdx.x == 0) t[blockIdx.x] = s;
 }
 
 // lora_expand: dst[rows[i], o] += scale * sum_j b[o, j] * t[i*tstride + j].
