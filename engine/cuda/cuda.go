@@ -582,13 +582,13 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	case backend.NF4:
 		q := w.q
 		switch {
-		case in%32 == 0 && n <= gemvMaxTokens && (768+n*xsz)*4 <= c.maxSmem:
+		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32):
 			var e loraEp
 			if ep != nil {
 				e = *ep
 				ep = nil
 			}
-			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (768+n*xsz)*4,
+			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale)
 		case in%128 == 0 && n >= cublasMinTokens && !c.noCublas && !c.capturing:
@@ -726,7 +726,7 @@ func (c *CUDA) addLoRA(d, x, a, b *Tensor, scale float32, rows *Tensor) {
 		return
 	}
 	t := c.loraScratch(int64(k * r))
-	c.launch("lora_shrink", k*r, 1, 1, 256, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in)
+	c.launch("lora_shrink", k*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in)
 	c.launch("lora_expand", gridFor(int64(k*out), 256), 1, 1, 256, 0, d.ptr, t, b.ptr, ptrOf(rows), k, r, r, out,
 		scale, c.roundFlag())
 }
@@ -771,7 +771,7 @@ func (c *CUDA) matmulLoRA(d, x, w, a, b *Tensor, scale float32, accumulate bool)
 	wantShape("MatMulLoRA b", b, backend.F32, w.shape[0], r)
 	t := c.loraScratch(int64(n * r))
 	if n > 0 && r > 0 {
-		c.launch("lora_shrink", n*r, 1, 1, 256, 0, t, x.ptr, a.ptr, cu.DevicePtr(0), n, r, in)
+		c.launch("lora_shrink", n*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, cu.DevicePtr(0), n, r, in)
 	}
 	c.matmulEp(d, x, w, accumulate, &loraEp{b: b.ptr, t: t, r: r, stride: r, scale: scale})
 }
@@ -785,7 +785,7 @@ func (c *CUDA) matmulLoRA2(d1, d2, x, w1, w2, a1, b1, a2, b2 *Tensor, scale floa
 	wantShape("MatMulLoRA a", a1, backend.F32, r, in)
 	wantShape("MatMulLoRA a", a2, backend.F32, r, in)
 	t := c.loraScratch(int64(2 * n * r))
-	c.launch("lora_shrink2", 2*n*r, 1, 1, 256, 0, t, x.ptr, a1.ptr, a2.ptr, n, r, in)
+	c.launch("lora_shrink2", 2*n*r, 1, 1, 1024, 0, t, x.ptr, a1.ptr, a2.ptr, n, r, in)
 	c.matmulEp(d1, x, w1, false, &loraEp{b: b1.ptr, t: t, r: r, stride: 2 * r, scale: scale})
 	c.matmulEp(d2, x, w2, false, &loraEp{b: b2.ptr, t: t + cu.DevicePtr(4*r), r: r, stride: 2 * r, scale: scale})
 }

@@ -62,6 +62,27 @@ __device__ __forceinline__ float dot32_nf4(uint4 w, const float4* xs4, const flo
   return acc;
 }
 
+// dot32_nf4b is dot32_nf4 with a byte table: btab holds, for each code
+// byte and each lane (bank), the pair (Code[hi], Code[lo]); one 8-byte
+// shared load per two weights, conflict-free. lane8 = lane * 8.
+__device__ __forceinline__ float dot32_nf4b(uint4 w, const float4* xs4, const char* btab, u32 lane8) {
+  u32 words[4] = {w.x, w.y, w.z, w.w};
+  float acc = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    u32 v = words[k];
+    float4 xa = xs4[(2 * k) * 32];
+    float4 xb = xs4[(2 * k + 1) * 32];
+    float2 c0 = *reinterpret_cast<const float2*>(btab + (((v << 8) & 0xff00) | lane8));
+    float2 c1 = *reinterpret_cast<const float2*>(btab + ((v & 0xff00) | lane8));
+    float2 c2 = *reinterpret_cast<const float2*>(btab + (((v >> 8) & 0xff00) | lane8));
+    float2 c3 = *reinterpret_cast<const float2*>(btab + (((v >> 16) & 0xff00) | lane8));
+    acc += c0.x * xa.x + c0.y * xa.y + c1.x * xa.z + c1.y * xa.w;
+    acc += c2.x * xb.x + c2.y * xb.y + c3.x * xb.z + c3.y * xb.w;
+  }
+  return acc;
+}
+
 // Shared memory of nf4_gemv: the code table replicated once per bank
 // (tab[c*32 + lane], 512 floats), the dynamic map (256), then T*xsz floats.
 // The LoRA epilogue (lb non-null): y[t, row] += lscale * sum_j lb[row, j] *
@@ -75,7 +96,7 @@ __device__ __forceinline__ float lora_epilogue(const float* lb, const float* lt,
   return lscale * warp_sum(s);
 }
 
-#define GEMV_GROUP 4  // chunk rounds whose codes are loaded together
+#define GEMV_GROUP 2  // chunk rounds whose codes are loaded together
 
 // gemv_load issues the loads of chunk rounds g0 .. g0+GEMV_GROUP-1 of this
 // lane's rows: the 16 code bytes, the absmax code and the group scale.
@@ -110,9 +131,9 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
                          int mode, const float* lb, const float* lt, int lr, int lstride, float lscale) {
   extern __shared__ float4 smem4[];
   float* smem = reinterpret_cast<float*>(smem4);
-  float* tab = smem;
-  float* dmap = smem + 512;
-  float* xs = smem + 768;
+  float* btab = smem;           // 256 bytes x 32 lanes of (Code[hi], Code[lo]): 64 KB
+  float* dmap = smem + 16384;
+  float* xs = smem + 16384 + 256;
   int xsz = ((in + 1023) >> 10) << 10;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
@@ -121,13 +142,23 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
   u32 qa[GEMV_GROUP][GEMV_ROWS];
   float sa[GEMV_GROUP][GEMV_ROWS];
   if (row0 < out) gemv_load(w, qa, sa, packed, qabs, absmax2, row0, out, in, nchunks, 0, lane);
-  for (int i = threadIdx.x; i < 512; i += blockDim.x) tab[i] = NF4_CODE[i >> 5];
+  // the LoRA expand's operands (rank <= 32 here), loaded early too
+  float lbv[GEMV_ROWS], ltv[T];
+#pragma unroll
+  for (int r = 0; r < GEMV_ROWS; r++) lbv[r] = (lb && lane < lr) ? lb[(long long)min(row0 + r, out - 1) * lr + lane] : 0.f;
+#pragma unroll
+  for (int t = 0; t < T; t++) ltv[t] = (lb && lane < lr) ? lt[t * lstride + lane] : 0.f;
+  for (int i = threadIdx.x; i < 8192; i += blockDim.x) {
+    int b = i >> 5;
+    reinterpret_cast<float2*>(btab)[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
   gemv_stage_x<T>(xs, x, in, xsz);
   __syncthreads();
   if (row0 >= out) return;
 
-  const float* mytab = tab + lane;
+  const char* bt = reinterpret_cast<const char*>(btab);
+  u32 lane8 = lane * 8;
   float acc[GEMV_ROWS][T];
 #pragma unroll
   for (int r = 0; r < GEMV_ROWS; r++)
@@ -149,7 +180,7 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
           const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
 #pragma unroll
           for (int r = 0; r < GEMV_ROWS; r++)
-            acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + offset) * dot32_nf4(w[u][r], xs4, mytab);
+            acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + offset) * dot32_nf4b(w[u][r], xs4, bt, lane8);
         }
       }
     }
@@ -163,7 +194,7 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
 #pragma unroll
     for (int t = 0; t < T; t++) {
       float v = warp_sum(acc[r][t]);
-      if (lb) v += lora_epilogue(lb, lt, lr, lstride, lscale, min(row0 + r, out - 1), t, lane);
+      if (lb) v += lscale * warp_sum(lbv[r] * ltv[t]);
       if (lane == 0 && row0 + r < out) {
         float* dst = y + (long long)t * out + row0 + r;
         if (mode & 1) v += *dst;
@@ -173,7 +204,7 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
 }
 
 #define NF4_GEMV(T)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)                                     \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                     \
       nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, \
                    const float* dmap, float offset, int out, int in, int mode, const float* lb,     \
                    const float* lt, int lr, int lstride, float lscale) {                            \
