@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"fmt"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -53,10 +55,11 @@ func MergeProperties(input func() Input) {
 		}
 	})
 	It("refuses a linear merge of unequal ranks, naming the ranks", Label("merge"), func() {
-		small, err := w.Merge([]string{r.Translation}, merge.Options{Method: "svd", Weights: []float64{1}, SVDRank: 2, Name: "small"})
+		// cat doubles the rank; linear of that with an input must refuse.
+		wide, err := w.Merge(names(), merge.Options{Method: "cat", Weights: []float64{1, 1}, Name: "wide"})
 		Expect(err).NotTo(HaveOccurred())
-		_, err = merge.Merge([]*adapter.Adapter{small.Adapter, w.Adapter(r.Chat)}, merge.Options{Method: "linear", Weights: []float64{1, 1}})
-		Expect(err).To(MatchError(ContainSubstring("rank")))
+		_, err = merge.Merge([]*adapter.Adapter{wide.Adapter, w.Adapter(r.Chat)}, merge.Options{Method: "linear", Weights: []float64{1, 1}})
+		Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("r=%d", wide.Rank))))
 	})
 	It("reproduces a single adapter merged with weight 1", Label("merge"), func() {
 		for _, name := range names() {
