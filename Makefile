@@ -40,9 +40,16 @@ build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/loramix ./cmd/loramix
 
-# Tests read LORAMIX_TOKENIZER; the Ginkgo suites run through go test.
+# Every Ginkgo suite, through the ginkgo CLI so that skipped specs (GPU specs
+# without a GPU, the Chromium screenshot without Chromium) show in each
+# suite's summary. The reference experiment runs in 2 parallel processes,
+# each loading the world once (`ginkgo -p`). `go test ./...` runs the same
+# specs too.
+GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
+TEST_ENV := LORAMIX_TOKENIZER=$(abspath $(TOKENIZER))
 test: deps $(TOKENIZER) datasets build
-	LORAMIX_TOKENIZER=$(abspath $(TOKENIZER)) $(GO) test -count=1 -timeout 80m ./...
+	$(TEST_ENV) $(GINKGO) -r --keep-going --timeout 80m --skip-package suites/reference
+	$(TEST_ENV) $(GINKGO) -p --procs 2 --timeout 30m ./suites/reference
 
 # The reference experiment end to end on the in-repo world (see README).
 WORLD := datasets/world

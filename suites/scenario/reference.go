@@ -59,7 +59,7 @@ func ReferenceExperiment(input func() Input) {
 		GinkgoHelper()
 		x, err := w.Record(sys, task)
 		Expect(err).NotTo(HaveOccurred())
-		AddReportEntry(fmt.Sprintf("%s on %s", sys.Key(), task), summary(x))
+		AddReportEntry(fmt.Sprintf("%s on %s", sys.Key(), task), summary(x), ReportEntryVisibilityFailureOrVerbose)
 		return x
 	}
 	bleu := func(sys results.System) float64 {
