@@ -46,7 +46,7 @@ type CUDA struct {
 	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N     int64        // bytes
 	x16N     int64
-	closed    bool
+	closed   bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -191,7 +191,7 @@ var kernelNames = []string{
 	"nf4_mma_16", "nf4_mma_64", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
-	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_expand",
+	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
 	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32",
 }
 
@@ -557,6 +557,43 @@ type loraEp struct {
 
 func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) { c.matmulEp(d, x, w, accumulate, nil) }
 
+// gemvFuse are the prologue fusions of nf4_gemv (see gemv_stage_fused).
+type gemvFuse struct {
+	x2, normw cu.DevicePtr
+	eps       float32
+}
+
+// gemvOK reports whether x (n, in) @ wᵀ runs as nf4_gemv, the only kernel
+// with the fused prologue and LoRA epilogue.
+func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
+	xsz := (in + 1023) / 1024 * 1024
+	return w.dt == backend.NF4 && in%32 == 0 && n >= 1 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem
+}
+
+// gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
+func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFuse) {
+	n, in, out := x.shape[0], x.shape[1], w.shape[0]
+	if !c.gemvOK(n, in, w) || d.shape[0] != n || d.shape[1] != out || (ep != nil && ep.r > 32) {
+		panic(fmt.Sprintf("cuda: fused gemv of x %v, w %v %v into %v", x.shape, w.dt, w.shape, d.shape))
+	}
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
+	var e loraEp
+	if ep != nil {
+		e = *ep
+	}
+	xsz := (in + 1023) / 1024 * 1024
+	q := w.q
+	c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
+		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps)
+}
+
 // matmulEp is matmul with an optional fused LoRA expand (nf4_gemv only; the
 // other kernels run lora_expand after the product).
 func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
@@ -590,7 +627,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			}
 			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-				e.b, e.t, e.r, e.stride, e.scale)
+				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
 		case in%128 == 0 && n >= cublasMinTokens && !c.noCublas && !c.capturing:
 			c.dequantGemm(d, x, w, n, out, in, mode)
 		case in%128 == 0:
@@ -917,6 +954,32 @@ func sameShape(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// ropeKV is RoPE of q and k plus the store of k and v into F16 caches, in
+// one kernel (the decode path of the benchmark); attend then attends
+// without storing again.
+func (c *CUDA) ropeKV(q, k, v, kc, vc, seq, pos *Tensor, heads, kvHeads int, theta, posScale float32) {
+	n := q.shape[0]
+	hd := q.shape[1] / heads
+	if kc.dt != backend.F16 || vc.dt != backend.F16 || k.shape[1] != kvHeads*hd {
+		panic("cuda: ropeKV needs F16 caches and matching shapes")
+	}
+	total := int64(n) * int64(heads+kvHeads) * int64(hd/2)
+	c.launch("rope_kv_f16", gridFor(total, 256), 1, 1, 256, 0, q.ptr, k.ptr, v.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
+		c.ropeTable(hd/2, theta, posScale), n, heads, kvHeads, hd, kc.shape[1])
+}
+
+func (c *CUDA) attend(d, q, kc, vc, seq, pos *Tensor, heads, kvHeads int) {
+	n := q.shape[0]
+	hd := q.shape[1] / heads
+	maxLen := kc.shape[1]
+	name := "attention_f32"
+	if kc.dt == backend.F16 {
+		name = "attention_f16"
+	}
+	c.launch(name, n, heads, 1, 512, (maxLen+16*hd)*4, d.ptr, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
+		heads, kvHeads, hd, maxLen, c.roundFlag())
 }
 
 // SiLUMul computes dst = silu(gate) * up.

@@ -151,9 +151,11 @@ var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
 		// gemv (n <= 4, in % 32 == 0): fp32 throughout
 		Entry("NF4 gemv, 1 token", backend.NF4, 1, 77, 1056, 1e-5),
 		Entry("NF4 gemv, 3 tokens, in not a multiple of 128", backend.NF4, 3, 130, 96, 1e-5),
-		Entry("NF4 gemv, 4 tokens, 11008 in", backend.NF4, 4, 33, 11008, 1e-5),
+		Entry("NF4 gemv, 2 tokens, 11008 in", backend.NF4, 2, 33, 11008, 1e-5),
+		Entry("NF4 gemv, 4 tokens", backend.NF4, 4, 70, 4096, 1e-5),
 		// tensor cores (in % 128 == 0): fp16 operands
 		Entry("NF4 mma, 5 tokens", backend.NF4, 5, 200, 256, 2e-3),
+		Entry("NF4 mma, 4 tokens, 11008 in (no room for the gemv)", backend.NF4, 4, 33, 11008, 2e-3),
 		Entry("NF4 mma, 16 tokens, split k", backend.NF4, 16, 96, 4096, 2e-3),
 		Entry("NF4 mma, 70 tokens", backend.NF4, 70, 130, 384, 2e-3),
 		Entry("NF4 mma, 127 tokens", backend.NF4, 127, 200, 256, 2e-3),

@@ -38,6 +38,52 @@ __device__ __forceinline__ void gemv_stage_x(float* xs, const float* x, int in, 
   }
 }
 
+// gemv_stage_fused is gemv_stage_x with two optional fusions: with x2 the
+// staged value is silu(x)*x2 (the SwiGLU before the down projection); with
+// normw each token row is then RMS-normalized and scaled by normw (the
+// RMSNorm before q/k/v or gate/up): x / sqrt(mean(x^2) + eps) * normw.
+// Ends with a barrier. red holds 32 floats.
+template <int T>
+__device__ __forceinline__ void gemv_stage_fused(float* xs, const float* x, const float* x2, const float* normw,
+                                                 float eps, int in, int xsz, float* red) {
+  int q4 = in >> 2;
+  float ss[T];
+#pragma unroll
+  for (int t = 0; t < T; t++) ss[t] = 0.f;
+  for (int q = threadIdx.x; q < T * q4; q += blockDim.x) {
+    int t = q / q4, qq = q - t * q4;
+    float4 v = reinterpret_cast<const float4*>(x + (long long)t * in)[qq];
+    if (x2) {
+      float4 u = reinterpret_cast<const float4*>(x2 + (long long)t * in)[qq];
+      v.x = v.x / (1.f + expf(-v.x)) * u.x;
+      v.y = v.y / (1.f + expf(-v.y)) * u.y;
+      v.z = v.z / (1.f + expf(-v.z)) * u.z;
+      v.w = v.w / (1.f + expf(-v.w)) * u.w;
+    }
+#pragma unroll
+    for (int tt = 0; tt < T; tt++)
+      if (tt == t) ss[tt] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    reinterpret_cast<float4*>(xs + t * xsz)[xs_slot(qq)] = v;
+  }
+  if (normw) {
+    float inv[T];
+#pragma unroll
+    for (int t = 0; t < T; t++) inv[t] = rsqrtf(block_sum(ss[t], red) / in + eps);
+    for (int q = threadIdx.x; q < T * q4; q += blockDim.x) {
+      int t = q / q4, qq = q - t * q4;
+      float4* p = reinterpret_cast<float4*>(xs + t * xsz) + xs_slot(qq);
+      float4 v = *p, w = reinterpret_cast<const float4*>(normw)[qq];
+      float iv = inv[0];
+#pragma unroll
+      for (int tt = 1; tt < T; tt++)
+        if (tt == t) iv = inv[tt];
+      v.x *= iv * w.x, v.y *= iv * w.y, v.z *= iv * w.z, v.w *= iv * w.w;
+      *p = v;
+    }
+  }
+  __syncthreads();
+}
+
 // dot32_nf4 returns sum_e code[nibble e of w] * x[e] for the 32 codes of a
 // 16-byte chunk w (byte order = element order, high nibble first) and the 32
 // x values of token t held at xs4[i*32] (i = 0..7).
@@ -128,8 +174,10 @@ __device__ __forceinline__ void gemv_load(uint4 (&w)[GEMV_GROUP][GEMV_ROWS], u32
 template <int T>
 __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
                          const float* absmax2, const float* dmap_g, float offset, int out, int in,
-                         int mode, const float* lb, const float* lt, int lr, int lstride, float lscale) {
+                         int mode, const float* lb, const float* lt, int lr, int lstride, float lscale,
+                         const float* x2, const float* normw, float eps) {
   extern __shared__ float4 smem4[];
+  __shared__ float red[32];
   float* smem = reinterpret_cast<float*>(smem4);
   float* btab = smem;           // 256 bytes x 32 lanes of (Code[hi], Code[lo]): 64 KB
   float* dmap = smem + 16384;
@@ -153,8 +201,7 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
     reinterpret_cast<float2*>(btab)[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
   }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
-  gemv_stage_x<T>(xs, x, in, xsz);
-  __syncthreads();
+  gemv_stage_fused<T>(xs, x, x2, normw, eps, in, xsz, red);
   if (row0 >= out) return;
 
   const char* bt = reinterpret_cast<const char*>(btab);
@@ -207,8 +254,10 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
   extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                     \
       nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, \
                    const float* dmap, float offset, int out, int in, int mode, const float* lb,     \
-                   const float* lt, int lr, int lstride, float lscale) {                            \
-    nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale); \
+                   const float* lt, int lr, int lstride, float lscale, const float* x2,             \
+                   const float* normw, float eps) {                                                 \
+    nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale, \
+                x2, normw, eps);                                                                    \
   }
 NF4_GEMV(1)
 NF4_GEMV(2)

@@ -349,3 +349,65 @@ extern "C" __global__ void inc_i32(int* p, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) p[i] += 1;
 }
+
+// rope_kv: the decode-side fusion of RoPE on q and k and the KV-cache store:
+// q (n, heads*hd) rotated in place; k rotated and stored with v at
+// (seq[i], pos[i]) of the caches (slots, max_len, kv_heads*hd), fp16.
+extern "C" __global__ void rope_kv_f16(float* q, const float* k, const float* v, u16* kc, u16* vc, const int* seq,
+                                       const int* pos, const float* inv_freq, int n, int heads, int kv_heads, int hd,
+                                       int max_len) {
+  int half = hd >> 1, kvd = kv_heads * hd;
+  long long nq = (long long)n * heads * half, nk = (long long)n * kv_heads * half;
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < nq + nk;
+       e += (long long)gridDim.x * blockDim.x) {
+    bool isq = e < nq;
+    long long f = isq ? e : e - nq;
+    int j = f % half;
+    long long th = f / half;
+    int hs = isq ? heads : kv_heads;
+    int i = th / hs, h = th % hs;
+    float ang = (float)pos[i] * inv_freq[j];
+    float sn, cs;
+    sincosf(ang, &sn, &cs);
+    if (isq) {
+      float* p = q + ((long long)i * heads + h) * hd;
+      float a = p[j], b = p[j + half];
+      p[j] = a * cs - b * sn;
+      p[j + half] = b * cs + a * sn;
+    } else {
+      if (pos[i] < 0 || pos[i] >= max_len) continue;
+      const float* p = k + (long long)i * kvd + h * hd;
+      float a = p[j], b = p[j + half];
+      long long base = ((long long)seq[i] * max_len + pos[i]) * kvd + h * hd;
+      kc[base + j] = float_to_half(a * cs - b * sn);
+      kc[base + j + half] = float_to_half(b * cs + a * sn);
+      const float* pv = v + (long long)i * kvd + h * hd;
+      vc[base + j] = float_to_half(pv[j]);
+      vc[base + j + half] = float_to_half(pv[j + half]);
+    }
+  }
+}
+
+// lora_shrink_f: the shrink of the fused decode path, whose x is not
+// materialized: the value used is silu(x)*x2 (x2 non-null) or
+// rmsnorm(x)*normw (normw non-null) or x. One block per (i, j); j < r uses
+// a, r <= j < 2r uses a2 (when non-null). t (k, r or 2r).
+extern "C" __global__ void lora_shrink_f(float* t, const float* x, const float* x2, const float* normw, float eps,
+                                         const float* a, const float* a2, int k, int r, int in) {
+  __shared__ float red[32];
+  int rr = a2 ? 2 * r : r;
+  int i = blockIdx.x / rr, j = blockIdx.x % rr;
+  const float* xr = x + (long long)i * in;
+  const float* ar = j < r ? a + (long long)j * in : a2 + (long long)(j - r) * in;
+  float s = 0.f, ss = 0.f;
+  for (int c = threadIdx.x; c < in; c += blockDim.x) {
+    float v = xr[c];
+    if (x2) v = v / (1.f + expf(-v)) * x2[(long long)i * in + c];
+    ss += v * v;
+    if (normw) v *= normw[c];
+    s += v * ar[c];
+  }
+  s = block_sum(s, red);
+  if (normw) s *= rsqrtf(block_sum(ss, red) / in + eps);
+  if (threadIdx.x == 0) t[blockIdx.x] = s;
+}

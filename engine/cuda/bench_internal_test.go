@@ -1,0 +1,62 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"math"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"loramix/engine/backend"
+)
+
+// The benchmark's fused decode step (stepFused) must compute what the plain
+// ops compute (step), with and without an adapter.
+var _ = Describe("the benchmark model", Label("gpu"), func() {
+	It("decodes the same logits with the fused kernels as with the plain ops", func() {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		s := BenchShape{Name: "small", Hidden: 256, Intermediate: 544, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}
+		m := newBenchModel(c, s, 8, 7)
+		const P = 5
+		kvd := s.KVHeads * s.Hidden / s.Heads
+		for _, l := range m.layers {
+			l.kc, l.vc = c.newT(backend.F16, 1, 16, kvd), c.newT(backend.F16, 1, 16, kvd)
+		}
+		b := m.bufs(P, 1)
+		c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
+		c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
+		c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})
+		c.SetInt32(b.last, []int32{P - 1})
+		m.step(b, b.ids, P, 1, false)
+		logits := func(fused, lora bool) []float32 {
+			c.SetInt32(c.view(b.ids, 1), []int32{977})
+			c.SetInt32(c.view(b.pos, 1), []int32{P})
+			c.SetInt32(c.view(b.last, 1), []int32{0})
+			if fused {
+				m.stepFused(b, c.view(b.ids, 1), 1, lora)
+			} else {
+				m.step(b, c.view(b.ids, 1), 1, 1, lora)
+			}
+			out := make([]float32, s.Vocab)
+			c.Float32(out, c.view(b.logits, 1))
+			return out
+		}
+		for _, lora := range []bool{false, true} {
+			want, got := logits(false, lora), logits(true, lora)
+			var num, den float64
+			for i := range want {
+				d := float64(got[i] - want[i])
+				num += d * d
+				den += float64(want[i]) * float64(want[i])
+			}
+			Expect(den).To(BeNumerically(">", 0))
+			Expect(math.Sqrt(num/den)).To(BeNumerically("<", 1e-5), "lora %v", lora)
+		}
+		Expect(c.Sync()).To(Succeed())
+	})
+})
