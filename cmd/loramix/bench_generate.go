@@ -54,15 +54,16 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 	quant := fs.String("quant", "nf4", "decoder linear layers: nf4, fp16 or fp32")
 	batches := fs.String("batch", "1,8", "batch sizes, comma-separated")
 	promptLen := fs.Int("prompt-len", 64, "prompt tokens per sequence")
+	fs.IntVar(promptLen, "prompt", 64, "alias of --prompt-len")
 	newTokens := fs.Int("new", 32, "decode steps")
 	threads := fs.Int("threads", 0, "CPU threads (0: all cores)")
-	device := fs.String("device", "cpu", "cpu")
+	device := fs.String("device", "cpu", "cpu, or cuda in a binary built with -tags cuda (make cuda)")
 	asJSON := fs.Bool("json", false, "print one JSON line per configuration")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *device != "cpu" {
-		return fmt.Errorf("--device %q: this build has only cpu", *device)
+	if *device != "cpu" && *device != "cuda" {
+		return fmt.Errorf("--device %q: want cpu or cuda", *device)
 	}
 	q, err := llama.ParseQuant(*quant)
 	if err != nil {
@@ -78,6 +79,13 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	if *promptLen <= 0 || *newTokens <= 0 {
 		return errors.New("--prompt-len and --new must be positive")
+	}
+	if *device == "cuda" { // random weights made on the GPU: bench_generate_cuda.go (-tags cuda)
+		if benchGenerateCUDA == nil {
+			return errors.New("--device cuda: this binary was built without the cuda tag (make cuda)")
+		}
+		return benchGenerateCUDA(cudaBenchArgs{Shape: *shapes, Quant: *quant, Batches: bs, Prompt: *promptLen,
+			New: *newTokens, LoRARank: 16, Log: stdout})
 	}
 	if *threads <= 0 {
 		*threads = runtime.GOMAXPROCS(0)
