@@ -514,6 +514,14 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })
+	x16 := func(t *Tensor) *Tensor { return c.view(t, 16) }
+	timeit("16 tok mmad q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
+	timeit("16 tok mmad gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
+	timeit("16 tok mmad down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })
+	c.noMmad = true
+	timeit("16 tok mma q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
+	timeit("16 tok mma gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
+	c.noMmad = false
 	timeit("attention L=256", 0, func() {
 		c.Attention(x1(b.att), x1(b.q), x1(b.k), x1(b.v), l.kc, l.vc, x1(b.seq), x1(b.pos), m.s.Heads, m.s.KVHeads)
 	})

@@ -42,6 +42,7 @@ type CUDA struct {
 
 	// the dequantize-then-cuBLAS path for products of many tokens
 	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	noMmad   bool // LORAMIX_CUDA_NO_MMAD=1: the staged tensor-core kernel for 5..16 tokens too
 	blas     *cublas
 	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N     int64        // bytes
@@ -129,7 +130,8 @@ func New(o Options) (b *CUDA, err error) {
 		return nil, fmt.Errorf("cuda: cuCtxCreate: %w", err)
 	}
 	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{},
-		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1", noCublas: os.Getenv("LORAMIX_CUDA_NO_CUBLAS") == "1"}
+		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1", noCublas: os.Getenv("LORAMIX_CUDA_NO_CUBLAS") == "1",
+		noMmad: os.Getenv("LORAMIX_CUDA_NO_MMAD") == "1"}
 	defer func() {
 		if err != nil {
 			c.destroy()
@@ -188,7 +190,7 @@ func New(o Options) (b *CUDA, err error) {
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
-	"nf4_mma_16", "nf4_mma_64", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
+	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
 	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
@@ -628,6 +630,16 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
+		case in%128 == 0 && n <= 16 && !c.noMmad:
+			N := 16
+			if n <= 8 {
+				N = 8
+			}
+			gx := (out + 127) / 128
+			c.splitK(d, n, out, in, gx, 4, mode, func(gz, m int) {
+				c.launch(fmt.Sprintf("nf4_mmad_%d", N), gx, 1, gz, 128, 0,
+					d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m)
+			})
 		case in%128 == 0 && n >= cublasMinTokens && !c.noCublas && !c.capturing:
 			c.dequantGemm(d, x, w, n, out, in, mode)
 		case in%128 == 0:
@@ -710,6 +722,26 @@ func (c *CUDA) dequantGemm(d, x, w *Tensor, n, out, in, mode int) {
 			c.w16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, int64(r0), rows, in)
 		must("GEMM", c.blas.gemmF16(rows, n, in, c.w16, in, c.x16, in, beta, d.ptr+cu.DevicePtr(4*r0), out))
 	}
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+	}
+}
+
+// splitK runs a product whose blocks (gx of them per k range) split the k
+// steps of 128 until the card has about perSM blocks per multiprocessor;
+// split products add atomically into a zeroed (or, accumulating, the
+// existing) d and are rounded afterwards.
+func (c *CUDA) splitK(d *Tensor, n, out, in, gx, perSM, mode int, run func(gz, mode int)) {
+	steps := in / 128
+	splits := min(max((perSM*c.sms+gx-1)/gx, 1), steps, 32)
+	if splits == 1 {
+		run(1, mode)
+		return
+	}
+	if mode&1 == 0 {
+		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+	}
+	run(splits, mode&1)
 	if mode&2 != 0 {
 		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
 	}

@@ -154,9 +154,12 @@ var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
 		Entry("NF4 gemv, 2 tokens, 11008 in", backend.NF4, 2, 33, 11008, 1e-5),
 		Entry("NF4 gemv, 4 tokens", backend.NF4, 4, 70, 4096, 1e-5),
 		// tensor cores (in % 128 == 0): fp16 operands
-		Entry("NF4 mma, 5 tokens", backend.NF4, 5, 200, 256, 2e-3),
-		Entry("NF4 mma, 4 tokens, 11008 in (no room for the gemv)", backend.NF4, 4, 33, 11008, 2e-3),
-		Entry("NF4 mma, 16 tokens, split k", backend.NF4, 16, 96, 4096, 2e-3),
+		Entry("NF4 mmad, 5 tokens", backend.NF4, 5, 200, 256, 2e-3),
+		Entry("NF4 mmad, 8 tokens, split k, accumulate", backend.NF4, 8, 300, 4096, 2e-3),
+		Entry("NF4 mmad, 13 tokens, 11008 in", backend.NF4, 13, 130, 11008, 2e-3),
+		Entry("NF4 mmad, 4 tokens, 11008 in (no room for the gemv)", backend.NF4, 4, 33, 11008, 2e-3),
+		Entry("NF4 mmad, 16 tokens, split k", backend.NF4, 16, 96, 4096, 2e-3),
+		Entry("NF4 mma, 17 tokens", backend.NF4, 17, 96, 4096, 2e-3),
 		Entry("NF4 mma, 70 tokens", backend.NF4, 70, 130, 384, 2e-3),
 		Entry("NF4 mma, 127 tokens", backend.NF4, 127, 200, 256, 2e-3),
 		// from 128 tokens: dequantize to fp16, cuBLAS

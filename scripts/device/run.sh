@@ -54,5 +54,8 @@ if [[ $STEPS == *bench* ]]; then
 fi
 if [[ $STEPS == *cli* ]]; then
   go build -tags cuda -o /tmp/loramix ./cmd/loramix 2>&1 | tail -5 | tee "$OUT/cli-build.log"
+  timeout 300 /tmp/loramix bench generate --device cuda --shape llama-2-7b --quant nf4 --batch 1,16,64 \
+    --prompt 128 --new 128 2>&1 | tee "$OUT/cli-bench.log"
+  cp bench/results/generate-cuda-*.json "$OUT/" 2>/dev/null
 fi
 exit $status

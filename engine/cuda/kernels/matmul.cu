@@ -515,6 +515,78 @@ __device__ void f16_mma(float* y, const float* x, const u16* w, int n, int out, 
   mma_store<N>(y, acc, n, out, row0, tok0, g, t, mode, splits > 1);
 }
 
+// nf4_mmad_N: the tensor-core product for few tokens (N = 8 or 16 per
+// block), with no shared-memory staging of x: each lane loads its B
+// fragments straight from x (float32, converted in registers; x is small
+// and stays in L1/L2) and each warp owns 32 weight rows (two m16 tiles), so
+// a block needs no barrier after its start. grid (ceil(out/128), 1, splits).
+template <int N>
+__device__ void nf4_mmad(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
+                         const float* dmap_g, float offset, int n, int out, int in, int mode) {
+  __shared__ float tab[512];
+  __shared__ float dmap[256];
+  for (int i = threadIdx.x; i < 512; i += blockDim.x) tab[i] = NF4_CODE[i >> 5];
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  __syncthreads();
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int row0 = blockIdx.x * 128 + warp * 32;
+  int splits = gridDim.z, steps = in >> 7;
+  float acc[2][N / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+  for (int ks = blockIdx.z; ks < steps; ks += splits) {
+    int k0 = ks << 7;
+    uint4 w0[2], w1[2];
+    long long ja[2], jb[2];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+      ja[mt] = (long long)min(row0 + mt * 16 + g, out - 1) * in + k0 + t * 32;
+      jb[mt] = (long long)min(row0 + mt * 16 + g + 8, out - 1) * in + k0 + t * 32;
+      w0[mt] = __ldg(reinterpret_cast<const uint4*>(packed + (ja[mt] >> 1)));
+      w1[mt] = __ldg(reinterpret_cast<const uint4*>(packed + (jb[mt] >> 1)));
+    }
+    u32 xb[N / 8][16];  // token j*8+g, elements t*32 + 2q, 2q+1 as half2
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) {
+      int tok = j * 8 + g;
+#pragma unroll
+      for (int q = 0; q < 8; q++) {
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (tok < n) v = __ldg(reinterpret_cast<const float4*>(x + (long long)tok * in + k0 + t * 32) + q);
+        xb[j][2 * q] = pack_half2(v.x, v.y);
+        xb[j][2 * q + 1] = pack_half2(v.z, v.w);
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+      float am0 = nf4_absmax(qabs, absmax2, dmap, offset, ja[mt] >> 6);
+      float am1 = nf4_absmax(qabs, absmax2, dmap, offset, jb[mt] >> 6);
+      u32 a[8][4];
+      nf4_a_frags(a, w0[mt], w1[mt], am0, am1, tab + lane);
+#pragma unroll
+      for (int j = 0; j < N / 8; j++)
+#pragma unroll
+        for (int s = 0; s < 8; s++) mma16816(acc[mt][j], a[s], xb[j][2 * s], xb[j][2 * s + 1]);
+    }
+  }
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+    mma_store<N>(y, acc[mt], n, out, row0 + mt * 16, 0, g, t, mode, splits > 1);
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+    nf4_mmad_8(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, const float* dmap,
+               float offset, int n, int out, int in, int mode) {
+  nf4_mmad<8>(y, x, packed, qabs, absmax2, dmap, offset, n, out, in, mode);
+}
+extern "C" __global__ void __launch_bounds__(128)
+    nf4_mmad_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, const float* dmap,
+                float offset, int n, int out, int in, int mode) {
+  nf4_mmad<16>(y, x, packed, qabs, absmax2, dmap, offset, n, out, in, mode);
+}
+
 #define MMA_KERNELS(N)                                                                                  \
   extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)                                          \
       nf4_mma_##N(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,      \
