@@ -1,0 +1,146 @@
+//go:build cuda
+
+package cuda_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"loramix/engine/adapter"
+	"loramix/engine/backend"
+	"loramix/engine/checkpoint"
+	"loramix/engine/cpu"
+	"loramix/engine/cuda"
+	"loramix/engine/llama"
+	"loramix/engine/merge"
+)
+
+// The in-repo world (datasets/world) on the GPU: transformers' greedy
+// tokens (fp32, with each adapter and merged combinations), and, in NF4
+// with fp16 compute, the CPU backend's logits and greedy tokens.
+
+const worldDir = "../../datasets/world"
+
+type worldGolden struct {
+	Config   string    `json:"config"`
+	Kind     string    `json:"combination_type"`
+	Adapters []string  `json:"adapters"`
+	Weights  []float64 `json:"weights"`
+	MaxNew   int       `json:"max_new_tokens"`
+	Cases    []struct {
+		Format    string  `json:"format"`
+		PromptIDs []int32 `json:"prompt_ids"`
+		OutputIDs []int32 `json:"output_ids"`
+	} `json:"cases"`
+}
+
+func loadWorld(b backend.Backend, q llama.Quant) *llama.Model {
+	dir := filepath.Join(worldDir, "base")
+	cfg, err := checkpoint.LoadConfig(dir)
+	Expect(err).NotTo(HaveOccurred())
+	w, err := checkpoint.OpenWeights(dir)
+	Expect(err).NotTo(HaveOccurred())
+	defer w.Close()
+	m, err := llama.Load(b, cfg, w, llama.Options{Quant: q})
+	Expect(err).NotTo(HaveOccurred())
+	for _, name := range []string{"fren", "oasst", "clash"} {
+		a, err := adapter.Load(filepath.Join(worldDir, "adapters", name))
+		Expect(err).NotTo(HaveOccurred())
+		a.Name = name
+		Expect(m.AddAdapter(a)).To(Succeed())
+	}
+	return m
+}
+
+func activate(m *llama.Model, g *worldGolden) {
+	active := llama.Base
+	switch g.Kind {
+	case "single":
+		active = g.Adapters[0]
+	case "cat", "svd":
+		var ins []*adapter.Adapter
+		for _, n := range g.Adapters {
+			ins = append(ins, m.Adapter(n))
+		}
+		res, err := merge.Merge(ins, merge.Options{Method: merge.Method(g.Kind), Weights: g.Weights, Name: g.Config})
+		Expect(err).NotTo(HaveOccurred())
+		if m.Adapter(g.Config) == nil {
+			Expect(m.AddAdapter(res.Adapter)).To(Succeed())
+		}
+		active = g.Config
+	}
+	Expect(m.SetActive(active)).To(Succeed())
+}
+
+func readGolden(name string) *worldGolden {
+	var g worldGolden
+	b, err := os.ReadFile(filepath.Join(worldDir, "goldens", name+".json"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(json.Unmarshal(b, &g)).To(Succeed())
+	return &g
+}
+
+var _ = Describe("CUDA backend on the in-repo world", Label("gpu"), Ordered, func() {
+	var g *cuda.CUDA
+	BeforeAll(func() {
+		if _, err := os.Stat(filepath.Join(worldDir, "base", "model.safetensors")); err != nil {
+			Skip("the world model is not in this checkout: " + err.Error())
+		}
+		g = openGPU()
+	})
+
+	for _, name := range []string{"base", "fren", "clash_cat_1_1", "svd_1_0p2"} {
+		It("generates transformers' greedy tokens (fp32) for "+name, func() {
+			m := loadWorld(g, llama.FP32)
+			gold := readGolden(name)
+			activate(m, gold)
+			var prompts [][]int32
+			for _, c := range gold.Cases {
+				prompts = append(prompts, c.PromptIDs)
+			}
+			got, err := m.Generate(prompts, llama.GenOptions{MaxNewTokens: gold.MaxNew})
+			Expect(err).NotTo(HaveOccurred())
+			for i, c := range gold.Cases {
+				Expect(got[i].IDs).To(Equal(c.OutputIDs), "%s, %s prompt %d", gold.Config, c.Format, i)
+			}
+		})
+	}
+
+	It("matches the CPU backend in NF4 with fp16 compute (logits within 1e-3, greedy tokens identical)", func() {
+		g16, err := cuda.New(cuda.Options{Compute: backend.F16})
+		Expect(err).NotTo(HaveOccurred())
+		defer g16.Close()
+		mg := loadWorld(g16, llama.NF4)
+		mc := loadWorld(cpu.New(cpu.Options{Threads: 4, Compute: backend.F16}), llama.NF4)
+		for _, name := range []string{"base", "fren"} {
+			gold := readGolden(name)
+			activate(mg, gold)
+			activate(mc, gold)
+			var prompts [][]int32
+			for _, c := range gold.Cases {
+				prompts = append(prompts, c.PromptIDs)
+			}
+			lg, err := mg.Logits(prompts)
+			Expect(err).NotTo(HaveOccurred())
+			lc, err := mc.Logits(prompts)
+			Expect(err).NotTo(HaveOccurred())
+			for i := range prompts {
+				e := rel(lg[i], lc[i])
+				AddReportEntry(fmt.Sprintf("world %s NF4 fp16 prompt %d GPU vs CPU rel err", name, i), e)
+				Expect(e).To(BeNumerically("<", 1e-3))
+			}
+			rg, err := mg.Generate(prompts, llama.GenOptions{MaxNewTokens: gold.MaxNew})
+			Expect(err).NotTo(HaveOccurred())
+			rc, err := mc.Generate(prompts, llama.GenOptions{MaxNewTokens: gold.MaxNew})
+			Expect(err).NotTo(HaveOccurred())
+			for i := range rg {
+				Expect(rg[i].IDs).To(Equal(rc[i].IDs), "%s prompt %d", name, i)
+			}
+		}
+	})
+})
