@@ -67,7 +67,7 @@ demo: build $(TOKENIZER) datasets
 	@echo "== 2. each adapter alone and the grid of combinations, on the test splits"
 	$(LORAMIX) eval --model $(WORLD)/base --tokenizer $(TOKENIZER) $(WORLD_ADAPTERS) \
 		--task fren --task oasst --task clash $(GRID) --limit $(DEMO_LIMIT) --out $(DEMO)/results.json
-	@echo "== 3. a small weight sweep for the heatmaps"
+	@echo "== 3. a small weight sweep for the heatmaps (40 examples a task, to stay within 5 minutes)"
 	$(LORAMIX) sweep --model $(WORLD)/base --tokenizer $(TOKENIZER) --adapter fren=$(WORLD)/adapters/fren --adapter oasst=$(WORLD)/adapters/oasst \
 		--method svd,cat --weights-grid 0:1:0.5 --task fren --task oasst --limit 40 --out $(DEMO)/sweep
 	@echo "== 4. the gate against the committed baseline"
@@ -77,7 +77,7 @@ demo: build $(TOKENIZER) datasets
 	for r in 4 8 16 32; do $(LORAMIX) bench merge --shape llama-2-7b --rank $$r --reps 1 --full-scale 8 --json $(DEMO)/merge.json | tail -n 1; done
 	$(LORAMIX) bench generate --model $(WORLD)/base --batch 1,4,16 --json > $(DEMO)/throughput.jsonl
 	@echo "== 6. the report"
-	$(LORAMIX) report $(DEMO)/results.json $(DEMO)/sweep --bench $(DEMO)/merge.json --bench $(DEMO)/throughput.jsonl --out $(DEMO)/report
+	$(LORAMIX) report $(DEMO)/sweep/sweep.jsonl $(DEMO)/results.json --bench $(DEMO)/merge.json --bench $(DEMO)/throughput.jsonl --out $(DEMO)/report
 	@echo
 	@echo "The report is at $(abspath $(DEMO))/report/report.html (tables in report.md)"
 
