@@ -66,6 +66,7 @@ type benchLayer struct {
 	wq, wk, wv, wo, wg, wu, wd *Tensor
 	kc, vc                     *Tensor
 	lora                       [3][2]*Tensor // gate, up, down: A (r, in), B (out, r)
+	qkv, gu, guLoRA            *multiGemv    // the fused decode's multi-weight products
 }
 
 type benchModel struct {
@@ -177,10 +178,31 @@ func (m *benchModel) bufs(T, rows int) *benchBufs {
 
 func (c *CUDA) view(t *Tensor, rows int) *Tensor { return c.View(t, rows).(*Tensor) }
 
+// multi uploads the multi-weight products of the fused decode step for the
+// buffers b: q,k,v and gate,up (plain and with the adapter's expands, whose
+// shrinks lora_shrink_f leaves in the LoRA scratch, gate's then up's).
+func (m *benchModel) multi(b *benchBufs, rank int) {
+	c := m.c
+	var t cu.DevicePtr
+	if rank > 0 {
+		t = c.loraScratch(int64(2 * gemvMaxTokens * rank))
+	}
+	for _, l := range m.layers {
+		l.qkv = c.newMultiGemv([]*Tensor{l.wq, l.wk, l.wv}, []*Tensor{b.q, b.k, b.v}, nil)
+		l.gu = c.newMultiGemv([]*Tensor{l.wg, l.wu}, []*Tensor{b.g, b.u}, nil)
+		if rank > 0 {
+			l.guLoRA = c.newMultiGemv([]*Tensor{l.wg, l.wu}, []*Tensor{b.g, b.u}, []*loraEp{
+				{b: l.lora[0][1].ptr, t: t, r: rank, stride: 2 * rank, scale: 2},
+				{b: l.lora[1][1].ptr, t: t + cu.DevicePtr(4*rank), r: rank, stride: 2 * rank, scale: 2}})
+		}
+	}
+}
+
 // stepFused is step for a decode of at most 4 tokens, with the fusions of
 // nf4_gemv: RMSNorm inside the q/k/v and gate/up products, SwiGLU inside
-// the down product, RoPE and the KV store in one kernel, residual adds and
-// LoRA expands in the products' epilogues: 9 kernels a layer instead of 14.
+// the down product, RoPE and the KV store in one kernel, q/k/v and gate/up
+// each in one launch, residual adds and LoRA expands in the products'
+// epilogues: 6 kernels a layer instead of 14. multi must have run for b.
 func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 	c, s := m.c, m.s
 	defer c.bind()()
@@ -193,26 +215,23 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 	var t cu.DevicePtr
 	if lora {
 		r = m.layers[0].lora[0][0].shape[0]
-		t = c.loraScratch(int64(2 * n * r))
+		t = c.loraScratch(int64(2 * gemvMaxTokens * r)) // the size multi reserved: no reallocation
 	}
 	for _, l := range m.layers {
 		nrm := gemvFuse{normw: l.attnNorm.ptr, eps: eps}
-		c.gemvFused(q, x, l.wq, false, nil, nrm)
-		c.gemvFused(k, x, l.wk, false, nil, nrm)
-		c.gemvFused(vv, x, l.wv, false, nil, nrm)
+		l.qkv.run(c, x, false, nrm) // q, k, v
 		c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
 		c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		c.gemvFused(x, att, l.wo, true, nil, gemvFuse{})
 		nrm = gemvFuse{normw: l.mlpNorm.ptr, eps: eps}
-		var eg, eu, ed *loraEp
+		var ed *loraEp
 		if lora {
 			c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
 				l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
-			eg = &loraEp{b: l.lora[0][1].ptr, t: t, r: r, stride: 2 * r, scale: 2}
-			eu = &loraEp{b: l.lora[1][1].ptr, t: t + cu.DevicePtr(4*r), r: r, stride: 2 * r, scale: 2}
+			l.guLoRA.run(c, x, false, nrm) // gate, up with their expands
+		} else {
+			l.gu.run(c, x, false, nrm)
 		}
-		c.gemvFused(g, x, l.wg, false, eg, nrm)
-		c.gemvFused(u, x, l.wu, false, eu, nrm)
 		if lora {
 			c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
 				l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
@@ -321,6 +340,12 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		l.kc, l.vc = c.newT(backend.F16, B, span, kvd), c.newT(backend.F16, B, span, kvd)
 	}
 	b := m.bufs(B*P, B)
+	if B <= gemvMaxTokens {
+		func() {
+			defer c.bind()()
+			m.multi(b, cfg.LoRARank)
+		}()
+	}
 	defer func() {
 		for _, t := range []*Tensor{b.ids, b.seq, b.pos, b.last, b.next, b.x, b.xn, b.q, b.k, b.v, b.att, b.g, b.u, b.h, b.logits} {
 			c.Free(t)
@@ -328,6 +353,12 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		for _, l := range m.layers {
 			c.Free(l.kc)
 			c.Free(l.vc)
+			for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA} {
+				if mg != nil {
+					func() { defer c.bind()(); cu.MemFree(mg.descs) }()
+				}
+			}
+			l.qkv, l.gu, l.guLoRA = nil, nil, nil
 		}
 	}()
 	// prefill: B prompts of P random tokens, concatenated

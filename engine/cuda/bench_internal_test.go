@@ -28,6 +28,7 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 			l.kc, l.vc = c.newT(backend.F16, 1, 16, kvd), c.newT(backend.F16, 1, 16, kvd)
 		}
 		b := m.bufs(P, 1)
+		func() { defer c.bind()(); m.multi(b, 8) }()
 		c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
 		c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
 		c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})

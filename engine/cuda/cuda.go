@@ -189,6 +189,7 @@ func New(o Options) (b *CUDA, err error) {
 
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
+	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -200,6 +201,7 @@ var kernelNames = []string{
 // bigSmemKernels take more than 48 KB of dynamic shared memory.
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
+	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 
@@ -570,6 +572,66 @@ type gemvFuse struct {
 func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 	xsz := (in + 1023) / 1024 * 1024
 	return w.dt == backend.NF4 && in%32 == 0 && n >= 1 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem
+}
+
+// gemvDesc is the Go image of the kernels' GemvDesc: one weight (and its
+// output and LoRA expand) of a multi-weight gemv.
+type gemvDesc struct {
+	packed, qabs, absmax2, y, lb, lt uint64
+	offset                           float32
+	out, lr, lstride                 int32
+	lscale                           float32
+	blocks                           int32
+}
+
+// multiGemv is an uploaded list of weights whose products of one x run in
+// one launch (nf4_gemvm_T).
+type multiGemv struct {
+	descs  cu.DevicePtr
+	n      int // weights
+	blocks int // blocks of the launch
+	in     int
+}
+
+// newMultiGemv uploads the descriptors of ws, whose products go to ys (each
+// (tokens, out) F32), with optional LoRA expands (eps[i] nil: none).
+func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
+	ds := make([]gemvDesc, len(ws))
+	m := &multiGemv{n: len(ws), in: ws[0].shape[1]}
+	for i, w := range ws {
+		if w.dt != backend.NF4 || w.shape[1] != m.in {
+			panic("cuda: multi-weight gemv needs NF4 weights of one input size")
+		}
+		q := w.q
+		d := gemvDesc{packed: uint64(q.packed), qabs: uint64(q.qabs), absmax2: uint64(q.absmax2), y: uint64(ys[i].ptr),
+			offset: q.offset, out: int32(w.shape[0]), blocks: int32((w.shape[0] + 15) / 16)}
+		if eps != nil && eps[i] != nil {
+			e := eps[i]
+			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
+		}
+		ds[i] = d
+		m.blocks += int(d.blocks)
+	}
+	bytes := int64(len(ds)) * int64(unsafe.Sizeof(gemvDesc{}))
+	m.descs = c.alloc(bytes)
+	must("cuMemcpyHtoD", cu.MemcpyHtoD(m.descs, unsafe.Pointer(&ds[0]), bytes))
+	return m
+}
+
+// run launches the products of x (n <= gemvMaxTokens rows) with the
+// prologue fusions f; each output is overwritten (or added to).
+func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
+	n := x.shape[0]
+	xsz := (m.in + 1023) / 1024 * 1024
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
+	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), m.blocks, 1, 1, 256, (16640+n*xsz)*4,
+		m.descs, m.n, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.

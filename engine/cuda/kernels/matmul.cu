@@ -175,7 +175,7 @@ template <int T>
 __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
                          const float* absmax2, const float* dmap_g, float offset, int out, int in,
                          int mode, const float* lb, const float* lt, int lr, int lstride, float lscale,
-                         const float* x2, const float* normw, float eps) {
+                         const float* x2, const float* normw, float eps, int blk) {
   extern __shared__ float4 smem4[];
   __shared__ float red[32];
   float* smem = reinterpret_cast<float*>(smem4);
@@ -184,7 +184,7 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
   float* xs = smem + 16384 + 256;
   int xsz = ((in + 1023) >> 10) << 10;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
+  int row0 = (blk * GEMV_WARPS + warp) * GEMV_ROWS;
   int nchunks = in >> 5, rounds = (nchunks + 31) >> 5;
   uint4 w[GEMV_GROUP][GEMV_ROWS];
   u32 qa[GEMV_GROUP][GEMV_ROWS];
@@ -250,6 +250,24 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
     }
 }
 
+// GemvDesc is one weight of a multi-weight gemv (nf4_gemvm_T): several
+// products of the same x (q, k, v; or gate, up) in one launch. blocks =
+// ceil(out/16). Laid out as the Go type gemvDesc (8-byte fields first).
+struct GemvDesc {
+  const u8* packed;
+  const u8* qabs;
+  const float* absmax2;
+  float* y;
+  const float* lb;  // LoRA expand: b (out, lr), or null
+  const float* lt;  // its shrink, stride lstride
+  float offset;
+  int out;
+  int lr;
+  int lstride;
+  float lscale;
+  int blocks;
+};
+
 #define NF4_GEMV(T)                                                                                 \
   extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                     \
       nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, \
@@ -257,7 +275,16 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
                    const float* lt, int lr, int lstride, float lscale, const float* x2,             \
                    const float* normw, float eps) {                                                 \
     nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale, \
-                x2, normw, eps);                                                                    \
+                x2, normw, eps, blockIdx.x);                                                        \
+  }                                                                                                 \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                  \
+      nf4_gemvm_##T(const GemvDesc* descs, int ndesc, const float* x, const float* dmap, int in, int mode, \
+                    const float* x2, const float* normw, float eps) {                               \
+    int b = blockIdx.x, d = 0;                                                                      \
+    while (d + 1 < ndesc && b >= descs[d].blocks) b -= descs[d++].blocks;                           \
+    const GemvDesc& g = descs[d];                                                                   \
+    nf4_gemv<T>(g.y, x, g.packed, g.qabs, g.absmax2, dmap, g.offset, g.out, in, mode, g.lb, g.lt, g.lr, \
+                g.lstride, g.lscale, x2, normw, eps, b);                                            \
   }
 NF4_GEMV(1)
 NF4_GEMV(2)
