@@ -512,6 +512,7 @@ func WriteBenchReport(path string, r BenchReport) error {
 // launched kernel by kernel instead of from a graph.
 func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	c := m.c
+	defer c.bind()()
 	l := m.layers[0]
 	x1 := func(t *Tensor) *Tensor { return c.view(t, 1) }
 	// each kernel 50 times in one CUDA graph, replayed: GPU time per kernel,
@@ -545,6 +546,14 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })
+	c.gemvNibble = true
+	timeit("gemv(nibble) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	timeit("gemv(nibble) gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
+	timeit("gemv(nibble) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
+	c.gemvNibble = false
+	qkv := c.newMultiGemv([]*Tensor{l.wq, l.wk, l.wv}, []*Tensor{b.q, b.k, b.v}, nil)
+	timeit("gemvm q,k,v + rmsnorm", 3*nb(l.wq), func() { qkv.run(c, x1(b.x), false, gemvFuse{normw: l.attnNorm.ptr, eps: 1e-5}) })
+	cu.MemFree(qkv.descs)
 	x16 := func(t *Tensor) *Tensor { return c.view(t, 16) }
 	timeit("16 tok mmad q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
 	timeit("16 tok mmad gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })

@@ -41,13 +41,14 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	noMmad   bool // LORAMIX_CUDA_NO_MMAD=1: the staged tensor-core kernel for 5..16 tokens too
-	blas     *cublas
-	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N     int64        // bytes
-	x16N     int64
-	closed   bool
+	noCublas   bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	noMmad     bool // LORAMIX_CUDA_NO_MMAD=1: the staged tensor-core kernel for 5..16 tokens too
+	gemvNibble bool // MatMul of one token with the nibble-table gemv (for comparison)
+	blas       *cublas
+	w16, x16   cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N       int64        // bytes
+	x16N       int64
+	closed     bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -189,7 +190,7 @@ func New(o Options) (b *CUDA, err error) {
 
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
-	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
+	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4", "nf4_gemvn_1",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -201,7 +202,7 @@ var kernelNames = []string{
 // bigSmemKernels take more than 48 KB of dynamic shared memory.
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
-	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
+	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4", "nf4_gemvn_1",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 
@@ -689,7 +690,11 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 				e = *ep
 				ep = nil
 			}
-			c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
+			name, smem := fmt.Sprintf("nf4_gemv_%d", n), (16640+n*xsz)*4
+			if c.gemvNibble && n == 1 {
+				name, smem = "nf4_gemvn_1", (768+xsz)*4
+			}
+			c.launch(name, (out+15)/16, 1, 1, 256, smem,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
 		case in%128 == 0 && n <= 16 && !c.noMmad:

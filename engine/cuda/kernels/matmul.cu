@@ -171,7 +171,10 @@ __device__ __forceinline__ void gemv_load(uint4 (&w)[GEMV_GROUP][GEMV_ROWS], u32
 // nf4_gemv: the first group of codes is requested before x is staged, and
 // each next group before the current one is multiplied, so that the
 // latency of HBM overlaps the staging and the arithmetic.
-template <int T>
+// BYTE selects the code table: true, 256 code bytes x 32 lanes of
+// (Code[hi], Code[lo]), 64 KB, one 8-byte lookup per two codes; false, 16
+// codes x 32 lanes, 2 KB, one lookup per code (more blocks fit a SM).
+template <int T, bool BYTE>
 __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
                          const float* absmax2, const float* dmap_g, float offset, int out, int in,
                          int mode, const float* lb, const float* lt, int lr, int lstride, float lscale,
@@ -179,9 +182,10 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
   extern __shared__ float4 smem4[];
   __shared__ float red[32];
   float* smem = reinterpret_cast<float*>(smem4);
-  float* btab = smem;           // 256 bytes x 32 lanes of (Code[hi], Code[lo]): 64 KB
-  float* dmap = smem + 16384;
-  float* xs = smem + 16384 + 256;
+  const int tabf = BYTE ? 16384 : 512;
+  float* btab = smem;
+  float* dmap = smem + tabf;
+  float* xs = smem + tabf + 256;
   int xsz = ((in + 1023) >> 10) << 10;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int row0 = (blk * GEMV_WARPS + warp) * GEMV_ROWS;
@@ -196,9 +200,13 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
   for (int r = 0; r < GEMV_ROWS; r++) lbv[r] = (lb && lane < lr) ? lb[(long long)min(row0 + r, out - 1) * lr + lane] : 0.f;
 #pragma unroll
   for (int t = 0; t < T; t++) ltv[t] = (lb && lane < lr) ? lt[t * lstride + lane] : 0.f;
-  for (int i = threadIdx.x; i < 8192; i += blockDim.x) {
-    int b = i >> 5;
-    reinterpret_cast<float2*>(btab)[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  if (BYTE) {
+    for (int i = threadIdx.x; i < 8192; i += blockDim.x) {
+      int b = i >> 5;
+      reinterpret_cast<float2*>(btab)[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+    }
+  } else {
+    for (int i = threadIdx.x; i < 512; i += blockDim.x) btab[i] = NF4_CODE[i >> 5];
   }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
   gemv_stage_fused<T>(xs, x, x2, normw, eps, in, xsz, red);
@@ -227,7 +235,8 @@ __device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* q
           const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
 #pragma unroll
           for (int r = 0; r < GEMV_ROWS; r++)
-            acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + offset) * dot32_nf4b(w[u][r], xs4, bt, lane8);
+            acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + offset) *
+                         (BYTE ? dot32_nf4b(w[u][r], xs4, bt, lane8) : dot32_nf4(w[u][r], xs4, btab + lane));
         }
       }
     }
@@ -274,8 +283,8 @@ struct GemvDesc {
                    const float* dmap, float offset, int out, int in, int mode, const float* lb,     \
                    const float* lt, int lr, int lstride, float lscale, const float* x2,             \
                    const float* normw, float eps) {                                                 \
-    nf4_gemv<T>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale, \
-                x2, normw, eps, blockIdx.x);                                                        \
+    nf4_gemv<T, true>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, \
+                      lscale, x2, normw, eps, blockIdx.x);                                          \
   }                                                                                                 \
   extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                  \
       nf4_gemvm_##T(const GemvDesc* descs, int ndesc, const float* x, const float* dmap, int in, int mode, \
@@ -283,9 +292,17 @@ struct GemvDesc {
     int b = blockIdx.x, d = 0;                                                                      \
     while (d + 1 < ndesc && b >= descs[d].blocks) b -= descs[d++].blocks;                           \
     const GemvDesc& g = descs[d];                                                                   \
-    nf4_gemv<T>(g.y, x, g.packed, g.qabs, g.absmax2, dmap, g.offset, g.out, in, mode, g.lb, g.lt, g.lr, \
-                g.lstride, g.lscale, x2, normw, eps, b);                                            \
+    nf4_gemv<T, true>(g.y, x, g.packed, g.qabs, g.absmax2, dmap, g.offset, g.out, in, mode, g.lb, g.lt,  \
+                      g.lr, g.lstride, g.lscale, x2, normw, eps, b);                                \
   }
+// nf4_gemvn_1: the nibble-table variant, one token (kept to compare).
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
+    nf4_gemvn_1(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, const float* dmap,
+                float offset, int out, int in, int mode, const float* lb, const float* lt, int lr, int lstride,
+                float lscale, const float* x2, const float* normw, float eps) {
+  nf4_gemv<1, false>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale, x2, normw,
+                     eps, blockIdx.x);
+}
 NF4_GEMV(1)
 NF4_GEMV(2)
 NF4_GEMV(3)
