@@ -1,0 +1,409 @@
+//go:build cuda
+
+package cuda
+
+// The matrix products: kernel choice by weight dtype and step size, the
+// fused gemv paths of the decode step, split-k, the dequantize+cuBLAS path,
+// and LoRA.
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"loramix/engine/backend"
+)
+
+// MatMul computes dst = x @ wᵀ.
+func (c *CUDA) MatMul(dst, x, w backend.Tensor) {
+	defer c.bind()()
+	c.matmul(ct(dst), ct(x), ct(w), false)
+}
+
+// MatMulAdd computes dst += x @ wᵀ (the residual add fused into the product).
+func (c *CUDA) MatMulAdd(dst, x, w backend.Tensor) {
+	defer c.bind()()
+	c.matmul(ct(dst), ct(x), ct(w), true)
+}
+
+// Kernel choice, by weight dtype and shape (in = w.shape[1], n tokens).
+const gemvMaxTokens = 4
+
+// loraEp is a LoRA expand fused into a product's epilogue: dst[t, o] +=
+// scale * sum_j b[o, j] * t[t*stride + j], j < r, with t the shrink that a
+// previous kernel left in device memory.
+type loraEp struct {
+	b, t      cu.DevicePtr
+	r, stride int
+	scale     float32
+}
+
+func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) { c.matmulEp(d, x, w, accumulate, nil) }
+
+// gemvFuse are the prologue fusions of nf4_gemv (see gemv_stage_fused).
+type gemvFuse struct {
+	x2, normw cu.DevicePtr
+	eps       float32
+}
+
+// gemvOK reports whether x (n, in) @ wᵀ runs as nf4_gemv, the only kernel
+// with the fused prologue and LoRA epilogue.
+func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
+	xsz := (in + 1023) / 1024 * 1024
+	return w.dt == backend.NF4 && in%32 == 0 && n >= 1 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem
+}
+
+// gemvDesc is the Go image of the kernels' GemvDesc: one weight (and its
+// output and LoRA expand) of a multi-weight gemv.
+type gemvDesc struct {
+	packed, qabs, absmax2, y, lb, lt uint64
+	offset                           float32
+	out, lr, lstride                 int32
+	lscale                           float32
+	blocks                           int32
+}
+
+// multiGemv is an uploaded list of weights whose products of one x run in
+// one launch (nf4_gemvm_T).
+type multiGemv struct {
+	descs  cu.DevicePtr
+	n      int // weights
+	blocks int // blocks of the launch
+	in     int
+}
+
+// newMultiGemv uploads the descriptors of ws, whose products go to ys (each
+// (tokens, out) F32), with optional LoRA expands (eps[i] nil: none).
+func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
+	ds := make([]gemvDesc, len(ws))
+	m := &multiGemv{n: len(ws), in: ws[0].shape[1]}
+	for i, w := range ws {
+		if w.dt != backend.NF4 || w.shape[1] != m.in {
+			panic("cuda: multi-weight gemv needs NF4 weights of one input size")
+		}
+		q := w.q
+		d := gemvDesc{packed: uint64(q.packed), qabs: uint64(q.qabs), absmax2: uint64(q.absmax2), y: uint64(ys[i].ptr),
+			offset: q.offset, out: int32(w.shape[0]), blocks: int32((w.shape[0] + 15) / 16)}
+		if eps != nil && eps[i] != nil {
+			e := eps[i]
+			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
+		}
+		ds[i] = d
+		m.blocks += int(d.blocks)
+	}
+	bytes := int64(len(ds)) * int64(unsafe.Sizeof(gemvDesc{}))
+	m.descs = c.alloc(bytes)
+	must("cuMemcpyHtoD", cu.MemcpyHtoD(m.descs, unsafe.Pointer(&ds[0]), bytes))
+	return m
+}
+
+// run launches the products of x (n <= gemvMaxTokens rows) with the
+// prologue fusions f; each output is overwritten (or added to).
+func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
+	n := x.shape[0]
+	xsz := (m.in + 1023) / 1024 * 1024
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
+	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), m.blocks, 1, 1, 256, (16640+n*xsz)*4,
+		m.descs, m.n, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
+}
+
+// gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
+func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFuse) {
+	n, in, out := x.shape[0], x.shape[1], w.shape[0]
+	if !c.gemvOK(n, in, w) || d.shape[0] != n || d.shape[1] != out || (ep != nil && ep.r > 32) {
+		panic(fmt.Sprintf("cuda: fused gemv of x %v, w %v %v into %v", x.shape, w.dt, w.shape, d.shape))
+	}
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
+	var e loraEp
+	if ep != nil {
+		e = *ep
+	}
+	xsz := (in + 1023) / 1024 * 1024
+	q := w.q
+	c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
+		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps)
+}
+
+// matmulEp is matmul with an optional fused LoRA expand (nf4_gemv only; the
+// other kernels run lora_expand after the product).
+func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
+	n, in := x.shape[0], x.shape[1]
+	out := w.shape[0]
+	wantShape("MatMul x", x, backend.F32, -1, -1)
+	if w.shape[1] != in {
+		panic(fmt.Sprintf("cuda: MatMul: x %v and w %v", x.shape, w.shape))
+	}
+	wantShape("MatMul dst", d, backend.F32, n, out)
+	if n == 0 {
+		return
+	}
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
+	xsz := (in + 1023) / 1024 * 1024
+	switch w.dt {
+	case backend.NF4:
+		q := w.q
+		switch {
+		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32):
+			var e loraEp
+			if ep != nil {
+				e = *ep
+				ep = nil
+			}
+			name, smem := fmt.Sprintf("nf4_gemv_%d", n), (16640+n*xsz)*4
+			if c.gemvNibble && n == 1 {
+				name, smem = "nf4_gemvn_1", (768+xsz)*4
+			}
+			c.launch(name, (out+15)/16, 1, 1, 256, smem,
+				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
+		case in%128 == 0 && n <= 16 && !c.noMmad:
+			N := 16
+			if n <= 8 {
+				N = 8
+			}
+			gx := (out + 127) / 128
+			c.splitK(d, n, out, in, gx, 4, mode, func(gz, m int) {
+				c.launch(fmt.Sprintf("nf4_mmad_%d", N), gx, 1, gz, 128, 0,
+					d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m)
+			})
+		case in%128 == 0 && n >= cublasMinTokens && !c.noCublas && !c.capturing:
+			c.dequantGemm(d, x, w, n, out, in, mode)
+		case in%128 == 0:
+			c.mma("nf4", d, x, n, out, in, mode, func(N int, gx, gy, gz, m int) {
+				c.launch(fmt.Sprintf("nf4_mma_%d", N), gx, gy, gz, 128, 0,
+					d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m)
+			})
+		default:
+			c.launch("nf4_generic", gridFor(int64(n)*int64(out)*32, 256), 1, 1, 256, 0,
+				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, mode)
+		}
+	case backend.F16:
+		switch {
+		case in%32 == 0 && n <= gemvMaxTokens && n*xsz*4 <= c.maxSmem:
+			c.launch(fmt.Sprintf("f16_gemv_%d", n), (out+15)/16, 1, 1, 256, n*xsz*4,
+				d.ptr, x.ptr, w.ptr, out, in, mode)
+		case in%128 == 0:
+			c.mma("f16", d, x, n, out, in, mode, func(N int, gx, gy, gz, m int) {
+				c.launch(fmt.Sprintf("f16_mma_%d", N), gx, gy, gz, 128, 0, d.ptr, x.ptr, w.ptr, n, out, in, m)
+			})
+		default:
+			c.launch("f16_generic", gridFor(int64(n)*int64(out)*32, 256), 1, 1, 256, 0,
+				d.ptr, x.ptr, w.ptr, n, out, in, mode)
+		}
+	case backend.F32:
+		c.launch("f32_generic", gridFor(int64(n)*int64(out)*32, 256), 1, 1, 256, 0,
+			d.ptr, x.ptr, w.ptr, n, out, in, mode)
+	default:
+		panic(fmt.Sprintf("cuda: MatMul with a %v weight", w.dt))
+	}
+	if ep != nil { // not fused: expand now
+		c.launch("lora_expand", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, ep.t, ep.b, cu.DevicePtr(0), n, ep.r,
+			ep.stride, out, ep.scale, c.roundFlag())
+	}
+}
+
+// cublasMinTokens is the step size from which an NF4 product dequantizes
+// the weight to fp16 (in chunks of rows) and calls cuBLAS: the tensor-core
+// kernel re-dequantizes each weight tile per 64 tokens, cuBLAS is faster
+// once the dequantization is shared by this many tokens.
+const cublasMinTokens = 128
+
+// wChunkBytes bounds the fp16 weight scratch of the cuBLAS path.
+const wChunkBytes = 32 << 20
+
+// dequantGemm computes d (+)= x @ wᵀ for an NF4 w: x to fp16 once, then per
+// chunk of weight rows: dequantize to fp16, cublasGemmEx with fp32 output.
+func (c *CUDA) dequantGemm(d, x, w *Tensor, n, out, in, mode int) {
+	if c.blas == nil {
+		b, err := newCublas(c.stream)
+		must("cuBLAS", err)
+		c.blas = b
+	}
+	xb := int64(n) * int64(in) * 2
+	if xb > c.x16N {
+		if c.x16 != 0 {
+			must("cuStreamSynchronize", c.stream.Synchronize())
+			cu.MemFree(c.x16)
+		}
+		c.x16, c.x16N = c.alloc(xb), xb
+	}
+	chunk := max(1, min(out, wChunkBytes/(2*in)))
+	wb := int64(chunk) * int64(in) * 2
+	if wb > c.w16N {
+		if c.w16 != 0 {
+			must("cuStreamSynchronize", c.stream.Synchronize())
+			cu.MemFree(c.w16)
+		}
+		c.w16, c.w16N = c.alloc(wb), wb
+	}
+	c.launch("f32_to_f16", gridFor(xb/4, 256), 1, 1, 256, 0, c.x16, x.ptr, xb/4)
+	q := w.q
+	beta := float32(0)
+	if mode&1 != 0 {
+		beta = 1
+	}
+	for r0 := 0; r0 < out; r0 += chunk {
+		rows := min(chunk, out-r0)
+		c.launch("nf4_dequant_f16", gridFor(int64(rows)*int64(in)/2, 256), 1, 1, 256, 0,
+			c.w16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, int64(r0), rows, in)
+		must("GEMM", c.blas.gemmF16(rows, n, in, c.w16, in, c.x16, in, beta, d.ptr+cu.DevicePtr(4*r0), out))
+	}
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+	}
+}
+
+// splitK runs a product whose blocks (gx of them per k range) split the k
+// steps of 128 until the card has about perSM blocks per multiprocessor;
+// split products add atomically into a zeroed (or, accumulating, the
+// existing) d and are rounded afterwards.
+func (c *CUDA) splitK(d *Tensor, n, out, in, gx, perSM, mode int, run func(gz, mode int)) {
+	steps := in / 128
+	splits := min(max((perSM*c.sms+gx-1)/gx, 1), steps, 32)
+	if splits == 1 {
+		run(1, mode)
+		return
+	}
+	if mode&1 == 0 {
+		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+	}
+	run(splits, mode&1)
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+	}
+}
+
+// mma plans a tensor-core product: token tiles of 16 or 64, and the k steps
+// (of 128) split across blocks until the card has about 16 blocks per
+// multiprocessor. Split products add atomically into a zeroed (or, when
+// accumulating, the existing) dst and are rounded afterwards.
+func (c *CUDA) mma(kind string, d, x *Tensor, n, out, in, mode int, run func(N, gx, gy, gz, mode int)) {
+	N := 64
+	if n <= 16 {
+		N = 16
+	}
+	gx, gy := (out+63)/64, (n+N-1)/N
+	steps := in / 128
+	splits := min(max((16*c.sms+gx*gy-1)/(gx*gy), 1), steps, 32)
+	if splits == 1 {
+		run(N, gx, gy, 1, mode)
+		return
+	}
+	if mode&1 == 0 {
+		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+	}
+	run(N, gx, gy, splits, mode&1)
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+	}
+}
+
+// AddLoRA adds scale * (x @ aᵀ) @ bᵀ to the listed rows of dst.
+func (c *CUDA) AddLoRA(dst, x, a, b backend.Tensor, scale float32, rows backend.Tensor) {
+	defer c.bind()()
+	c.addLoRA(ct(dst), ct(x), ct(a), ct(b), scale, ct(rows))
+}
+
+func (c *CUDA) addLoRA(d, x, a, b *Tensor, scale float32, rows *Tensor) {
+	n, in := x.shape[0], x.shape[1]
+	r := a.shape[0]
+	out := d.shape[1]
+	wantShape("AddLoRA dst", d, backend.F32, n, -1)
+	wantShape("AddLoRA x", x, backend.F32, n, in)
+	wantShape("AddLoRA a", a, backend.F32, r, in)
+	wantShape("AddLoRA b", b, backend.F32, out, r)
+	k := n
+	if rows != nil {
+		wantShape("AddLoRA rows", rows, backend.I32, -1)
+		k = rows.shape[0]
+	}
+	if k == 0 || r == 0 {
+		return
+	}
+	t := c.loraScratch(int64(k * r))
+	c.launch("lora_shrink", k*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in)
+	c.launch("lora_expand", gridFor(int64(k*out), 256), 1, 1, 256, 0, d.ptr, t, b.ptr, ptrOf(rows), k, r, r, out,
+		scale, c.roundFlag())
+}
+
+// loraScratch returns a device buffer of at least n floats for the LoRA
+// intermediate. It grows by reallocating, which must not happen during a
+// graph capture: ReserveLoRA sizes it beforehand.
+func (c *CUDA) loraScratch(n int64) cu.DevicePtr {
+	if n > c.loraN {
+		if c.loraT != 0 {
+			must("cuStreamSynchronize", c.stream.Synchronize())
+			cu.MemFree(c.loraT)
+		}
+		c.loraN = max(n, 4096)
+		c.loraT = c.alloc(4 * c.loraN)
+	}
+	return c.loraT
+}
+
+// MatMulLoRA computes dst = x @ wᵀ and adds each adapter's update. One
+// adapter on all rows is fused: its shrink, then the product with the
+// expand in the product's epilogue.
+func (c *CUDA) MatMulLoRA(dst, x, w backend.Tensor, loras []backend.LoRA) {
+	defer c.bind()()
+	d, xx, ww := ct(dst), ct(x), ct(w)
+	if len(loras) == 1 && loras[0].Rows == nil {
+		l := loras[0]
+		c.matmulLoRA(d, xx, ww, ct(l.A), ct(l.B), l.Scale, false)
+		return
+	}
+	c.matmul(d, xx, ww, false)
+	for _, l := range loras {
+		c.addLoRA(d, xx, ct(l.A), ct(l.B), l.Scale, ct(l.Rows))
+	}
+}
+
+// matmulLoRA computes dst (+)= x @ wᵀ + scale * (x @ aᵀ) @ bᵀ over all rows.
+func (c *CUDA) matmulLoRA(d, x, w, a, b *Tensor, scale float32, accumulate bool) {
+	n, in := x.shape[0], x.shape[1]
+	r := a.shape[0]
+	wantShape("MatMulLoRA a", a, backend.F32, r, in)
+	wantShape("MatMulLoRA b", b, backend.F32, w.shape[0], r)
+	t := c.loraScratch(int64(n * r))
+	if n > 0 && r > 0 {
+		c.launch("lora_shrink", n*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, cu.DevicePtr(0), n, r, in)
+	}
+	c.matmulEp(d, x, w, accumulate, &loraEp{b: b.ptr, t: t, r: r, stride: r, scale: scale})
+}
+
+// matmulLoRA2 computes two products of the same x, each with its adapter
+// (the gate and up projections): one launch for both shrinks, the expands
+// fused into the products.
+func (c *CUDA) matmulLoRA2(d1, d2, x, w1, w2, a1, b1, a2, b2 *Tensor, scale float32) {
+	n, in := x.shape[0], x.shape[1]
+	r := a1.shape[0]
+	wantShape("MatMulLoRA a", a1, backend.F32, r, in)
+	wantShape("MatMulLoRA a", a2, backend.F32, r, in)
+	t := c.loraScratch(int64(2 * n * r))
+	c.launch("lora_shrink2", 2*n*r, 1, 1, 1024, 0, t, x.ptr, a1.ptr, a2.ptr, n, r, in)
+	c.matmulEp(d1, x, w1, false, &loraEp{b: b1.ptr, t: t, r: r, stride: 2 * r, scale: scale})
+	c.matmulEp(d2, x, w2, false, &loraEp{b: b2.ptr, t: t + cu.DevicePtr(4*r), r: r, stride: 2 * r, scale: scale})
+}
+
+var _ backend.MatMulLoRA = (*CUDA)(nil)
+
