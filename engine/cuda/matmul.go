@@ -406,4 +406,3 @@ func (c *CUDA) matmulLoRA2(d1, d2, x, w1, w2, a1, b1, a2, b2 *Tensor, scale floa
 }
 
 var _ backend.MatMulLoRA = (*CUDA)(nil)
-
