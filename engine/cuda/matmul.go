@@ -54,6 +54,11 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 	return w.dt == backend.NF4 && in%32 == 0 && n >= 1 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem
 }
 
+// gemvGrid is the grid of an nf4 gemv over blocks row blocks: each block
+// of the grid stages x once and walks row blocks, two blocks a SM (the
+// byte table and x take about 80-110 KB of shared memory).
+func (c *CUDA) gemvGrid(blocks int) int { return max(1, min(blocks, 2*c.sms)) }
+
 // gemvDesc is the Go image of the kernels' GemvDesc: one weight (and its
 // output and LoRA expand) of a multi-weight gemv.
 type gemvDesc struct {
@@ -110,8 +115,8 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	if c.half {
 		mode |= 2
 	}
-	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), m.blocks, 1, 1, 256, (16640+n*xsz)*4,
-		m.descs, m.n, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
+	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
+		m.descs, m.n, m.blocks, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
@@ -133,7 +138,7 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	}
 	xsz := (in + 1023) / 1024 * 1024
 	q := w.q
-	c.launch(fmt.Sprintf("nf4_gemv_%d", n), (out+15)/16, 1, 1, 256, (16640+n*xsz)*4,
+	c.launch(fmt.Sprintf("nf4_gemv_%d", n), c.gemvGrid((out+15)/16), 1, 1, 256, (16640+n*xsz)*4,
 		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps)
 }
@@ -173,7 +178,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			if c.gemvNibble && n == 1 {
 				name, smem = "nf4_gemvn_1", (768+xsz)*4
 			}
-			c.launch(name, (out+15)/16, 1, 1, 256, smem,
+			c.launch(name, c.gemvGrid((out+15)/16), 1, 1, 256, smem,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
 		case in%128 == 0 && n <= 16 && !c.noMmad:

@@ -168,99 +168,8 @@ __device__ __forceinline__ void gemv_load(uint4 (&w)[GEMV_GROUP][GEMV_ROWS], u32
   }
 }
 
-// nf4_gemv: the first group of codes is requested before x is staged, and
-// each next group before the current one is multiplied, so that the
-// latency of HBM overlaps the staging and the arithmetic.
-// BYTE selects the code table: true, 256 code bytes x 32 lanes of
-// (Code[hi], Code[lo]), 64 KB, one 8-byte lookup per two codes; false, 16
-// codes x 32 lanes, 2 KB, one lookup per code (more blocks fit a SM).
-template <int T, bool BYTE>
-__device__ void nf4_gemv(float* y, const float* x, const u8* packed, const u8* qabs,
-                         const float* absmax2, const float* dmap_g, float offset, int out, int in,
-                         int mode, const float* lb, const float* lt, int lr, int lstride, float lscale,
-                         const float* x2, const float* normw, float eps, int blk) {
-  extern __shared__ float4 smem4[];
-  __shared__ float red[32];
-  float* smem = reinterpret_cast<float*>(smem4);
-  const int tabf = BYTE ? 16384 : 512;
-  float* btab = smem;
-  float* dmap = smem + tabf;
-  float* xs = smem + tabf + 256;
-  int xsz = ((in + 1023) >> 10) << 10;
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int row0 = (blk * GEMV_WARPS + warp) * GEMV_ROWS;
-  int nchunks = in >> 5, rounds = (nchunks + 31) >> 5;
-  uint4 w[GEMV_GROUP][GEMV_ROWS];
-  u32 qa[GEMV_GROUP][GEMV_ROWS];
-  float sa[GEMV_GROUP][GEMV_ROWS];
-  if (row0 < out) gemv_load(w, qa, sa, packed, qabs, absmax2, row0, out, in, nchunks, 0, lane);
-  // the LoRA expand's operands (rank <= 32 here), loaded early too
-  float lbv[GEMV_ROWS], ltv[T];
-#pragma unroll
-  for (int r = 0; r < GEMV_ROWS; r++) lbv[r] = (lb && lane < lr) ? lb[(long long)min(row0 + r, out - 1) * lr + lane] : 0.f;
-#pragma unroll
-  for (int t = 0; t < T; t++) ltv[t] = (lb && lane < lr) ? lt[t * lstride + lane] : 0.f;
-  if (BYTE) {
-    for (int i = threadIdx.x; i < 8192; i += blockDim.x) {
-      int b = i >> 5;
-      reinterpret_cast<float2*>(btab)[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
-    }
-  } else {
-    for (int i = threadIdx.x; i < 512; i += blockDim.x) btab[i] = NF4_CODE[i >> 5];
-  }
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
-  gemv_stage_fused<T>(xs, x, x2, normw, eps, in, xsz, red);
-  if (row0 >= out) return;
-
-  const char* bt = reinterpret_cast<const char*>(btab);
-  u32 lane8 = lane * 8;
-  float acc[GEMV_ROWS][T];
-#pragma unroll
-  for (int r = 0; r < GEMV_ROWS; r++)
-#pragma unroll
-    for (int t = 0; t < T; t++) acc[r][t] = 0.f;
-
-  for (int g0 = 0; g0 < rounds; g0 += GEMV_GROUP) {
-    uint4 wn[GEMV_GROUP][GEMV_ROWS];
-    u32 qn[GEMV_GROUP][GEMV_ROWS];
-    float sn[GEMV_GROUP][GEMV_ROWS];
-    if (g0 + GEMV_GROUP < rounds)
-      gemv_load(wn, qn, sn, packed, qabs, absmax2, row0, out, in, nchunks, g0 + GEMV_GROUP, lane);
-#pragma unroll
-    for (int u = 0; u < GEMV_GROUP; u++) {
-      int it = g0 + u;
-      if (it * 32 + lane < nchunks) {
-#pragma unroll
-        for (int t = 0; t < T; t++) {
-          const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
-#pragma unroll
-          for (int r = 0; r < GEMV_ROWS; r++)
-            acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + offset) *
-                         (BYTE ? dot32_nf4b(w[u][r], xs4, bt, lane8) : dot32_nf4(w[u][r], xs4, btab + lane));
-        }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < GEMV_GROUP; u++)
-#pragma unroll
-      for (int r = 0; r < GEMV_ROWS; r++) w[u][r] = wn[u][r], qa[u][r] = qn[u][r], sa[u][r] = sn[u][r];
-  }
-#pragma unroll
-  for (int r = 0; r < GEMV_ROWS; r++)
-#pragma unroll
-    for (int t = 0; t < T; t++) {
-      float v = warp_sum(acc[r][t]);
-      if (lb) v += lscale * warp_sum(lbv[r] * ltv[t]);
-      if (lane == 0 && row0 + r < out) {
-        float* dst = y + (long long)t * out + row0 + r;
-        if (mode & 1) v += *dst;
-        *dst = maybe_round(v, mode & 2);
-      }
-    }
-}
-
-// GemvDesc is one weight of a multi-weight gemv (nf4_gemvm_T): several
-// products of the same x (q, k, v; or gate, up) in one launch. blocks =
+// GemvDesc is one weight of a (multi-weight) gemv: several products of the
+// same x (q, k, v; or gate, up) can run in one launch. blocks =
 // ceil(out/16). Laid out as the Go type gemvDesc (8-byte fields first).
 struct GemvDesc {
   const u8* packed;
@@ -277,31 +186,149 @@ struct GemvDesc {
   int blocks;
 };
 
-#define NF4_GEMV(T)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                     \
-      nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, \
-                   const float* dmap, float offset, int out, int in, int mode, const float* lb,     \
-                   const float* lt, int lr, int lstride, float lscale, const float* x2,             \
-                   const float* normw, float eps) {                                                 \
-    nf4_gemv<T, true>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, \
-                      lscale, x2, normw, eps, blockIdx.x);                                          \
-  }                                                                                                 \
-  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                  \
-      nf4_gemvm_##T(const GemvDesc* descs, int ndesc, const float* x, const float* dmap, int in, int mode, \
-                    const float* x2, const float* normw, float eps) {                               \
-    int b = blockIdx.x, d = 0;                                                                      \
-    while (d + 1 < ndesc && b >= descs[d].blocks) b -= descs[d++].blocks;                           \
-    const GemvDesc& g = descs[d];                                                                   \
-    nf4_gemv<T, true>(g.y, x, g.packed, g.qabs, g.absmax2, dmap, g.offset, g.out, in, mode, g.lb, g.lt,  \
-                      g.lr, g.lstride, g.lscale, x2, normw, eps, b);                                \
+// gemv_locate finds the weight d and its local row block of global block b.
+__device__ __forceinline__ void gemv_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
+  d = 0;
+  blk = b;
+  while (d + 1 < ndesc && blk >= descs[d].blocks) blk -= descs[d++].blocks;
+}
+
+// nf4_gemv: the products of one x (T tokens) with the weights of descs.
+// A block stages the code table and x once, then walks row blocks b =
+// blockIdx.x, +gridDim.x, ... (16 rows each: 8 warps x 2 rows). The codes of
+// the first group are requested before x is staged, and each next group
+// (the next row block's first one at the end of a block) before the current
+// one is multiplied, so that the latency of HBM overlaps the staging and
+// the arithmetic. BYTE selects the code table: true, 256 code bytes x 32
+// lanes of (Code[hi], Code[lo]), 64 KB, one 8-byte lookup per two codes;
+// false, 16 codes x 32 lanes, 2 KB, one lookup per code.
+template <int T, bool BYTE>
+__device__ void nf4_gemv(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
+                         int mode, const float* x2, const float* normw, float eps) {
+  extern __shared__ float4 smem4[];
+  __shared__ float red[32];
+  float* smem = reinterpret_cast<float*>(smem4);
+  const int tabf = BYTE ? 16384 : 512;
+  float* btab = smem;
+  float* dmap = smem + tabf;
+  float* xs = smem + tabf + 256;
+  int xsz = ((in + 1023) >> 10) << 10;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int nchunks = in >> 5, rounds = (nchunks + 31) >> 5;
+  uint4 w[GEMV_GROUP][GEMV_ROWS];
+  u32 qa[GEMV_GROUP][GEMV_ROWS];
+  float sa[GEMV_GROUP][GEMV_ROWS];
+  int b = blockIdx.x, d, blk;
+  gemv_locate(descs, ndesc, b, d, blk);
+  int row0 = (blk * GEMV_WARPS + warp) * GEMV_ROWS;
+  if (b < total && row0 < descs[d].out)
+    gemv_load(w, qa, sa, descs[d].packed, descs[d].qabs, descs[d].absmax2, row0, descs[d].out, in, nchunks, 0, lane);
+  if (BYTE) {
+    for (int i = threadIdx.x; i < 8192; i += blockDim.x) {
+      int c = i >> 5;
+      reinterpret_cast<float2*>(btab)[i] = make_float2(NF4_CODE[c >> 4], NF4_CODE[c & 15]);
+    }
+  } else {
+    for (int i = threadIdx.x; i < 512; i += blockDim.x) btab[i] = NF4_CODE[i >> 5];
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  gemv_stage_fused<T>(xs, x, x2, normw, eps, in, xsz, red);
+
+  const char* bt = reinterpret_cast<const char*>(btab);
+  u32 lane8 = lane * 8;
+  while (b < total) {
+    const GemvDesc g = descs[d];
+    int nb = b + gridDim.x, nd = 0, nblk = 0, nrow0 = 0;
+    bool next = nb < total;
+    if (next) {
+      gemv_locate(descs, ndesc, nb, nd, nblk);
+      nrow0 = (nblk * GEMV_WARPS + warp) * GEMV_ROWS;
+      next = nrow0 < descs[nd].out;
+    }
+    if (row0 < g.out) {
+      // the LoRA expand's operands (rank <= 32 here)
+      float lbv[GEMV_ROWS], ltv[T];
+#pragma unroll
+      for (int r = 0; r < GEMV_ROWS; r++)
+        lbv[r] = (g.lb && lane < g.lr) ? g.lb[(long long)min(row0 + r, g.out - 1) * g.lr + lane] : 0.f;
+#pragma unroll
+      for (int t = 0; t < T; t++) ltv[t] = (g.lb && lane < g.lr) ? g.lt[t * g.lstride + lane] : 0.f;
+      float acc[GEMV_ROWS][T];
+#pragma unroll
+      for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++) acc[r][t] = 0.f;
+      for (int g0 = 0; g0 < rounds; g0 += GEMV_GROUP) {
+        uint4 wn[GEMV_GROUP][GEMV_ROWS];
+        u32 qn[GEMV_GROUP][GEMV_ROWS];
+        float sn[GEMV_GROUP][GEMV_ROWS];
+        if (g0 + GEMV_GROUP < rounds)
+          gemv_load(wn, qn, sn, g.packed, g.qabs, g.absmax2, row0, g.out, in, nchunks, g0 + GEMV_GROUP, lane);
+        else if (next)
+          gemv_load(wn, qn, sn, descs[nd].packed, descs[nd].qabs, descs[nd].absmax2, nrow0, descs[nd].out, in,
+                    nchunks, 0, lane);
+#pragma unroll
+        for (int u = 0; u < GEMV_GROUP; u++) {
+          int it = g0 + u;
+          if (it * 32 + lane < nchunks) {
+#pragma unroll
+            for (int t = 0; t < T; t++) {
+              const float4* xs4 = reinterpret_cast<const float4*>(xs + t * xsz) + (it << 8) + lane;
+#pragma unroll
+              for (int r = 0; r < GEMV_ROWS; r++)
+                acc[r][t] += (dmap[qa[u][r]] * sa[u][r] + g.offset) *
+                             (BYTE ? dot32_nf4b(w[u][r], xs4, bt, lane8) : dot32_nf4(w[u][r], xs4, btab + lane));
+            }
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_GROUP; u++)
+#pragma unroll
+          for (int r = 0; r < GEMV_ROWS; r++) w[u][r] = wn[u][r], qa[u][r] = qn[u][r], sa[u][r] = sn[u][r];
+      }
+#pragma unroll
+      for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+          float v = warp_sum(acc[r][t]);
+          if (g.lb) v += g.lscale * warp_sum(lbv[r] * ltv[t]);
+          if (lane == 0 && row0 + r < g.out) {
+            float* dst = g.y + (long long)t * g.out + row0 + r;
+            if (mode & 1) v += *dst;
+            *dst = maybe_round(v, mode & 2);
+          }
+        }
+    } else if (next) {
+      gemv_load(w, qa, sa, descs[nd].packed, descs[nd].qabs, descs[nd].absmax2, nrow0, descs[nd].out, in, nchunks,
+                0, lane);
+    }
+    b = nb;
+    d = nd;
+    row0 = nrow0;
+  }
+}
+
+#define NF4_GEMV(T)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                       \
+      nf4_gemv_##T(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,      \
+                   const float* dmap, float offset, int out, int in, int mode, const float* lb,          \
+                   const float* lt, int lr, int lstride, float lscale, const float* x2,                  \
+                   const float* normw, float eps) {                                                      \
+    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, (out + 15) >> 4};  \
+    nf4_gemv<T, true>(&g, 1, g.blocks, x, dmap, in, mode, x2, normw, eps);                               \
+  }                                                                                                      \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                       \
+      nf4_gemvm_##T(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap, int in, \
+                    int mode, const float* x2, const float* normw, float eps) {                          \
+    nf4_gemv<T, true>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps);                           \
   }
 // nf4_gemvn_1: the nibble-table variant, one token (kept to compare).
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
     nf4_gemvn_1(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, const float* dmap,
                 float offset, int out, int in, int mode, const float* lb, const float* lt, int lr, int lstride,
                 float lscale, const float* x2, const float* normw, float eps) {
-  nf4_gemv<1, false>(y, x, packed, qabs, absmax2, dmap, offset, out, in, mode, lb, lt, lr, lstride, lscale, x2, normw,
-                     eps, blockIdx.x);
+  GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, (out + 15) >> 4};
+  nf4_gemv<1, false>(&g, 1, g.blocks, x, dmap, in, mode, x2, normw, eps);
 }
 NF4_GEMV(1)
 NF4_GEMV(2)
