@@ -255,31 +255,27 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	x, xn, q, k, vv, att, g, u := v(b.x), v(b.xn), v(b.q), v(b.k), v(b.v), v(b.att), v(b.g), v(b.u)
 	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
 	c.Rows(x, m.embed, ids)
+	defer c.bind()()
 	for _, l := range m.layers {
-		c.RMSNorm(xn, x, l.attnNorm, eps)
-		c.MatMul(q, xn, l.wq)
-		c.MatMul(k, xn, l.wk)
-		c.MatMul(vv, xn, l.wv)
+		// the norms zero the outputs of the products after them, which add
+		c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
+		c.matmul(q, xn, l.wq, true)
+		c.matmul(k, xn, l.wk, true)
+		c.matmul(vv, xn, l.wv, true)
 		c.RoPE(q, pos, s.Heads, 10000, 1)
 		c.RoPE(k, pos, s.KVHeads, 10000, 1)
 		c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		c.MatMulAdd(x, att, l.wo)
-		c.RMSNorm(xn, x, l.mlpNorm, eps)
-		if lora { // the fused path: 2 extra launches per layer
-			func() {
-				defer c.bind()()
-				c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2)
-			}()
+		c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
+		if lora {
+			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
 		} else {
-			c.MatMul(g, xn, l.wg)
-			c.MatMul(u, xn, l.wu)
+			c.matmul(g, xn, l.wg, true)
+			c.matmul(u, xn, l.wu, true)
 		}
 		c.SiLUMul(g, g, u)
 		if lora {
-			func() {
-				defer c.bind()()
-				c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
-			}()
+			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
 		} else {
 			c.MatMulAdd(x, g, l.wd)
 		}

@@ -194,7 +194,7 @@ var kernelNames = []string{
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
-	"rows_f32", "rows_f16", "rmsnorm", "rope", "kv_store_f32", "kv_store_f16",
+	"rows_f32", "rows_f16", "rmsnorm", "rmsnorm_zero", "rope", "kv_store_f32", "kv_store_f16",
 	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
 	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32",
 }
@@ -586,6 +586,24 @@ func (c *CUDA) ropeTable(half int, theta, posScale float32) cu.DevicePtr {
 	}
 	c.ropeInv[k] = p
 	return p
+}
+
+// rmsnormZero is RMSNorm with an F32 weight that also zeroes the rows of
+// up to three outputs (nil skipped), which the next products then add into.
+func (c *CUDA) rmsnormZero(d, x, w *Tensor, eps float32, zs ...*Tensor) {
+	n, dim := x.shape[0], x.shape[1]
+	args := []any{d.ptr, x.ptr, w.ptr, dim, eps, c.roundFlag()}
+	for i := 0; i < 3; i++ {
+		if i < len(zs) && zs[i] != nil {
+			if zs[i].shape[0] != n {
+				panic("cuda: rmsnormZero: outputs must have the rows of x")
+			}
+			args = append(args, zs[i].ptr, zs[i].shape[1])
+		} else {
+			args = append(args, cu.DevicePtr(0), 0)
+		}
+	}
+	c.launch("rmsnorm_zero", n, 1, 1, 256, 0, args...)
 }
 
 // RoPE rotates x in place (Hugging Face rotate_half layout).

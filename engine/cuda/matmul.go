@@ -399,15 +399,15 @@ func (c *CUDA) matmulLoRA(d, x, w, a, b *Tensor, scale float32, accumulate bool)
 // matmulLoRA2 computes two products of the same x, each with its adapter
 // (the gate and up projections): one launch for both shrinks, the expands
 // fused into the products.
-func (c *CUDA) matmulLoRA2(d1, d2, x, w1, w2, a1, b1, a2, b2 *Tensor, scale float32) {
+func (c *CUDA) matmulLoRA2(d1, d2, x, w1, w2, a1, b1, a2, b2 *Tensor, scale float32, accumulate bool) {
 	n, in := x.shape[0], x.shape[1]
 	r := a1.shape[0]
 	wantShape("MatMulLoRA a", a1, backend.F32, r, in)
 	wantShape("MatMulLoRA a", a2, backend.F32, r, in)
 	t := c.loraScratch(int64(2 * n * r))
 	c.launch("lora_shrink2", 2*n*r, 1, 1, 1024, 0, t, x.ptr, a1.ptr, a2.ptr, n, r, in)
-	c.matmulEp(d1, x, w1, false, &loraEp{b: b1.ptr, t: t, r: r, stride: 2 * r, scale: scale})
-	c.matmulEp(d2, x, w2, false, &loraEp{b: b2.ptr, t: t + cu.DevicePtr(4*r), r: r, stride: 2 * r, scale: scale})
+	c.matmulEp(d1, x, w1, accumulate, &loraEp{b: b1.ptr, t: t, r: r, stride: 2 * r, scale: scale})
+	c.matmulEp(d2, x, w2, accumulate, &loraEp{b: b2.ptr, t: t + cu.DevicePtr(4*r), r: r, stride: 2 * r, scale: scale})
 }
 
 var _ backend.MatMulLoRA = (*CUDA)(nil)

@@ -32,6 +32,28 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
   }
 }
 
+// rmsnorm_zero is rmsnorm (float32 weight) that also zeroes row i of up to
+// three outputs z0..z2 (widths w0..w2; null skipped): the products that
+// follow add into them, so they need no memset of their own.
+extern "C" __global__ void rmsnorm_zero(float* dst, const float* x, const float* w, int d, float eps, int round,
+                                        float* z0, int w0, float* z1, int w1, float* z2, int w2) {
+  __shared__ float red[32];
+  long long i = blockIdx.x;
+  const float* xr = x + i * d;
+  float* yr = dst + i * d;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
+  ss = block_sum(ss, red);
+  float inv = rsqrtf(ss / d + eps);
+  for (int c = threadIdx.x; c < d; c += blockDim.x) yr[c] = maybe_round(w[c] * maybe_round(xr[c] * inv, round), round);
+  if (z0)
+    for (int c = threadIdx.x; c < w0; c += blockDim.x) z0[i * w0 + c] = 0.f;
+  if (z1)
+    for (int c = threadIdx.x; c < w1; c += blockDim.x) z1[i * w1 + c] = 0.f;
+  if (z2)
+    for (int c = threadIdx.x; c < w2; c += blockDim.x) z2[i * w2 + c] = 0.f;
+}
+
 // rope rotates x (n, heads*hd) in place, rotate_half pairs (j, j+hd/2), by
 // the angle (float)pos[i] * inv_freq[j], a float32 product; inv_freq (hd/2)
 // holds theta^(-2j/hd) with the linear scaling folded in (made on the host).
