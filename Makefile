@@ -48,7 +48,7 @@ build: deps
 GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 TEST_ENV := LORAMIX_TOKENIZER=$(abspath $(TOKENIZER))
 test: deps $(TOKENIZER) datasets build
-	$(TEST_ENV) $(GINKGO) -r --keep-going --timeout 80m --skip-package suites/reference
+	$(TEST_ENV) $(GINKGO) -r --succinct=false --keep-going --timeout 80m --skip-package suites/reference
 	$(TEST_ENV) $(GINKGO) -p --procs 2 --timeout 30m ./suites/reference
 
 # The reference experiment end to end on the in-repo world (see README).
