@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"loramix/engine/tokenizer/tokenizertest"
 	"loramix/suites/results"
 )
 
@@ -19,31 +20,8 @@ import (
 func sweepWorld() []string {
 	GinkgoHelper()
 	dir := GinkgoT().TempDir()
-	vocab := map[string]any{"<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3}
-	for b := 0; b < 256; b++ {
-		vocab[fmt.Sprintf("<0x%02X>", b)] = 4 + b
-	}
-	tok, err := json.Marshal(map[string]any{
-		"version": "1.0",
-		"added_tokens": []any{
-			map[string]any{"id": 0, "content": "<unk>", "special": true},
-			map[string]any{"id": 1, "content": "<s>", "special": true},
-			map[string]any{"id": 2, "content": "</s>", "special": true},
-		},
-		"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{
-			map[string]any{"type": "Prepend", "prepend": "▁"},
-			map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": "▁"},
-		}},
-		"decoder": map[string]any{"type": "Sequence", "decoders": []any{
-			map[string]any{"type": "Replace", "pattern": map[string]any{"String": "▁"}, "content": " "},
-			map[string]any{"type": "ByteFallback"},
-			map[string]any{"type": "Fuse"},
-		}},
-		"model": map[string]any{"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true,
-			"vocab": vocab, "merges": []any{}},
-	})
+	_, err := tokenizertest.WriteByteLevel(dir)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644)).To(Succeed())
 
 	Expect(os.MkdirAll(filepath.Join(dir, "tasks"), 0o755)).To(Succeed())
 	Expect(os.WriteFile(filepath.Join(dir, "tasks", "echo.yaml"), []byte(`name: echo

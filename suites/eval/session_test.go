@@ -10,44 +10,18 @@ import (
 	. "github.com/onsi/gomega"
 
 	"loramix/engine/llama"
+	"loramix/engine/tokenizer/tokenizertest"
 	"loramix/suites/eval"
 	"loramix/suites/results"
 	"loramix/suites/tasks"
 )
 
-// byteTokenizer writes a Llama-kind tokenizer.json with no merges: three
-// special tokens, "▁" and the 256 byte-fallback tokens, 260 in all, which
-// fits the tiny checkpoints' vocabularies.
+// byteTokenizer writes a byte-level tokenizer that fits the tiny
+// checkpoints' vocabularies.
 func byteTokenizer(dir string) string {
 	GinkgoHelper()
-	vocab := map[string]any{"<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3}
-	for b := 0; b < 256; b++ {
-		vocab[fmt.Sprintf("<0x%02X>", b)] = 4 + b
-	}
-	tok := map[string]any{
-		"version": "1.0",
-		"added_tokens": []any{
-			map[string]any{"id": 0, "content": "<unk>", "special": true},
-			map[string]any{"id": 1, "content": "<s>", "special": true},
-			map[string]any{"id": 2, "content": "</s>", "special": true},
-		},
-		"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{
-			map[string]any{"type": "Prepend", "prepend": "▁"},
-			map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": "▁"},
-		}},
-		"decoder": map[string]any{"type": "Sequence", "decoders": []any{
-			map[string]any{"type": "Replace", "pattern": map[string]any{"String": "▁"}, "content": " "},
-			map[string]any{"type": "ByteFallback"},
-			map[string]any{"type": "Fuse"},
-			map[string]any{"type": "Strip", "content": " ", "start": 1, "stop": 0},
-		}},
-		"model": map[string]any{"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true,
-			"vocab": vocab, "merges": []any{}},
-	}
-	data, err := json.Marshal(tok)
+	path, err := tokenizertest.WriteByteLevel(dir)
 	Expect(err).NotTo(HaveOccurred())
-	path := filepath.Join(dir, "tokenizer.json")
-	Expect(os.WriteFile(path, data, 0o644)).To(Succeed())
 	return path
 }
 
