@@ -60,16 +60,19 @@ GRID := --combine base --combine fren --combine oasst --combine clash \
 	--combine cat:1,1@fren,oasst --combine svd:1,1@fren,oasst --combine svd:0.5,1@fren,oasst --combine svd:0.2,1@fren,oasst \
 	--combine svd:1,0.05@fren,oasst --combine svd:1,0.2@fren,oasst --combine cat:1,1@fren,clash
 DEMO_LIMIT ?= 120
+# The world is measured in fp32, like its transformers reference: NF4 costs its
+# 160-wide layers about 3 BLEU (step 1 shows the quantization error).
+WORLD_QUANT ?= fp32
 demo: build $(TOKENIZER) datasets
 	@mkdir -p $(DEMO)
-	@echo "== 1. the base in NF4 (quantization error per layer)"
+	@echo "== 1. the base loaded in NF4 (quantization error per layer, memory)"
 	$(LORAMIX) inspect --nf4 $(WORLD)/base | tail -n 4
 	@echo "== 2. each adapter alone and the grid of combinations, on the test splits"
 	$(LORAMIX) eval --model $(WORLD)/base --tokenizer $(TOKENIZER) $(WORLD_ADAPTERS) \
-		--task fren --task oasst --task clash $(GRID) --limit $(DEMO_LIMIT) --out $(DEMO)/results.json
+		--task fren --task oasst --task clash $(GRID) --limit $(DEMO_LIMIT) --quant $(WORLD_QUANT) --out $(DEMO)/results.json
 	@echo "== 3. a small weight sweep for the heatmaps (40 examples a task, to stay within 5 minutes)"
 	$(LORAMIX) sweep --model $(WORLD)/base --tokenizer $(TOKENIZER) --adapter fren=$(WORLD)/adapters/fren --adapter oasst=$(WORLD)/adapters/oasst \
-		--method svd,cat --weights-grid 0:1:0.5 --task fren --task oasst --limit 40 --out $(DEMO)/sweep
+		--method svd,cat --weights-grid 0:1:0.5 --task fren --task oasst --limit 40 --quant $(WORLD_QUANT) --out $(DEMO)/sweep
 	@echo "== 4. the gate against the committed baseline"
 	$(LORAMIX) gate --baseline suites/reference/baseline.json --results $(DEMO)/results.json --tolerance 0.1,bleu=2,chrf=2,length_words=2
 	@echo "== 5. merge time and throughput"

@@ -24,9 +24,10 @@ const AttributionMargin = 2.0
 // Evaluate runs task on examples under every system and scores each
 // system's outputs with the task's metrics. Each record's Routing holds the
 // share of outputs attributed (by chrF, see metrics.Attribute) to each
-// single input adapter's output on the same prompt, or to "tie"; the
-// single adapters are run too when systems lack them (their records are
-// returned only if asked for).
+// single adapter's output on the same prompt, or to "tie": a combination's
+// outputs are compared with its own adapters' outputs, the base's and a
+// single adapter's with every input adapter's. The single adapters are run
+// too when systems lack them (their records are returned only if asked for).
 func (s *Session) Evaluate(task *tasks.Task, examples []tasks.Example, systems []results.System, progress func(done, total int)) ([]results.Record, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("task %s: no examples", task.Name)
@@ -120,13 +121,23 @@ func score(task *tasks.Task, examples []tasks.Example, sys results.System, outs 
 	for _, i := range order[:min(5, len(order))] {
 		rec.Worst = append(rec.Worst, results.Example{Prompt: examples[i].Prompt, Output: hyps[i], Reference: refs[i], Score: sentence[i]})
 	}
-	// Routing by attribution to the single adapters' outputs.
+	// Routing by attribution: is each output closer to one input adapter's
+	// output on the same prompt than to the others'? A combination is
+	// compared with its own adapters; the base and single adapters with
+	// every input adapter.
 	if len(singles) > 0 {
 		rec.Routing = map[string]float64{}
+		names := sys.Adapters
+		if sys.Method == "" {
+			names = nil
+			for name := range singles {
+				names = append(names, name)
+			}
+		}
 		for i := range hyps {
 			cands := map[string]string{}
-			for name, g := range singles {
-				cands[name] = g[i].Text
+			for _, name := range names {
+				cands[name] = singles[name][i].Text
 			}
 			rec.Routing[metrics.Attribute(hyps[i], cands, AttributionMargin).Closest] += 1 / float64(len(hyps))
 		}

@@ -118,14 +118,19 @@ func ReferenceExperiment(input func() Input) {
 			Expect(bleu(r.Combo("svd", 0.5, 1))).To(BeNumerically("<=", bleu(r.Combo("cat", 1, 1))))
 			Expect(bleu(r.Combo("svd", 0.2, 1))).To(BeNumerically("<", bleu(r.Combo("cat", 1, 1))))
 		})
-		It("confuses routing when the clashing-format adapter joins the translation adapter", Label("Adapter:clash"), func() {
+		// Both the translation format and the clashing one end in "###>":
+		// combined, each adapter's behaviour leaks into the other's prompts.
+		It("confuses the tasks when the clashing-format adapter joins the translation adapter", Label("Adapter:clash"), func() {
 			if r.Clash == "" {
 				Skip("no clashing-format adapter in this world (Roles.Clash)")
 			}
 			clash := results.System{Adapters: []string{r.Translation, r.Clash}, Method: "cat", Weights: []float64{1, 1}}
 			Expect(rec(Single(r.Clash), r.ClashTask)).To(matchers.RouteTo(r.Clash))
-			Expect(rec(clash, r.ClashTask)).NotTo(matchers.RouteTo(r.Clash))
-			Expect(bleu(clash)).To(BeNumerically("<", bleu(r.Combo("cat", 1, 1))))
+			Expect(bleu(clash)).To(BeNumerically("<", bleu(r.Combo("cat", 1, 1))),
+				"translation suffers more from the clashing adapter than from the chat adapter")
+			own := matchers.Median(rec(Single(r.Clash), r.ClashTask).Lengths)
+			Expect(rec(clash, r.ClashTask)).To(matchers.HaveMedianLength(BeNumerically("<=", in.Expect.LowChatShare*own)),
+				"the translation adapter cuts the clashing format's answers short")
 		})
 		It("makes chat answers too short at [1, 0.2]", func() {
 			Expect(rec(r.Combo("svd", 1, 0.2), r.ChatTask)).To(matchers.HaveMedianLength(
