@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"loramix/suites/metrics"
 )
@@ -15,12 +14,6 @@ import (
 func init() {
 	register("bleu", "sacreBLEU-exact BLEU/chrF: bleu --hyp FILE --ref FILE [--ref FILE2] [--sentence] [--chrf] [--chrf++]", runBLEU)
 }
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runBLEU(args []string) error {
 	fs := flag.NewFlagSet("bleu", flag.ContinueOnError)

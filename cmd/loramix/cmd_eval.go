@@ -27,31 +27,25 @@ func init() {
 
 func runEval(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	model := fs.String("model", "", "checkpoint folder or cached hub id (required)")
-	tok := fs.String("tokenizer", "", "tokenizer.json (default: beside the model, or LORAMIX_TOKENIZER)")
-	var adapterSpecs, taskNames, combines, taskDirs genStrings
-	fs.Var(&adapterSpecs, "adapter", "input adapter NAME=DIR (repeatable, in weight order)")
-	fs.Var(&taskNames, "task", "task name (repeatable; built-in: fren, oasst, clash)")
-	fs.Var(&taskDirs, "tasks-dir", "folder of task files that take precedence over the built-in ones (repeatable)")
-	fs.Var(&combines, "combine", "system to evaluate: base, an adapter name, or METHOD:W1,W2 (repeatable; default: base and each adapter)")
-	data := fs.String("data", ".", "folder that the tasks' dataset dirs are relative to")
-	limit := fs.Int("limit", 0, "examples per task (0: all)")
-	quant := fs.String("quant", "nf4", "decoder linear layers: nf4, fp16 or fp32")
-	threads := fs.Int("threads", 0, "CPU threads (0: all)")
-	batch := fs.Int("batch", 32, "sequences per generation batch")
+	setup := evalFlags(fs)
+	var combines stringList
+	fs.Var(&combines, "combine", "system to evaluate: base, an adapter name, METHOD:W1,W2 or METHOD:W1,W2@A,B (repeatable; default: base and each adapter)")
 	out := fs.String("out", "", "results file to write (JSON)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *model == "" || len(taskNames) == 0 || *out == "" {
+	if setup.Model == "" || len(setup.Tasks) == 0 || *out == "" {
 		return errors.New("--model, --task and --out are required")
 	}
-	q, err := llama.ParseQuant(*quant)
+	if setup.Synthetic {
+		return errors.New("--synthetic is for sweep and search; eval runs a model")
+	}
+	q, err := llama.ParseQuant(setup.Quant)
 	if err != nil {
 		return err
 	}
-	ads, err := eval.ParseNamedDirs(adapterSpecs)
+	ads, err := eval.ParseNamedDirs(setup.Adapters)
 	if err != nil {
 		return err
 	}
@@ -64,23 +58,23 @@ func runEval(args []string, stdout io.Writer) error {
 		return err
 	}
 	var ts []*tasks.Task
-	for _, n := range taskNames {
-		t, err := tasks.Find(n, taskDirs...)
+	for _, n := range setup.Tasks {
+		t, err := tasks.Find(n, setup.TasksDirs...)
 		if err != nil {
 			return err
 		}
 		ts = append(ts, t)
 	}
-	s, err := eval.Open(eval.Config{Model: *model, Tokenizer: *tok, Adapters: ads, Quant: q, Threads: *threads, Batch: *batch})
+	s, err := eval.Open(eval.Config{Model: setup.Model, Tokenizer: setup.Tokenizer, Adapters: ads, Quant: q, Threads: setup.Threads, Batch: setup.Batch})
 	if err != nil {
 		return err
 	}
 	for _, w := range s.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
-	config := map[string]any{"model": *model, "adapters": adapterSpecs, "tasks": taskNames, "combine": combines,
-		"quant": string(q), "limit": *limit, "decoding": "greedy"}
-	f, err := s.Run(eval.Plan{Tasks: ts, Systems: systems, DataRoot: *data, Limit: *limit, Progress: !*quiet}, config)
+	config := setup.config()
+	config["combine"] = []string(combines)
+	f, err := s.Run(eval.Plan{Tasks: ts, Systems: systems, DataRoot: setup.Data, Limit: setup.Limit, Progress: !*quiet}, config)
 	if err != nil {
 		return err
 	}

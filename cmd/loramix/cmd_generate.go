@@ -50,12 +50,6 @@ func (a *adapterFlags) Set(v string) error {
 	return nil
 }
 
-// genStrings collects a repeated string flag.
-type genStrings []string
-
-func (s *genStrings) String() string     { return strings.Join(*s, ",") }
-func (s *genStrings) Set(v string) error { *s = append(*s, v); return nil }
-
 // generateOutput is the --format json line; ids are the new tokens only.
 type generateOutput struct {
 	IDs  []int32 `json:"ids"`
@@ -80,7 +74,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	topP := fs.Float64("top-p", 0, "sampling: nucleus probability (0: off)")
 	topK := fs.Int("top-k", 0, "sampling: keep the k most likely tokens (0: off)")
 	seed := fs.Uint64("seed", 0, "sampling seed")
-	var stops genStrings
+	var stops stringList
 	fs.Var(&stops, "stop", "stop when the new text contains this string (repeatable; needs a tokenizer)")
 	logitsOut := fs.String("logits-out", "", "write the F32 logits of every prompt position to this .safetensors file (tensor \"logits\", [positions, vocab])")
 	format := fs.String("format", "text", "output: text or json ({\"ids\": [...], \"text\": \"...\"})")

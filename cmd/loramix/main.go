@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 )
 
 type command struct {
@@ -24,6 +25,12 @@ func register(name, summary string, run func(args []string) error) {
 	}
 	commands[name] = command{summary, run}
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: loramix COMMAND [flags]\n\ncommands:")
