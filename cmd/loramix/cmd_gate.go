@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"loramix/suites/gate"
@@ -14,10 +15,11 @@ import (
 var errGateFailed = errors.New("a metric regressed beyond its tolerance (rows marked FAIL)")
 
 func init() {
-	register("gate", "compare results with a baseline; exit 1 on a regression", runGate)
+	register("gate", "compare results with a baseline; exit 1 on a regression",
+		func(args []string) error { return runGateTo(args, os.Stdout) })
 }
 
-func runGate(args []string) error {
+func runGateTo(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("gate", flag.ContinueOnError)
 	base := fs.String("baseline", "", "baseline results file (JSON or JSONL)")
 	res := fs.String("results", "", "results file to check (JSON or JSONL)")
@@ -45,12 +47,12 @@ func runGate(args []string) error {
 	if *byTask {
 		rows = gate.CompareByTask(b, r, tol)
 	}
-	if err := gate.WriteTable(os.Stdout, rows); err != nil {
+	if err := gate.WriteTable(stdout, rows); err != nil {
 		return err
 	}
 	if gate.Failed(rows) {
 		return errGateFailed
 	}
-	fmt.Println("gate: every metric within tolerance")
+	fmt.Fprintln(stdout, "gate: every metric within tolerance")
 	return nil
 }
