@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"loramix/engine/backend"
-	"loramix/engine/checkpoint"
 	"loramix/engine/cpu"
 	"loramix/engine/dtype"
 	"loramix/engine/llama"
@@ -101,18 +100,7 @@ func runBenchGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	if *model != "" {
 		dir := *model
-		targets = append(targets, target{dir, func() (*llama.Model, error) {
-			cfg, err := checkpoint.LoadConfig(dir)
-			if err != nil {
-				return nil, err
-			}
-			w, err := checkpoint.OpenWeights(dir)
-			if err != nil {
-				return nil, err
-			}
-			defer w.Close()
-			return llama.Load(newBackend(), cfg, w, llama.Options{Quant: q})
-		}})
+		targets = append(targets, target{dir, func() (*llama.Model, error) { return loadModelOn(newBackend(), dir, q) }})
 	}
 	if *shapes == "" && *model == "" {
 		*shapes = "small,world,7b-layer"

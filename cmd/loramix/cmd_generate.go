@@ -227,6 +227,14 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 
 // loadModel opens a checkpoint folder and builds the model on the CPU.
 func loadModel(dir string, q llama.Quant, compute backend.DType, threads int) (*llama.Model, error) {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return loadModelOn(cpu.New(cpu.Options{Threads: threads, Compute: compute}), dir, q)
+}
+
+// loadModelOn opens a checkpoint folder and builds the model on b.
+func loadModelOn(b backend.Backend, dir string, q llama.Quant) (*llama.Model, error) {
 	cfg, err := checkpoint.LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -236,10 +244,7 @@ func loadModel(dir string, q llama.Quant, compute backend.DType, threads int) (*
 		return nil, err
 	}
 	defer w.Close()
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	return llama.Load(cpu.New(cpu.Options{Threads: threads, Compute: compute}), cfg, w, llama.Options{Quant: q})
+	return llama.Load(b, cfg, w, llama.Options{Quant: q})
 }
 
 func parseGenIDs(s string) ([]int32, error) {
