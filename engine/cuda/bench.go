@@ -551,13 +551,9 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("gemvm q,k,v + rmsnorm", 3*nb(l.wq), func() { qkv.run(c, x1(b.x), false, gemvFuse{normw: l.attnNorm.ptr, eps: 1e-5}) })
 	cu.MemFree(qkv.descs)
 	x16 := func(t *Tensor) *Tensor { return c.view(t, 16) }
-	timeit("16 tok mmad q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
-	timeit("16 tok mmad gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
-	timeit("16 tok mmad down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })
-	c.noMmad = true
 	timeit("16 tok mma q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
 	timeit("16 tok mma gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
-	c.noMmad = false
+	timeit("16 tok mma down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })
 	timeit("attention L=256", 0, func() {
 		c.Attention(x1(b.att), x1(b.q), x1(b.k), x1(b.v), l.kc, l.vc, x1(b.seq), x1(b.pos), m.s.Heads, m.s.KVHeads)
 	})

@@ -132,7 +132,7 @@ func New(o Options) (b *CUDA, err error) {
 	}
 	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{},
 		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1", noCublas: os.Getenv("LORAMIX_CUDA_NO_CUBLAS") == "1",
-		noMmad: os.Getenv("LORAMIX_CUDA_NO_MMAD") == "1"}
+		mmad: os.Getenv("LORAMIX_CUDA_MMAD") == "1"}
 	defer func() {
 		if err != nil {
 			c.destroy()

@@ -181,7 +181,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			c.launch(name, c.gemvGrid((out+15)/16), 1, 1, 256, smem,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
-		case in%128 == 0 && n <= 16 && !c.noMmad:
+		case in%128 == 0 && n <= 16 && c.mmad:
 			N := 16
 			if n <= 8 {
 				N = 8
@@ -346,7 +346,7 @@ func (c *CUDA) addLoRA(d, x, a, b *Tensor, scale float32, rows *Tensor) {
 		return
 	}
 	t := c.loraScratch(int64(k * r))
-	c.launch("lora_shrink", k*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in)
+	c.launch("lora_shrink", k*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, ptrOf(rows), k, r, in, c.roundFlag())
 	c.launch("lora_expand", gridFor(int64(k*out), 256), 1, 1, 256, 0, d.ptr, t, b.ptr, ptrOf(rows), k, r, r, out,
 		scale, c.roundFlag())
 }
@@ -372,7 +372,7 @@ func (c *CUDA) loraScratch(n int64) cu.DevicePtr {
 func (c *CUDA) MatMulLoRA(dst, x, w backend.Tensor, loras []backend.LoRA) {
 	defer c.bind()()
 	d, xx, ww := ct(dst), ct(x), ct(w)
-	if len(loras) == 1 && loras[0].Rows == nil {
+	if len(loras) == 1 && loras[0].Rows == nil && !c.half { // fp16 compute rounds as the CPU backend: unfused
 		l := loras[0]
 		c.matmulLoRA(d, xx, ww, ct(l.A), ct(l.B), l.Scale, false)
 		return
@@ -391,7 +391,7 @@ func (c *CUDA) matmulLoRA(d, x, w, a, b *Tensor, scale float32, accumulate bool)
 	wantShape("MatMulLoRA b", b, backend.F32, w.shape[0], r)
 	t := c.loraScratch(int64(n * r))
 	if n > 0 && r > 0 {
-		c.launch("lora_shrink", n*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, cu.DevicePtr(0), n, r, in)
+		c.launch("lora_shrink", n*r, 1, 1, 1024, 0, t, x.ptr, a.ptr, cu.DevicePtr(0), n, r, in, c.roundFlag())
 	}
 	c.matmulEp(d, x, w, accumulate, &loraEp{b: b.ptr, t: t, r: r, stride: r, scale: scale})
 }

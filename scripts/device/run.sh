@@ -40,7 +40,14 @@ if [[ $STEPS == *specs* ]]; then
   (cd engine/cuda && /tmp/cuda.test -test.run TestCUDA -test.v -ginkgo.v -ginkgo.label-filter=gpu \
      -ginkgo.json-report="$OUT/specs.json" 2>&1) > "$OUT/specs.log"; s=$?
   [[ $s == 0 ]] || status=$s
-  grep -E 'Ran |Passed|FAIL|\[FAILED\]|rel err' "$OUT/specs.log" | tail -40
+  grep -E 'Ran |Passed|FAIL|\[FAILED\]' "$OUT/specs.log" | tail -20
+  python3 -c "
+import json,sys
+for s in json.load(open(sys.argv[1]))[0]['SpecReports']:
+    for e in s.get('ReportEntries') or []:
+        if 'world' in e['Name'] or 'fp16' in e['Name']: print(e['Name'], e['Value']['AsJSON'])
+    if s['State']=='failed': print('FAILED', s.get('LeafNodeText'), s['Failure']['Message'][:300])
+" "$OUT/specs.json" 2>&1 | tail -30
 fi
 if [[ $STEPS == *bench* ]]; then
   (cd engine/cuda && LORAMIX_BENCH_OUT="$OUT/bench.json" timeout 300 /tmp/cuda.test -test.run '^$' \
@@ -56,6 +63,6 @@ if [[ $STEPS == *cli* ]]; then
   go build -tags cuda -o /tmp/loramix ./cmd/loramix 2>&1 | tail -5 | tee "$OUT/cli-build.log"
   timeout 300 /tmp/loramix bench generate --device cuda --shape llama-2-7b --quant nf4 --batch 1,16,64 \
     --prompt 128 --new 128 2>&1 | tee "$OUT/cli-bench.log"
-  cp bench/results/generate-cuda-*.json "$OUT/" 2>/dev/null
+  cp "$(ls -t bench/results/generate-cuda-*.json | head -1)" "$OUT/" 2>/dev/null
 fi
 exit $status

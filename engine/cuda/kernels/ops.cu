@@ -233,7 +233,7 @@ extern "C" __global__ void add(float* dst, const float* a, const float* b, long 
 // per (i, j), so that the long dot product has many loads in flight.
 // t (k, r), x (n, in), a (r, in).
 extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a, const int* rows, int k, int r,
-                                       int in) {
+                                       int in, int round) {
   __shared__ float red[32];
   int i = blockIdx.x / r, j = blockIdx.x % r;
   int row = rows ? rows[i] : i;
@@ -242,7 +242,7 @@ extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a,
   float s = 0.f;
   for (int c = threadIdx.x; c < in; c += blockDim.x) s += xr[c] * ar[c];
   s = block_sum(s, red);
-  if (threadIdx.x == 0) t[blockIdx.x] = s;
+  if (threadIdx.x == 0) t[blockIdx.x] = maybe_round(s, round);  // fp16 compute: as the CPU backend
 }
 
 // lora_shrink2: the shrinks of two adapters on the same x in one launch:
