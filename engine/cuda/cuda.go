@@ -42,7 +42,7 @@ type CUDA struct {
 
 	// the dequantize-then-cuBLAS path for products of many tokens
 	noCublas   bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	noMmad     bool // LORAMIX_CUDA_NO_MMAD=1: the staged tensor-core kernel for 5..16 tokens too
+	mmad       bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gemvNibble bool // MatMul of one token with the nibble-table gemv (for comparison)
 	blas       *cublas
 	w16, x16   cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
