@@ -105,8 +105,8 @@ func F16ToF32(h uint16) float32 {
 	switch {
 	case exp == 0 && man == 0:
 		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: normalize
-		e := int32(-1)
+	case exp == 0: // subnormal: man * 2^-24; normalize to 1.f * 2^(e-14)
+		e := int32(0)
 		for man&0x400 == 0 {
 			man <<= 1
 			e--
