@@ -4,7 +4,8 @@
 // Options.Threads goroutines (all cores by default); small ops run on the
 // calling goroutine, because for the tiny models a goroutine hand-off costs
 // more than the arithmetic. Under Options.Compute == backend.F16 every op
-// rounds its output to half precision, emulating fp16 compute.
+// rounds its output to half precision, and NF4 weights are dequantized to
+// half before their products, emulating fp16 compute as bitsandbytes does it.
 package cpu
 
 import (

@@ -15,7 +15,9 @@ const tileRows = 16
 // MatMul computes dst (n, out) = x (n, in) @ wᵀ for w (out, in) in F32, F16
 // or NF4. Work is split over output rows. With one token the NF4 kernel
 // decodes each block of 64 on the fly; with several, tiles of weight rows
-// are decoded once and reused for every token.
+// are decoded once and reused for every token. Under Compute F16 an NF4
+// weight is dequantized to half precision first (bitsandbytes' fp16
+// compute); F32 and F16 weights are used as they are.
 func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 	d, xx, ww := ct(dst), ct(x), ct(w)
 	n, in := dims2("MatMul x", xx)
@@ -65,6 +67,23 @@ func (c *CPU) MatMul(dst, x, w backend.Tensor) {
 		})
 	case backend.NF4:
 		q := ww.Q
+		if c.half {
+			// fp16 compute follows bitsandbytes' compute_dtype=float16: each
+			// weight is dequantized in float32, rounded to half, then
+			// multiplied (float32 accumulation), as the GPU's tensor-core
+			// paths must do.
+			c.parallel(out, n*in, tileRows, func(wk, lo, hi int) {
+				tile := c.buf(wk, tileRows*in)
+				for t0 := lo; t0 < hi; t0 += tileRows {
+					t1 := min(t0+tileRows, hi)
+					tl := tile[:(t1-t0)*in]
+					dequantizeRows(tl, q, t0, t1)
+					c.round16(tl)
+					tileDots(D, X, tl, n, in, out, t0, t1)
+				}
+			})
+			break
+		}
 		if haveNF4Kernels && useAVX2 && in%16 == 0 {
 			c.nf4MatMulAVX2(D, X, q, n)
 			break

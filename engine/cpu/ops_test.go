@@ -273,6 +273,49 @@ var _ = Describe("CPU ops against float64 loops", func() {
 		}
 	})
 
+	It("multiplies with NF4 weights dequantized to half precision under Compute F16", func() {
+		b := cpu.New(cpu.Options{Compute: backend.F16})
+		const n, in, out = 3, 192, 40
+		x := randn(r, n*in)
+		for i, v := range x { // fp16 compute feeds half-precision activations
+			x[i] = dtype.F16ToF32(dtype.F32ToF16(v))
+		}
+		w := randn(r, out*in)
+		for i := range w {
+			w[i] *= 0.05
+		}
+		q := nf4.Quantize(w, out, in)
+		deq := make([]float32, out*in)
+		q.Dequantize(deq)
+		exactW := append([]float32(nil), deq...)
+		for i, v := range deq {
+			deq[i] = dtype.F16ToF32(dtype.F32ToF16(v))
+		}
+		y := b.New(backend.F32, n, out)
+		b.MatMul(y, upload(b, x, n, in), b.NF4(q))
+		got := read(b, y)
+		want := naiveMatMul(x, deq, n, in, out)
+		worst, flips := 0.0, 0
+		for i := range want {
+			h := dtype.F16ToF32(dtype.F32ToF16(float32(want[i])))
+			if got[i] != h {
+				flips++ // a float32 summation-order difference crossing a rounding boundary
+			}
+			worst = max(worst, math.Abs(float64(got[i])-want[i])/(math.Abs(want[i])+1e-3))
+		}
+		Expect(worst).To(BeNumerically("<", 1e-3))
+		Expect(flips).To(BeNumerically("<=", 2))
+		// and it differs from the float32-weight product: the rounding is real
+		exact := naiveMatMul(x, exactW, n, in, out)
+		diff := 0
+		for i := range exact {
+			if dtype.F16ToF32(dtype.F32ToF16(float32(exact[i]))) != got[i] {
+				diff++
+			}
+		}
+		Expect(diff).To(BeNumerically(">", n*out/10))
+	})
+
 	It("panics on mismatched shapes with a cpu: prefix", func() {
 		b := cpu.New(cpu.Options{})
 		Expect(func() { b.MatMul(b.New(backend.F32, 1, 3), b.New(backend.F32, 1, 4), b.New(backend.F32, 3, 5)) }).
