@@ -542,11 +542,15 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })
-	c.gemvNibble = true
-	timeit("gemv(nibble) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
-	timeit("gemv(nibble) gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
-	timeit("gemv(nibble) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
-	c.gemvNibble = false
+	c.half = true // the fp16-compute kernel: each weight rounded to half
+	timeit("gemv(fp16 w) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	timeit("gemv(fp16 w) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
+	c.half = false
+	c.gemvOld = true // v5's kernel, x in shared memory
+	timeit("gemv(v5) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	timeit("gemv(v5) gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
+	timeit("gemv(v5) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
+	c.gemvOld = false
 	qkv := c.newMultiGemv([]*Tensor{l.wq, l.wk, l.wv}, []*Tensor{b.q, b.k, b.v}, nil)
 	timeit("gemvm q,k,v + rmsnorm", 3*nb(l.wq), func() { qkv.run(c, x1(b.x), false, gemvFuse{normw: l.attnNorm.ptr, eps: 1e-5}) })
 	cu.MemFree(qkv.descs)

@@ -14,13 +14,12 @@ import (
 // The benchmark's fused decode step (stepFused) must compute what the plain
 // ops compute (step), with and without an adapter.
 var _ = Describe("the benchmark model", Label("gpu"), func() {
-	It("decodes the same logits with the fused kernels as with the plain ops", func() {
+	DescribeTable("decodes the same logits with the fused kernels as with the plain ops", func(s BenchShape) {
 		c, err := New(Options{})
 		if err != nil {
 			Skip("no CUDA device: " + err.Error())
 		}
 		defer c.Close()
-		s := BenchShape{Name: "small", Hidden: 256, Intermediate: 544, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}
 		m := newBenchModel(c, s, 8, 7)
 		const P = 5
 		kvd := s.KVHeads * s.Hidden / s.Heads
@@ -59,5 +58,9 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 			Expect(math.Sqrt(num/den)).To(BeNumerically("<", 1e-5), "lora %v", lora)
 		}
 		Expect(c.Sync()).To(Succeed())
-	})
+	},
+		Entry("one warp a row group", BenchShape{Name: "small", Hidden: 256, Intermediate: 544, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}),
+		// 2048 inputs: 2 warps a row group share the norm; 5504: 6 warps, the last one 12 lanes wide
+		Entry("several warps a row group", BenchShape{Name: "wide", Hidden: 2048, Intermediate: 5504, Layers: 1, Heads: 16, KVHeads: 16, Vocab: 1000}),
+	)
 })

@@ -41,14 +41,14 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas   bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad       bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gemvNibble bool // MatMul of one token with the nibble-table gemv (for comparison)
-	blas       *cublas
-	w16, x16   cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N       int64        // bytes
-	x16N       int64
-	closed     bool
+	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gemvOld  bool // MatMul of one token with nf4_gemv_1 instead of nf4_gemvx (for comparison)
+	blas     *cublas
+	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N     int64        // bytes
+	x16N     int64
+	closed   bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)

@@ -47,11 +47,45 @@ type gemvFuse struct {
 	eps       float32
 }
 
-// gemvOK reports whether x (n, in) @ wᵀ runs as nf4_gemv, the only kernel
-// with the fused prologue and LoRA epilogue.
+// gemvOK reports whether x (n, in) @ wᵀ runs as nf4_gemvx (one token) or
+// nf4_gemv (2 to 4), the kernels with the fused prologue and LoRA epilogue.
+// Under fp16 compute only the one-token kernel rounds the weights to half.
 func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
+	if n == 1 && gemvxOK(in, w) {
+		return true
+	}
 	xsz := (in + 1023) / 1024 * 1024
-	return w.dt == backend.NF4 && in%32 == 0 && n >= 1 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem
+	return w.dt == backend.NF4 && in%32 == 0 && n >= 1 && n <= gemvMaxTokens && !c.half &&
+		(16640+n*xsz)*4 <= c.maxSmem
+}
+
+// gemvxOK reports whether nf4_gemvx takes an input of in features: whole
+// 32-element chunks, and at most 16 warps of 1024 features.
+func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 16*1024 }
+
+// gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
+// block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
+// filling 8 warps; about 512 threads a multiprocessor.
+func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
+	kwn := (in + 1023) / 1024
+	rgn = max(1, 8/kwn)
+	threads = 32 * kwn * rgn
+	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
+	grid = max(1, min((total+rgn-1)/rgn, c.sms*max(1, 512/threads)))
+	return
+}
+
+// gemvxName is the one-token kernel for the compute mode (r: weights rounded
+// to half) and for a descriptor list (m) or one weight.
+func (c *CUDA) gemvxName(multi bool) string {
+	name := "nf4_gemvx_1"
+	if multi {
+		name = "nf4_gemvxm_1"
+	}
+	if c.half {
+		name += "r"
+	}
+	return name
 }
 
 // gemvGrid is the grid of an nf4 gemv over blocks row blocks: each block
@@ -72,10 +106,11 @@ type gemvDesc struct {
 // multiGemv is an uploaded list of weights whose products of one x run in
 // one launch (nf4_gemvm_T).
 type multiGemv struct {
-	descs  cu.DevicePtr
-	n      int // weights
-	blocks int // blocks of the launch
-	in     int
+	descs   cu.DevicePtr
+	n       int // weights
+	blocks  int // 16-row blocks (nf4_gemv)
+	blocks8 int // 8-row blocks (nf4_gemvx)
+	in      int
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
@@ -96,6 +131,7 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 		}
 		ds[i] = d
 		m.blocks += int(d.blocks)
+		m.blocks8 += (w.shape[0] + 7) / 8
 	}
 	bytes := int64(len(ds)) * int64(unsafe.Sizeof(gemvDesc{}))
 	m.descs = c.alloc(bytes)
@@ -114,6 +150,12 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	}
 	if c.half {
 		mode |= 2
+	}
+	if n == 1 && !c.gemvOld {
+		grid, threads, smem, rgn := c.gemvxPlan(m.in, m.blocks8)
+		c.launch(c.gemvxName(true), grid, 1, 1, threads, smem,
+			m.descs, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn)
+		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
 		m.descs, m.n, m.blocks, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
@@ -138,6 +180,13 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	}
 	xsz := (in + 1023) / 1024 * 1024
 	q := w.q
+	if n == 1 && !c.gemvOld {
+		grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
+		c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
+			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+			e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn)
+		return
+	}
 	c.launch(fmt.Sprintf("nf4_gemv_%d", n), c.gemvGrid((out+15)/16), 1, 1, 256, (16640+n*xsz)*4,
 		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps)
@@ -168,17 +217,24 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	case backend.NF4:
 		q := w.q
 		switch {
-		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32):
+		case n == 1 && gemvxOK(in, w) && !c.gemvOld && (ep == nil || ep.r <= 32):
 			var e loraEp
 			if ep != nil {
 				e = *ep
 				ep = nil
 			}
-			name, smem := fmt.Sprintf("nf4_gemv_%d", n), (16640+n*xsz)*4
-			if c.gemvNibble && n == 1 {
-				name, smem = "nf4_gemvn_1", (768+xsz)*4
+			grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
+			c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
+				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn)
+		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&
+			!c.half: // float32 weights: not for fp16 compute
+			var e loraEp
+			if ep != nil {
+				e = *ep
+				ep = nil
 			}
-			c.launch(name, c.gemvGrid((out+15)/16), 1, 1, 256, smem,
+			c.launch(fmt.Sprintf("nf4_gemv_%d", n), c.gemvGrid((out+15)/16), 1, 1, 256, (16640+n*xsz)*4,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0))
 		case in%128 == 0 && n <= 16 && c.mmad:

@@ -322,14 +322,6 @@ __device__ void nf4_gemv(const GemvDesc* descs, int ndesc, int total, const floa
                     int mode, const float* x2, const float* normw, float eps) {                          \
     nf4_gemv<T, true>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps);                           \
   }
-// nf4_gemvn_1: the nibble-table variant, one token (kept to compare).
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
-    nf4_gemvn_1(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2, const float* dmap,
-                float offset, int out, int in, int mode, const float* lb, const float* lt, int lr, int lstride,
-                float lscale, const float* x2, const float* normw, float eps) {
-  GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, (out + 15) >> 4};
-  nf4_gemv<1, false>(&g, 1, g.blocks, x, dmap, in, mode, x2, normw, eps);
-}
 NF4_GEMV(1)
 NF4_GEMV(2)
 NF4_GEMV(3)
@@ -404,6 +396,226 @@ F16_GEMV(1)
 F16_GEMV(2)
 F16_GEMV(3)
 F16_GEMV(4)
+
+// ---- one token, x in registers (nf4_gemvx) ------------------------------------
+//
+// The decode product at batch 1. nf4_gemv above keeps x in shared memory and
+// reads 8 float4 of it for every 16 code bytes: shared-memory bandwidth, not
+// HBM, bounds it (about 1 TB/s measured). Here x lives in registers:
+//
+// A block is KW = ceil(in/1024) warps times RG row groups. Warp kw of a row
+// group owns the k-slice [1024 kw, 1024 kw + 1024): lane l holds the 32 x
+// values of chunk c = 32 kw + l, staged (gated by x2 or RMS-normalized by
+// normw, as gemv_stage_fused) once per block. A row group walks row blocks of
+// GX_ROWS rows (block b: rows 8b.. of the weight it falls in, descs as in
+// nf4_gemv but with 8-row blocks), b = (it * gridDim.x + blockIdx.x) * RG +
+// rg. For each, every warp loads one 16-byte code chunk per row, dots it
+// with its x through the byte table and scales by the block's absmax; a
+// butterfly (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial
+// sums meet in shared memory, and one thread per row adds them in kw order,
+// adds the LoRA expand, and stores. One barrier per row block (the partial
+// sums are double-buffered).
+//
+// ROUNDW (fp16 compute) rounds each dequantized weight Code*absmax to half
+// precision before the product, as the tensor-core paths and the CPU backend
+// do; the rounding is Veltkamp's split to 11 significant bits (three float
+// operations instead of two conversions), which differs from cvt.rn only
+// on exact ties and below half's normal range (2^-14).
+
+#define GX_ROWS 8
+#define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
+
+// round_h11 rounds v to 11 significant bits (half's precision).
+__device__ __forceinline__ float round_h11(float v) {
+  float c = __fmul_rn(v, 8193.f);
+  return __fsub_rn(c, __fsub_rn(c, v));
+}
+
+// dot32x returns sum_e Code[nibble e of w] * scale_e * x[e] over the 32 codes
+// of the chunk w: scale_e = 1 (the caller multiplies by absmax), or with
+// ROUNDW round_h11(Code * am). tb points at this lane's replica of the byte
+// table (entry b at byte offset 128 b).
+template <bool ROUNDW>
+__device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], const char* tb, float am) {
+  u32 words[4] = {w.x, w.y, w.z, w.w};
+  float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    u32 v = words[k];
+    float2 p[4];
+    p[0] = *reinterpret_cast<const float2*>(tb + ((v << 7) & 0x7f80));
+    p[1] = *reinterpret_cast<const float2*>(tb + ((v >> 1) & 0x7f80));
+    p[2] = *reinterpret_cast<const float2*>(tb + ((v >> 9) & 0x7f80));
+    p[3] = *reinterpret_cast<const float2*>(tb + ((v >> 17) & 0x7f80));
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float c0 = p[i].x, c1 = p[i].y;
+      if (ROUNDW) c0 = round_h11(__fmul_rn(c0, am)), c1 = round_h11(__fmul_rn(c1, am));
+      a0 = fmaf(c0, xr[8 * k + 2 * i], a0);
+      a1 = fmaf(c1, xr[8 * k + 2 * i + 1], a1);
+    }
+  }
+  return ROUNDW ? a0 + a1 : (a0 + a1) * am;
+}
+
+// warp_sum8 sums each of v[0..7] over the warp with 9 shuffles instead of 40:
+// lane l ends with the sum of v[(l >> 2) & 7].
+__device__ __forceinline__ float warp_sum8(const float (&v)[8], int lane) {
+  bool h16 = lane & 16, h8 = lane & 8, h4 = lane & 4;
+  float a[4], b[2];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+    a[i] = (h16 ? v[i + 4] : v[i]) + __shfl_xor_sync(0xffffffffu, h16 ? v[i] : v[i + 4], 16);
+#pragma unroll
+  for (int i = 0; i < 2; i++)
+    b[i] = (h8 ? a[i + 2] : a[i]) + __shfl_xor_sync(0xffffffffu, h8 ? a[i] : a[i + 2], 8);
+  float c = (h4 ? b[1] : b[0]) + __shfl_xor_sync(0xffffffffu, h4 ? b[0] : b[1], 4);
+  c += __shfl_xor_sync(0xffffffffu, c, 2);
+  c += __shfl_xor_sync(0xffffffffu, c, 1);
+  return c;
+}
+
+// gemvx_locate finds the weight d and its local 8-row block of global block b.
+__device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
+  d = 0;
+  blk = b;
+  while (d + 1 < ndesc && blk >= (descs[d].out + GX_ROWS - 1) / GX_ROWS) blk -= (descs[d++].out + GX_ROWS - 1) / GX_ROWS;
+}
+
+// Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
+// floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
+template <bool ROUNDW>
+__device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
+                          int mode, const float* x2, const float* normw, float eps, int rgn) {
+  extern __shared__ float4 smem4[];
+  __shared__ float ssq[32];
+  float2* tab = reinterpret_cast<float2*>(smem4);
+  float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
+  float* red = dmap + 256;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int kwn = (in + 1023) >> 10;
+  int kw = warp % kwn, rg = warp / kwn;
+  int nchunks = in >> 5;
+  int c = kw * 32 + lane;
+  bool live = c < nchunks;
+  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
+    int b = i / GX_TAB;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+
+  // this lane's 32 x values
+  float xr[32];
+  float ss = 0.f;
+#pragma unroll
+  for (int q = 0; q < 8; q++) {
+    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+    if (x2 && live) {
+      float4 u = reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q];
+      v.x = v.x / (1.f + expf(-v.x)) * u.x;
+      v.y = v.y / (1.f + expf(-v.y)) * u.y;
+      v.z = v.z / (1.f + expf(-v.z)) * u.z;
+      v.w = v.w / (1.f + expf(-v.w)) * u.w;
+    }
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
+  }
+  if (normw) {
+    ss = warp_sum(ss);
+    if (lane == 0 && rg == 0) ssq[kw] = ss;
+    __syncthreads();
+    float tot = 0.f;
+    for (int k = 0; k < kwn; k++) tot += ssq[k];
+    float inv = rsqrtf(tot / in + eps);
+    if (live) {
+#pragma unroll
+      for (int q = 0; q < 8; q++) {
+        float4 w = reinterpret_cast<const float4*>(normw + (long long)c * 32)[q];
+        xr[4 * q] *= inv * w.x, xr[4 * q + 1] *= inv * w.y, xr[4 * q + 2] *= inv * w.z, xr[4 * q + 3] *= inv * w.w;
+      }
+    }
+  }
+  if (mode & 2) {  // fp16 compute: the staged operand is an op's output
+#pragma unroll
+    for (int i = 0; i < 32; i++) xr[i] = round_half(xr[i]);
+  }
+  __syncthreads();  // tables
+
+  const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
+  int slots = gridDim.x * rgn;
+  int iters = (total + slots - 1) / slots;
+  for (int it = 0; it < iters; it++) {
+    int rb = (it * gridDim.x + blockIdx.x) * rgn + rg;
+    int d = 0, blk = rb;
+    if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
+    const GemvDesc& g = descs[d];
+    int row0 = blk * GX_ROWS;
+    uint4 w[GX_ROWS];
+    u32 qa[GX_ROWS];
+    float sa[GX_ROWS];
+    bool ok[GX_ROWS];
+#pragma unroll
+    for (int r = 0; r < GX_ROWS; r++) {
+      ok[r] = rb < total && live && row0 + r < g.out;
+      w[r] = make_uint4(0, 0, 0, 0);
+      qa[r] = 0;
+      sa[r] = 0.f;
+      if (ok[r]) {
+        long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
+        w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j0 >> 1)));
+        qa[r] = __ldg(g.qabs + (j0 >> 6));
+        sa[r] = __ldg(g.absmax2 + (j0 >> 14));
+      }
+    }
+    float acc[GX_ROWS];
+#pragma unroll
+    for (int r = 0; r < GX_ROWS; r++) {
+      float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
+      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
+    }
+    float s = warp_sum8(acc, lane);
+    int buf = it & 1;
+    if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
+    __syncthreads();
+    if (threadIdx.x < rgn * GX_ROWS) {
+      int rgc = threadIdx.x / GX_ROWS, r = threadIdx.x % GX_ROWS;
+      int rbc = (it * gridDim.x + blockIdx.x) * rgn + rgc, dc, blkc;
+      if (rbc < total) {
+        gemvx_locate(descs, ndesc, rbc, dc, blkc);
+        const GemvDesc& gc = descs[dc];
+        int row = blkc * GX_ROWS + r;
+        if (row < gc.out) {
+          float v = 0.f;
+          for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rgc) * kwn + k) * GX_ROWS + r];
+          if (gc.lb) {
+            float l = 0.f;
+            for (int j = 0; j < gc.lr; j++) l += gc.lb[(long long)row * gc.lr + j] * gc.lt[j];
+            v += gc.lscale * l;
+          }
+          if (mode & 1) v += gc.y[row];
+          gc.y[row] = maybe_round(v, mode & 2);
+        }
+      }
+    }
+  }
+}
+
+#define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
+  extern "C" __global__ void __launch_bounds__(512)                                                          \
+      nf4_gemvx_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,  \
+                          const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
+                          const float* lt, int lr, int lstride, float lscale, const float* x2,               \
+                          const float* normw, float eps, int rgn) {                                          \
+    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                    \
+    nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
+  }                                                                                                          \
+  extern "C" __global__ void __launch_bounds__(512)                                                          \
+      nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
+                           int in, int mode, const float* x2, const float* normw, float eps, int rgn) {      \
+    nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                          \
+  }
+NF4_GEMVX(, false)
+NF4_GEMVX(r, true)
 
 // ---- tensor-core path -------------------------------------------------------
 
@@ -694,7 +906,8 @@ extern "C" __global__ void nf4_generic(float* y, const float* x, const u8* packe
     long long j = (long long)row * in + c;
     u8 b = packed[j >> 1];
     int idx = (j & 1) ? (b & 15) : (b >> 4);
-    acc += NF4_CODE[idx] * nf4_absmax(qabs, absmax2, dmap, offset, j >> 6) * xr[c];
+    float w = NF4_CODE[idx] * nf4_absmax(qabs, absmax2, dmap, offset, j >> 6);
+    acc += maybe_round(w, mode & 2) * xr[c];  // fp16 compute: the weight in half
   }
   acc = warp_sum(acc);
   if (lane == 0) {
