@@ -546,15 +546,16 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("gemv(fp16 w) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
 	timeit("gemv(fp16 w) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	c.half = false
-	c.gemvOld = true // v5's kernel, x in shared memory
+	x16 := func(t *Tensor) *Tensor { return c.view(t, 16) }
+	c.gemvOld = true // v5's kernels: x in shared memory
 	timeit("gemv(v5) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
 	timeit("gemv(v5) gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv(v5) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
+	timeit("16 tok mma(v5) q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
 	c.gemvOld = false
 	qkv := c.newMultiGemv([]*Tensor{l.wq, l.wk, l.wv}, []*Tensor{b.q, b.k, b.v}, nil)
 	timeit("gemvm q,k,v + rmsnorm", 3*nb(l.wq), func() { qkv.run(c, x1(b.x), false, gemvFuse{normw: l.attnNorm.ptr, eps: 1e-5}) })
 	cu.MemFree(qkv.descs)
-	x16 := func(t *Tensor) *Tensor { return c.view(t, 16) }
 	timeit("16 tok mma q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
 	timeit("16 tok mma gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
 	timeit("16 tok mma down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })

@@ -37,13 +37,19 @@ type CUDA struct {
 	loraN   int64 // floats in loraT
 	ropeInv map[ropeKey]cu.DevicePtr
 
+	// the split attention's scratch (attScratch)
+	attPart  cu.DevicePtr // partial (o, m, l) of each block
+	attPartN int64        // floats in attPart
+	attCount cu.DevicePtr // a counter per (token, head), zero between launches
+	attCntN  int          // ints in attCount
+
 	syncEach  bool // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
 	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
 	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gemvOld  bool // MatMul of one token with nf4_gemv_1 instead of nf4_gemvx (for comparison)
+	gemvOld  bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
 	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N     int64        // bytes
@@ -195,7 +201,7 @@ var kernelNames = []string{
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rmsnorm_zero", "rope", "kv_store_f32", "kv_store_f16",
-	"attention_f32", "attention_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
+	"attention_f32", "attention_f16", "attention_split_f32", "attention_split_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
 	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32",
 }
 
@@ -648,25 +654,18 @@ func (c *CUDA) Attention(dst, q, k, v, kc, vc, seq, pos backend.Tensor, heads, k
 	if n == 0 {
 		return
 	}
-	smem := (maxLen + 16*hd) * 4 // scores, then 16 warps' partial outputs
-	if smem > c.maxSmem {
-		panic(fmt.Sprintf("cuda: Attention: cache length %d needs %d bytes of shared memory (have %d)", maxLen, smem, c.maxSmem))
-	}
+	c.attSmem(n*heads, maxLen, hd) // panics before the store when the cache is too long for attention_f32/f16
 	defer c.bind()()
 	gx := (kvd + 255) / 256
-	block := 512
 	switch kcc.dt {
 	case backend.F32:
 		c.launch("kv_store_f32", gx, n, 1, 256, 0, kcc.ptr, vcc.ptr, kk.ptr, vv.ptr, s.ptr, p.ptr, n, kvd, maxLen)
-		c.launch("attention_f32", n, heads, 1, block, smem, d.ptr, qq.ptr, kcc.ptr, vcc.ptr, s.ptr, p.ptr,
-			heads, kvHeads, hd, maxLen, c.roundFlag())
 	case backend.F16:
 		c.launch("kv_store_f16", gx, n, 1, 256, 0, kcc.ptr, vcc.ptr, kk.ptr, vv.ptr, s.ptr, p.ptr, n, kvd, maxLen)
-		c.launch("attention_f16", n, heads, 1, block, smem, d.ptr, qq.ptr, kcc.ptr, vcc.ptr, s.ptr, p.ptr,
-			heads, kvHeads, hd, maxLen, c.roundFlag())
 	default:
 		panic(fmt.Sprintf("cuda: Attention: %v caches", kcc.dt))
 	}
+	c.attend(d, qq, kcc, vcc, s, p, heads, kvHeads)
 }
 
 func sameShape(a, b []int) bool {
@@ -695,15 +694,107 @@ func (c *CUDA) ropeKV(q, k, v, kc, vc, seq, pos *Tensor, heads, kvHeads int, the
 		c.ropeTable(hd/2, theta, posScale), n, heads, kvHeads, hd, kc.shape[1])
 }
 
+// The split attention (attention_split_*): few (token, head) pairs spread
+// their positions over S blocks each, about attSplitBlocksPerSM blocks an SM
+// when every split holds keys, at most attMaxSplits (ATS_MAX_SPLITS in
+// ops.cu) and none that could never hold keys (a split holds at least
+// attMinChunk = ATS_MIN_CHUNK positions).
+const (
+	attSplitBlocksPerSM = 4
+	attMaxSplits        = 64
+	attMinChunk         = 16
+	attMaxHeadDim       = 256
+)
+
+// attSplits returns the number of position splits for pairs (token, head)
+// pairs over caches of maxLen positions, or 0 when there are enough pairs
+// to fill the card with one block each (prefill: attention_f32/f16).
+func (c *CUDA) attSplits(pairs, maxLen int) int {
+	if pairs >= 2*c.sms {
+		return 0
+	}
+	s := (attSplitBlocksPerSM*c.sms + pairs - 1) / pairs
+	return max(1, min(s, attMaxSplits, (maxLen+attMinChunk-1)/attMinChunk))
+}
+
+// attScratchMax is the scratch that covers every split launch: fewer than
+// 2*sms pairs of at most ceil(attSplitBlocksPerSM*sms/pairs) splits each is
+// fewer than (attSplitBlocksPerSM+2)*sms blocks, each with hd+2 floats.
+func (c *CUDA) attScratchMax() (floats int64, counters int) {
+	return int64((attSplitBlocksPerSM+2)*c.sms) * (attMaxHeadDim + 2), 2 * c.sms
+}
+
+// attScratch returns the split attention's scratch, of at least floats
+// floats, and counters ints that are zero between launches (each launch's
+// last block per pair resets its counter). It grows by reallocating (like
+// loraScratch), which must not happen during a graph capture: attend asks
+// for attScratchMax on every call outside a capture, so that the first
+// attention step (a prefill, say) sizes it for every later decode.
+func (c *CUDA) attScratch(floats int64, counters int) (part, count cu.DevicePtr) {
+	if floats > c.attPartN || counters > c.attCntN {
+		if c.capturing {
+			panic(fmt.Sprintf("cuda: attention: the split attention needs %d floats and %d counters of scratch (have %d, %d) "+
+				"and cannot allocate during a graph capture: run one attention step before capturing", floats, counters, c.attPartN, c.attCntN))
+		}
+		must("cuStreamSynchronize", c.stream.Synchronize())
+		if c.attPart != 0 {
+			must("cuMemFree", cu.MemFree(c.attPart))
+			must("cuMemFree", cu.MemFree(c.attCount))
+		}
+		c.attPartN, c.attCntN = max(floats, c.attPartN), max(counters, c.attCntN)
+		c.attPart = c.alloc(4 * c.attPartN)
+		c.attCount = c.alloc(4 * int64(c.attCntN))
+		must("cuMemsetD32Async", cu.MemsetD32Async(c.attCount, 0, int64(c.attCntN), c.stream))
+	}
+	return c.attPart, c.attCount
+}
+
+// attSmem returns the dynamic shared memory of attention_f32/f16 (the
+// maxLen scores, then 16 warps' partial outputs) for pairs (token, head)
+// pairs, 0 when they go to the split kernel (which needs none); it panics
+// when the card has too little.
+func (c *CUDA) attSmem(pairs, maxLen, hd int) int {
+	if c.attSplits(pairs, maxLen) > 0 {
+		return 0
+	}
+	smem := (maxLen + 16*hd) * 4
+	if smem > c.maxSmem {
+		panic(fmt.Sprintf("cuda: Attention: cache length %d needs %d bytes of shared memory (have %d)", maxLen, smem, c.maxSmem))
+	}
+	return smem
+}
+
+// attend attends causally over the caches (k and v already stored):
+// d (n, heads*hd) float32 from q (n, heads*hd), kc and vc (slots, maxLen,
+// kvHeads*hd) F32 or F16, seq and pos (n). Few (token, head) pairs (decode)
+// go to the split kernel, which fills the card; many to one block a pair.
+// The context must be bound.
 func (c *CUDA) attend(d, q, kc, vc, seq, pos *Tensor, heads, kvHeads int) {
 	n := q.shape[0]
 	hd := q.shape[1] / heads
 	maxLen := kc.shape[1]
+	if n == 0 {
+		return
+	}
+	if !c.capturing {
+		c.attScratch(c.attScratchMax())
+	}
+	f16 := kc.dt == backend.F16
+	if S := c.attSplits(n*heads, maxLen); S > 0 {
+		part, count := c.attScratch(int64(n*heads*S)*int64(hd+2), n*heads)
+		name := "attention_split_f32"
+		if f16 {
+			name = "attention_split_f16"
+		}
+		c.launch(name, n, heads, S, 32*4, 0, d.ptr, part, count, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
+			heads, kvHeads, hd, maxLen, c.roundFlag())
+		return
+	}
 	name := "attention_f32"
-	if kc.dt == backend.F16 {
+	if f16 {
 		name = "attention_f16"
 	}
-	c.launch(name, n, heads, 1, 512, (maxLen+16*hd)*4, d.ptr, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
+	c.launch(name, n, heads, 1, 512, c.attSmem(n*heads, maxLen, hd), d.ptr, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
 		heads, kvHeads, hd, maxLen, c.roundFlag())
 }
 

@@ -227,6 +227,8 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
 				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
 				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn)
+		case n >= 2 && n <= 16 && in%256 == 0 && !c.gemvOld:
+			c.mmax(d, x, w, n, out, in, mode)
 		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&
 			!c.half: // float32 weights: not for fp16 compute
 			var e loraEp
@@ -280,6 +282,32 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	if ep != nil { // not fused: expand now
 		c.launch("lora_expand", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, ep.t, ep.b, cu.DevicePtr(0), n, ep.r,
 			ep.stride, out, ep.scale, c.roundFlag())
+	}
+}
+
+// mmax runs nf4_mmax_16 for 2 to 16 tokens (in % 256 == 0): blocks of 16
+// warps over 4096 inputs each (k splits beyond that add atomically into a
+// zeroed or accumulated d, rounded afterwards), one wave of blocks walking
+// the 16-row tiles.
+func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
+	q := w.q
+	ks := (in + 4095) / 4096
+	gx := max(1, min((out+15)/16, c.sms/ks))
+	smem := (256*16*2 + 256 + 2*16*256) * 4
+	run := func(m int) {
+		c.launch("nf4_mmax_16", gx, ks, 1, 512, smem,
+			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
+	}
+	if ks == 1 {
+		run(mode)
+		return
+	}
+	if mode&1 == 0 {
+		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+	}
+	run(mode & 1)
+	if mode&2 != 0 {
+		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
 	}
 }
 

@@ -412,9 +412,10 @@ F16_GEMV(4)
 // rg. For each, every warp loads one 16-byte code chunk per row, dots it
 // with its x through the byte table and scales by the block's absmax; a
 // butterfly (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial
-// sums meet in shared memory, and one thread per row adds them in kw order,
-// adds the LoRA expand, and stores. One barrier per row block (the partial
-// sums are double-buffered).
+// sums meet in shared memory, and one thread per row adds them in kw order
+// and stores. The first warp of a row group adds the LoRA expand (rank <= 32)
+// into its partial sums. One barrier per row block (the partial sums are
+// double-buffered).
 //
 // ROUNDW (fp16 compute) rounds each dequantized weight Code*absmax to half
 // precision before the product, as the tensor-core paths and the CPU backend
@@ -567,11 +568,23 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
         sa[r] = __ldg(g.absmax2 + (j0 >> 14));
       }
     }
+    // the LoRA expand (rank <= 32), by the first warp of the row group: lane
+    // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
+    float lo = 0.f;
+    if (g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out) {
+      const float* lbr = g.lb + (long long)(row0 + (lane >> 2)) * g.lr;
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        int j = (lane & 3) + 4 * m;
+        if (j < g.lr) lo += lbr[j] * g.lt[j];
+      }
+      lo *= g.lscale;
+    }
     float acc[GX_ROWS];
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) {
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
-      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
+      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am) + (r == (lane >> 2) ? lo : 0.f);
     }
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
@@ -587,11 +600,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
         if (row < gc.out) {
           float v = 0.f;
           for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rgc) * kwn + k) * GX_ROWS + r];
-          if (gc.lb) {
-            float l = 0.f;
-            for (int j = 0; j < gc.lr; j++) l += gc.lb[(long long)row * gc.lr + j] * gc.lt[j];
-            v += gc.lscale * l;
-          }
           if (mode & 1) v += gc.y[row];
           gc.y[row] = maybe_round(v, mode & 2);
         }
@@ -976,5 +984,138 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
        i += (long long)gridDim.x * blockDim.x) {
     float2 v = src[i];
     dst[i] = pack_half2(v.x, v.y);
+  }
+}
+
+// ---- 2 to 16 tokens, x fragments in registers (nf4_mmax_16) -------------------
+//
+// Decode of a batch: the weight is the mma A operand, dequantized in
+// registers (Code*absmax in float32, rounded to half as every tensor-core
+// path does), the tokens the B operand. nf4_mma_16 re-stages x through
+// shared memory for every tile and reads about 0.6 TB/s; here each lane's B
+// fragments stay in registers for the whole launch, as x does in nf4_gemvx.
+//
+// A block is MX_WARPS warps; k split ks (blockIdx.y) covers inputs
+// [4096 ks, 4096 ks + 4096), warp w the 256 of them from 4096 ks + 256 w, and
+// lane (g = lane/4, t = lane%4) the 64 from col0 = 4096 ks + 256 w + 64 t:
+// 32 code bytes of row g and 32 of row g+8 of each 16-row tile. Step s (0..15)
+// of the k16 products takes bytes 2s (the mma's k 2t, 2t+1) and 2s+1 (k 2t+8,
+// 2t+9) of each row, i.e. inputs col0 + 4s .. +3; the B fragments hold x at
+// the same inputs, so the sum over k is only permuted. Tiles are walked
+// with a prefetch of the next one's codes; the warps' partial sums meet in
+// shared memory (double-buffered, one barrier a tile) and 256 threads store
+// (row, token) pairs: directly with one k split, atomically with several
+// (y zeroed or accumulated into by the caller, rounded afterwards).
+#define MX_WARPS 16
+
+__device__ __forceinline__ void mmax_load(uint4 (&w)[4], float (&am)[2], const u8* packed, const u8* qabs,
+                                          const float* absmax2, const float* dmap, float offset, int tile, int g,
+                                          int out, int in, int col0, bool live, int tiles) {
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    int row = tile * 16 + g + 8 * h;
+    w[2 * h] = w[2 * h + 1] = make_uint4(0, 0, 0, 0);
+    am[h] = 0.f;
+    if (live && tile < tiles && row < out) {
+      long long j0 = (long long)row * in + col0;
+      const uint4* p = reinterpret_cast<const uint4*>(packed + (j0 >> 1));
+      w[2 * h] = __ldg(p);
+      w[2 * h + 1] = __ldg(p + 1);
+      am[h] = dmap[__ldg(qabs + (j0 >> 6))] * __ldg(absmax2 + (j0 >> 14)) + offset;
+    }
+  }
+}
+
+// mmax_a returns the half2 A register of byte b (two codes) scaled by am.
+__device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
+  float2 p = *reinterpret_cast<const float2*>(tb + (b << 7));
+  return pack_half2(p.x * am, p.y * am);
+}
+
+extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
+    nf4_mmax_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
+                const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {
+  extern __shared__ float4 smem4[];
+  float2* tab = reinterpret_cast<float2*>(smem4);
+  float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
+  float* red = dmap + 256;  // [2][MX_WARPS][256]
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int g = lane >> 2, t = lane & 3;
+  int col0 = blockIdx.y * 4096 + warp * 256 + t * 64;
+  bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
+  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
+    int b = i / GX_TAB;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  // B fragments: tokens g and 8+g at this lane's 64 inputs
+  u32 bf[16][4];
+#pragma unroll
+  for (int s = 0; s < 16; s++)
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++) {
+      int tok = 8 * nt + g;
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
+      bf[s][2 * nt] = pack_half2(v.x, v.y);
+      bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
+    }
+  __syncthreads();
+
+  const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
+  int tiles = (out + 15) >> 4;
+  int iters = (tiles + gridDim.x - 1) / gridDim.x;
+  uint4 w[4], wn[4];
+  float am[2], amn[2];
+  mmax_load(w, am, packed, qabs, absmax2, dmap, offset, blockIdx.x, g, out, in, col0, live, tiles);
+  for (int it = 0; it < iters; it++) {
+    int tile = blockIdx.x + it * gridDim.x;
+    mmax_load(wn, amn, packed, qabs, absmax2, dmap, offset, tile + gridDim.x, g, out, in, col0, live, tiles);
+    float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+    if (live) {
+      u32 wg[8] = {w[0].x, w[0].y, w[0].z, w[0].w, w[1].x, w[1].y, w[1].z, w[1].w};
+      u32 wh[8] = {w[2].x, w[2].y, w[2].z, w[2].w, w[3].x, w[3].y, w[3].z, w[3].w};
+#pragma unroll
+      for (int s = 0; s < 16; s++) {
+        u32 hg = (wg[s >> 1] >> ((s & 1) * 16)) & 0xffff, hh = (wh[s >> 1] >> ((s & 1) * 16)) & 0xffff;
+        u32 a[4];
+        a[0] = mmax_a(tb, hg & 0xff, am[0]);  // row g, byte 2s
+        a[1] = mmax_a(tb, hh & 0xff, am[1]);  // row g+8, byte 2s
+        a[2] = mmax_a(tb, hg >> 8, am[0]);    // row g, byte 2s+1
+        a[3] = mmax_a(tb, hh >> 8, am[1]);    // row g+8, byte 2s+1
+        mma16816(acc[0], a, bf[s][0], bf[s][1]);
+        mma16816(acc[1], a, bf[s][2], bf[s][3]);
+      }
+    }
+    // partial sums: red[buf][warp][row_local * 16 + token]
+    float* rw = red + ((it & 1) * MX_WARPS + warp) * 256;
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++) {
+      int tok = 8 * nt + 2 * t;
+      rw[g * 16 + tok] = acc[nt][0];
+      rw[g * 16 + tok + 1] = acc[nt][1];
+      rw[(g + 8) * 16 + tok] = acc[nt][2];
+      rw[(g + 8) * 16 + tok + 1] = acc[nt][3];
+    }
+    __syncthreads();
+    if (threadIdx.x < 256 && tile < tiles) {
+      int rl = threadIdx.x >> 4, tok = threadIdx.x & 15, row = tile * 16 + rl;
+      if (row < out && tok < n) {
+        const float* rb = red + (it & 1) * MX_WARPS * 256 + threadIdx.x;
+        float v = 0.f;
+#pragma unroll
+        for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256];
+        float* dst = y + (long long)tok * out + row;
+        if (ksplits > 1) {
+          atomicAdd(dst, v);
+        } else {
+          if (mode & 1) v += *dst;
+          *dst = maybe_round(v, mode & 2);
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) w[i] = wn[i];
+    am[0] = amn[0], am[1] = amn[1];
   }
 }
