@@ -212,6 +212,208 @@ extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
   attention<u16>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
 
+// The split ("flash-decoding") attention for few (token, head) pairs: block
+// (token i, query head h, split s) of ATS_WARPS warps takes split s of the
+// positions 0..L-1 (L = pos[i]+1 clamped to 1..max_len, as attention).
+// The splits share L evenly: chunk = max(ceil(L/S), ATS_MIN_CHUNK), S =
+// gridDim.z; split s covers [s*chunk, min((s+1)*chunk, L)), and the splits
+// with s*chunk >= L (when L is short) return at once. The grid depends on
+// max_len only (a CUDA graph captures it); the chunk on the data.
+//
+// Each warp keeps an online softmax (max m, sum l, unnormalized o) over its
+// keys, ATS_KEYS a pass with their k and v loads (8 bytes fp16, 16 fp32 a
+// lane) issued together; the block merges its warps into (m, l, o[hd]) in
+// part. The last block of a (token, head) to finish (count, reset to 0 for
+// the next launch) merges the splits:
+//   dst = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max_s m_s,
+// rounded to fp16 when round. Lane l owns dims 4l..4l+3 and 128+4l..+3, as
+// attention (hd % 4 == 0, hd <= 256).
+// part: pairs*S rows of hd floats (o), then pairs*S float2 (m, l), pairs =
+// gridDim.x*gridDim.y, row pair*S + s; count: pairs ints, zero before the
+// launch (and so after it). S <= ATS_MAX_SPLITS.
+#define ATS_WARPS 4
+#define ATS_KEYS 4
+#define ATS_MIN_CHUNK 16
+#define ATS_MAX_SPLITS 64
+#define ATS_NEG -3.402823466e38f
+
+// KVRaw<KV>::T holds 4 cache values as loaded (8 bytes of fp16, 16 of fp32):
+// the loads of a pass stay in flight in their loaded width.
+template <typename KV> struct KVRaw;
+template <> struct KVRaw<float> {
+  typedef float4 T;
+  static __device__ __forceinline__ T load(const float* p) { return *reinterpret_cast<const float4*>(p); }
+  static __device__ __forceinline__ T zero() { return make_float4(0.f, 0.f, 0.f, 0.f); }
+  static __device__ __forceinline__ float4 get(T v) { return v; }
+};
+template <> struct KVRaw<u16> {
+  typedef uint2 T;
+  static __device__ __forceinline__ T load(const u16* p) { return *reinterpret_cast<const uint2*>(p); }
+  static __device__ __forceinline__ T zero() { return make_uint2(0u, 0u); }
+  static __device__ __forceinline__ float4 get(T v) {
+    return make_float4(half_to_float(v.x & 0xffff), half_to_float(v.x >> 16), half_to_float(v.y & 0xffff),
+                       half_to_float(v.y >> 16));
+  }
+};
+
+template <typename KV>
+__device__ void attention_split(float* dst, float* part, int* count, const float* q, const KV* kc, const KV* vc,
+                                const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len,
+                                int round) {
+  __shared__ float4 so[ATS_WARPS * 64];  // the warps' o (dims/4 a row); later the merge's partial sums
+  __shared__ float sm[ATS_WARPS], sl[ATS_WARPS];
+  __shared__ float wsh[ATS_MAX_SPLITS];  // exp(m_s - M) of each split, in the merge
+  __shared__ float red[32];
+  __shared__ int last;
+  int i = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+  int pair = i * heads + h;
+  int L = min(max(pos[i] + 1, 1), max_len);
+  int chunk = max((L + S - 1) / S, ATS_MIN_CHUNK);
+  int active = (L + chunk - 1) / chunk;  // splits that hold keys: 1..S
+  if (s >= active) return;               // the whole block: no barrier passed yet
+  int j0 = s * chunk, j1 = min(j0 + chunk, L);
+  int g = h / (heads / kv_heads), kvd = kv_heads * hd;
+  const KV* kb = kc + (long long)seq[i] * max_len * kvd + g * hd;
+  const KV* vb = vc + (long long)seq[i] * max_len * kvd + g * hd;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int nd4 = hd >> 2;
+  float scale = rsqrtf((float)hd);
+  bool has[2] = {lane < nd4, 32 + lane < nd4};
+  float4 qv[2];
+#pragma unroll
+  for (int c = 0; c < 2; c++) {
+    qv[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (has[c]) {
+      qv[c] = *reinterpret_cast<const float4*>(q + (long long)pair * hd + 128 * c + 4 * lane);
+      qv[c].x *= scale, qv[c].y *= scale, qv[c].z *= scale, qv[c].w *= scale;
+    }
+  }
+  // this warp's keys: j0 + warp + ATS_WARPS*t, t = 0, 1, ...
+  float m = ATS_NEG, l = 0.f;
+  float4 o[2] = {make_float4(0.f, 0.f, 0.f, 0.f), make_float4(0.f, 0.f, 0.f, 0.f)};
+  for (int jb = j0 + warp; jb < j1; jb += ATS_WARPS * ATS_KEYS) {
+    typedef KVRaw<KV> R;
+    typename R::T kr[ATS_KEYS][2], vr[ATS_KEYS][2];
+#pragma unroll
+    for (int u = 0; u < ATS_KEYS; u++) {
+      int j = jb + u * ATS_WARPS;
+#pragma unroll
+      for (int c = 0; c < 2; c++) {
+        kr[u][c] = vr[u][c] = R::zero();
+        if (j < j1 && has[c]) {
+          kr[u][c] = R::load(kb + (long long)j * kvd + 128 * c + 4 * lane);
+          vr[u][c] = R::load(vb + (long long)j * kvd + 128 * c + 4 * lane);
+        }
+      }
+    }
+    float sc[ATS_KEYS];
+    float mx = m;
+#pragma unroll
+    for (int u = 0; u < ATS_KEYS; u++) {
+      float d = 0.f;
+#pragma unroll
+      for (int c = 0; c < 2; c++) {
+        float4 k = R::get(kr[u][c]);
+        d += qv[c].x * k.x + qv[c].y * k.y + qv[c].z * k.z + qv[c].w * k.w;
+      }
+      sc[u] = warp_sum(d);  // every lane gets the score
+      if (jb + u * ATS_WARPS < j1) mx = fmaxf(mx, sc[u]);
+    }
+    float alpha = expf(m - mx);  // 0 on the first pass (m = ATS_NEG)
+    l *= alpha;
+#pragma unroll
+    for (int c = 0; c < 2; c++) o[c].x *= alpha, o[c].y *= alpha, o[c].z *= alpha, o[c].w *= alpha;
+#pragma unroll
+    for (int u = 0; u < ATS_KEYS; u++)
+      if (jb + u * ATS_WARPS < j1) {
+        float p = expf(sc[u] - mx);
+        l += p;
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+          float4 v = R::get(vr[u][c]);
+          o[c].x += p * v.x, o[c].y += p * v.y, o[c].z += p * v.z, o[c].w += p * v.w;
+        }
+      }
+    m = mx;
+  }
+  // merge the warps (a warp without keys has m = ATS_NEG, l = 0, o = 0)
+#pragma unroll
+  for (int c = 0; c < 2; c++)
+    if (has[c]) so[warp * 64 + 32 * c + lane] = o[c];
+  if (lane == 0) sm[warp] = m, sl[warp] = l;
+  __syncthreads();
+  float M = sm[0];
+#pragma unroll
+  for (int w = 1; w < ATS_WARPS; w++) M = fmaxf(M, sm[w]);
+  float ew[ATS_WARPS], lb = 0.f;
+#pragma unroll
+  for (int w = 0; w < ATS_WARPS; w++) ew[w] = expf(sm[w] - M), lb += ew[w] * sl[w];
+  long long rows = (long long)gridDim.x * gridDim.y * S;
+  float4* po = reinterpret_cast<float4*>(part);              // (rows, hd/4)
+  float2* pml = reinterpret_cast<float2*>(part + rows * hd);  // (rows): 8-byte aligned, hd % 4 == 0
+  for (int d4 = threadIdx.x; d4 < nd4; d4 += blockDim.x) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int w = 0; w < ATS_WARPS; w++) {
+      float4 v = so[w * 64 + d4];
+      acc.x += ew[w] * v.x, acc.y += ew[w] * v.y, acc.z += ew[w] * v.z, acc.w += ew[w] * v.w;
+    }
+    po[((long long)pair * S + s) * nd4 + d4] = acc;
+  }
+  if (threadIdx.x == 0) pml[(long long)pair * S + s] = make_float2(M, lb);
+  // publish, then count: the block that brings the count to `active` merges
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(count + pair, 1) == active - 1;
+  __syncthreads();
+  if (!last) return;  // the whole block
+  __threadfence();
+  if (threadIdx.x == 0) count[pair] = 0;  // every other split of this pair has counted
+  float ms = ATS_NEG, ls = 0.f;
+  if (threadIdx.x < active) {
+    float2 v = __ldcg(pml + (long long)pair * S + threadIdx.x);  // L2: other blocks wrote it
+    ms = v.x, ls = v.y;
+  }
+  M = block_max(ms, red);
+  float w = threadIdx.x < active ? expf(ms - M) : 0.f;
+  if (threadIdx.x < active) wsh[threadIdx.x] = w;
+  float inv = 1.f / block_sum(w * ls, red);  // its barriers also publish wsh
+  // group grp of nd4 threads sums splits grp, grp+G, ...; then the groups are summed
+  int G = blockDim.x / nd4, grp = threadIdx.x / nd4, d4 = threadIdx.x - grp * nd4;
+  if (grp < G) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    const float4* src = po + (long long)pair * S * nd4 + d4;
+#pragma unroll 4
+    for (int t = grp; t < active; t += G) {
+      float4 v = __ldcg(src + (long long)t * nd4);
+      float e = wsh[t];
+      acc.x += e * v.x, acc.y += e * v.y, acc.z += e * v.z, acc.w += e * v.w;
+    }
+    so[grp * nd4 + d4] = acc;  // G*nd4 <= blockDim.x <= 256 float4
+  }
+  __syncthreads();
+  if (threadIdx.x < nd4) {
+    float4 acc = so[threadIdx.x];
+    for (int k = 1; k < G; k++) {
+      float4 v = so[k * nd4 + threadIdx.x];
+      acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+    }
+    acc.x = maybe_round(acc.x * inv, round), acc.y = maybe_round(acc.y * inv, round);
+    acc.z = maybe_round(acc.z * inv, round), acc.w = maybe_round(acc.w * inv, round);
+    *reinterpret_cast<float4*>(dst + (long long)pair * hd + 4 * threadIdx.x) = acc;
+  }
+}
+extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
+    attention_split_f32(float* dst, float* part, int* count, const float* q, const float* kc, const float* vc,
+                        const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+  attention_split<float>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+}
+extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
+    attention_split_f16(float* dst, float* part, int* count, const float* q, const u16* kc, const u16* vc,
+                        const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+  attention_split<u16>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+}
+
 // silu_mul: dst = gate/(1+exp(-gate)) * up.
 extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* up, long long count, int round) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
