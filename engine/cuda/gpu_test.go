@@ -333,6 +333,97 @@ var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
 		Entry("F16 cache, 6 heads over 3 KV heads, head dim 128", backend.F16, 6, 3, 128, 1e-5),
 	)
 
+	// The split attention (attention_split_*, few (token, head) pairs: here at
+	// most 24, under 2 an SM) against the CPU backend: random caches, then 1
+	// or 3 tokens over 1, 37, 300 and 1000 positions (one split, empty
+	// splits, a short last split, several passes a block), two tokens of one
+	// slot in a step; and one prefill-sized step (2400 pairs: attention_f32/f16).
+	Context("split attention", func() {
+		var p16 *pair // fp16 compute on both sides: outputs rounded to half
+		BeforeAll(func() {
+			g16, err := cuda.New(cuda.Options{Compute: backend.F16})
+			Expect(err).NotTo(HaveOccurred())
+			p16 = &pair{c: cpu.New(cpu.Options{Threads: 4, Compute: backend.F16}), g: g16}
+		})
+		AfterAll(func() {
+			if p16 != nil {
+				p16.g.Close()
+			}
+		})
+		var entries []TableEntry
+		for _, cache := range []backend.DType{backend.F16, backend.F32} {
+			for _, hd := range []int{64, 96, 128} {
+				for _, n := range []int{1, 3} {
+					for _, round := range []bool{false, true} {
+						entries = append(entries, Entry(fmt.Sprintf("%v cache, head dim %d, %d tokens, round %v", cache, hd, n, round),
+							cache, hd, n, round))
+					}
+				}
+			}
+		}
+		entries = append(entries,
+			Entry("prefill-sized: F16 cache, head dim 128, 300 tokens", backend.F16, 128, 300, false),
+			Entry("prefill-sized: F16 cache, head dim 128, 300 tokens, round", backend.F16, 128, 300, true),
+			Entry("prefill-sized: F32 cache, head dim 96, 300 tokens", backend.F32, 96, 300, false))
+		DescribeTable("Attention of few tokens over long caches (GQA 8/2)",
+			func(cache backend.DType, hd, n int, round bool) {
+				pp, tol := p, 1e-5
+				if round {
+					pp, tol = p16, 2e-4 // a few outputs may round the other way
+					pp.rg = p.rg
+				}
+				heads, kvHeads, slots, maxLen := 8, 2, 3, 1000
+				kvd := kvHeads * hd
+				kcC, kcG := pp.typed(cache, randn(pp.rg, slots*maxLen*kvd, 1), slots, maxLen, kvd)
+				vcC, vcG := pp.typed(cache, randn(pp.rg, slots*maxLen*kvd, 1), slots, maxLen, kvd)
+				// steps of (slot, position) per token
+				var steps [][][2]int32
+				switch n {
+				case 1:
+					steps = [][][2]int32{{{0, 0}}, {{1, 36}}, {{2, 299}}, {{0, 999}}}
+				case 3:
+					steps = [][][2]int32{{{0, 999}, {2, 36}, {1, 0}}, {{1, 299}, {2, 999}, {2, 300}}}
+				default: // slot 0 at 0..n/2-1, slot 2 at 500.., interleaved
+					var st [][2]int32
+					for i := 0; i < n; i++ {
+						st = append(st, [2]int32{int32(2 * (i % 2)), int32(i/2 + 500*(i%2))})
+					}
+					steps = [][][2]int32{st}
+				}
+				for _, st := range steps {
+					seq, pos := make([]int32, n), make([]int32, n)
+					for i, sp := range st {
+						seq[i], pos[i] = sp[0], sp[1]
+					}
+					qc, qg := pp.f32(randn(pp.rg, n*heads*hd, 2), n, heads*hd) // scores of sd 2: peaked softmax
+					kc, kg := pp.f32(randn(pp.rg, n*kvd, 1), n, kvd)
+					vc, vg := pp.f32(randn(pp.rg, n*kvd, 1), n, kvd)
+					sc, sg := pp.i32(seq)
+					pc, pg := pp.i32(pos)
+					oc, og := pp.c.New(backend.F32, n, heads*hd), pp.poisoned(n, heads*hd)
+					pp.c.Attention(oc, qc, kc, vc, kcC, vcC, sc, pc, heads, kvHeads)
+					pp.g.Attention(og, qg, kg, vg, kcG, vcG, sg, pg, heads, kvHeads)
+					want, got := readBoth(pp, oc, og)
+					e := rel(got, want)
+					at := fmt.Sprint(pos)
+					if n > 3 {
+						at = fmt.Sprintf("%d positions", n)
+					}
+					AddReportEntry(fmt.Sprintf("attention %v hd %d round %v at %s: rel err", cache, hd, round, at), e)
+					Expect(e).To(BeNumerically("<", tol), "positions %v", pos)
+					if round { // every output a half: its float32 mantissa ends in 13 zero bits
+						for k, v := range got {
+							if math.Float32bits(v)&0x1fff != 0 {
+								Fail(fmt.Sprintf("output %d = %g is not rounded to half (positions %v)", k, v, pos))
+							}
+						}
+					}
+				}
+			},
+			entries,
+		)
+	})
+
 	It("SiLUMul, Add and Rows", func() {
 		n, d := 9, 1001
 		gc, gg := p.f32(randn(p.rg, n*d, 3), n, d)
