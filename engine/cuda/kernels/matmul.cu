@@ -483,6 +483,30 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
   while (d + 1 < ndesc && blk >= (descs[d].out + GX_ROWS - 1) / GX_ROWS) blk -= (descs[d++].out + GX_ROWS - 1) / GX_ROWS;
 }
 
+// gemvx_load requests the codes, absmax codes and group scales of this
+// lane's chunk in the 8 rows of row block rb (ok[r]: row r exists).
+__device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
+                                           bool (&ok)[GX_ROWS], const GemvDesc* descs, int ndesc, int total, int rb,
+                                           int in, int c, bool live) {
+  int d = 0, blk = rb;
+  if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
+  const GemvDesc& g = descs[d];
+  int row0 = blk * GX_ROWS;
+#pragma unroll
+  for (int r = 0; r < GX_ROWS; r++) {
+    ok[r] = rb < total && live && row0 + r < g.out;
+    w[r] = make_uint4(0, 0, 0, 0);
+    qa[r] = 0;
+    sa[r] = 0.f;
+    if (ok[r]) {
+      long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
+      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j0 >> 1)));
+      qa[r] = __ldg(g.qabs + (j0 >> 6));
+      sa[r] = __ldg(g.absmax2 + (j0 >> 14));
+    }
+  }
+}
+
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
 // floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
 template <bool ROUNDW>
@@ -499,6 +523,15 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
   bool live = c < nchunks;
+  int slots = gridDim.x * rgn;
+  int iters = (total + slots - 1) / slots;
+  // the first row block's codes are requested before the tables and x are
+  // staged, so that HBM latency overlaps the prologue
+  uint4 w[GX_ROWS];
+  u32 qa[GX_ROWS];
+  float sa[GX_ROWS];
+  bool ok[GX_ROWS];
+  gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
     int b = i / GX_TAB;
     tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
@@ -543,31 +576,13 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   __syncthreads();  // tables
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
-  int slots = gridDim.x * rgn;
-  int iters = (total + slots - 1) / slots;
   for (int it = 0; it < iters; it++) {
     int rb = (it * gridDim.x + blockIdx.x) * rgn + rg;
     int d = 0, blk = rb;
     if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    uint4 w[GX_ROWS];
-    u32 qa[GX_ROWS];
-    float sa[GX_ROWS];
-    bool ok[GX_ROWS];
-#pragma unroll
-    for (int r = 0; r < GX_ROWS; r++) {
-      ok[r] = rb < total && live && row0 + r < g.out;
-      w[r] = make_uint4(0, 0, 0, 0);
-      qa[r] = 0;
-      sa[r] = 0.f;
-      if (ok[r]) {
-        long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
-        w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j0 >> 1)));
-        qa[r] = __ldg(g.qabs + (j0 >> 6));
-        sa[r] = __ldg(g.absmax2 + (j0 >> 14));
-      }
-    }
+    if (it > 0) gemvx_load(w, qa, sa, ok, descs, ndesc, total, rb, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     float lo = 0.f;
@@ -1008,20 +1023,22 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 // (y zeroed or accumulated into by the caller, rounded afterwards).
 #define MX_WARPS 16
 
-__device__ __forceinline__ void mmax_load(uint4 (&w)[4], float (&am)[2], const u8* packed, const u8* qabs,
-                                          const float* absmax2, const float* dmap, float offset, int tile, int g,
+__device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&sa)[2], bool (&ok)[2],
+                                          const u8* packed, const u8* qabs, const float* absmax2, int tile, int g,
                                           int out, int in, int col0, bool live, int tiles) {
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     int row = tile * 16 + g + 8 * h;
     w[2 * h] = w[2 * h + 1] = make_uint4(0, 0, 0, 0);
-    am[h] = 0.f;
-    if (live && tile < tiles && row < out) {
+    qa[h] = 0, sa[h] = 0.f;
+    ok[h] = live && tile < tiles && row < out;
+    if (ok[h]) {
       long long j0 = (long long)row * in + col0;
       const uint4* p = reinterpret_cast<const uint4*>(packed + (j0 >> 1));
       w[2 * h] = __ldg(p);
       w[2 * h + 1] = __ldg(p + 1);
-      am[h] = dmap[__ldg(qabs + (j0 >> 6))] * __ldg(absmax2 + (j0 >> 14)) + offset;
+      qa[h] = __ldg(qabs + (j0 >> 6));
+      sa[h] = __ldg(absmax2 + (j0 >> 14));
     }
   }
 }
@@ -1043,6 +1060,14 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
   int g = lane >> 2, t = lane & 3;
   int col0 = blockIdx.y * 4096 + warp * 256 + t * 64;
   bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
+  int tiles = (out + 15) >> 4;
+  int iters = (tiles + gridDim.x - 1) / gridDim.x;
+  uint4 w[4], wn[4];
+  u32 qa[2], qan[2];
+  float sa[2], san[2];
+  bool ok[2], okn[2];
+  // the first tile's codes are requested before the prologue
+  mmax_load(w, qa, sa, ok, packed, qabs, absmax2, blockIdx.x, g, out, in, col0, live, tiles);
   for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
     int b = i / GX_TAB;
     tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
@@ -1063,14 +1088,12 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
   __syncthreads();
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
-  int tiles = (out + 15) >> 4;
-  int iters = (tiles + gridDim.x - 1) / gridDim.x;
-  uint4 w[4], wn[4];
-  float am[2], amn[2];
-  mmax_load(w, am, packed, qabs, absmax2, dmap, offset, blockIdx.x, g, out, in, col0, live, tiles);
   for (int it = 0; it < iters; it++) {
     int tile = blockIdx.x + it * gridDim.x;
-    mmax_load(wn, amn, packed, qabs, absmax2, dmap, offset, tile + gridDim.x, g, out, in, col0, live, tiles);
+    mmax_load(wn, qan, san, okn, packed, qabs, absmax2, tile + gridDim.x, g, out, in, col0, live, tiles);
+    float am[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) am[h] = ok[h] ? dmap[qa[h]] * sa[h] + offset : 0.f;
     float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
     if (live) {
       u32 wg[8] = {w[0].x, w[0].y, w[0].z, w[0].w, w[1].x, w[1].y, w[1].z, w[1].w};
@@ -1116,6 +1139,7 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) w[i] = wn[i];
-    am[0] = amn[0], am[1] = amn[1];
+#pragma unroll
+    for (int h = 0; h < 2; h++) qa[h] = qan[h], sa[h] = san[h], ok[h] = okn[h];
   }
 }
