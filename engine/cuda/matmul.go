@@ -60,18 +60,22 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 }
 
 // gemvxOK reports whether nf4_gemvx takes an input of in features: whole
-// 32-element chunks, and at most 16 warps of 1024 features.
-func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 16*1024 }
+// 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
+func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
+
+// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
+const gemvxRegs = 168
 
 // gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
 // block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
-// filling 8 warps; about 512 threads a multiprocessor.
+// filling 8 warps; as many blocks as the registers let stay resident.
 func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	kwn := (in + 1023) / 1024
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
-	grid = max(1, min((total+rgn-1)/rgn, c.sms*max(1, 512/threads)))
+	perSM := max(1, 65536/(threads*gemvxRegs))
+	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
 	return
 }
 
@@ -116,6 +120,9 @@ type multiGemv struct {
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
 // (tokens, out) F32), with optional LoRA expands (eps[i] nil: none).
 func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
+	if len(ws) > 4 {
+		panic("cuda: a multi-weight gemv takes at most 4 weights (GX_MAXDESC)")
+	}
 	ds := make([]gemvDesc, len(ws))
 	m := &multiGemv{n: len(ws), in: ws[0].shape[1]}
 	for i, w := range ws {

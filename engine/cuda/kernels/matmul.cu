@@ -424,6 +424,8 @@ F16_GEMV(4)
 // on exact ties and below half's normal range (2^-14).
 
 #define GX_ROWS 8
+#define GX_MAXDESC 4  // weights of one multi-weight launch
+#define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
 #define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
 
 // round_h11 rounds v to 11 significant bits (half's precision).
@@ -514,10 +516,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
                           int mode, const float* x2, const float* normw, float eps, int rgn) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
+  __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   int kwn = (in + 1023) >> 10;
   int kw = warp % kwn, rg = warp / kwn;
   int nchunks = in >> 5;
@@ -575,6 +579,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
   __syncthreads();  // tables
 
+  descs = sdesc;
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
   for (int it = 0; it < iters; it++) {
     int rb = (it * gridDim.x + blockIdx.x) * rgn + rg;
@@ -582,7 +587,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    if (it > 0) gemvx_load(w, qa, sa, ok, descs, ndesc, total, rb, in, c, live);
+    // the next row block's codes are requested before this one is multiplied
+    uint4 wn[GX_ROWS];
+    u32 qan[GX_ROWS];
+    float san[GX_ROWS];
+    bool okn[GX_ROWS];
+    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     float lo = 0.f;
@@ -601,6 +611,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
       acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am) + (r == (lane >> 2) ? lo : 0.f);
     }
+#pragma unroll
+    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
     if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
@@ -624,7 +636,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 }
 
 #define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
-  extern "C" __global__ void __launch_bounds__(512)                                                          \
+  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvx_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,  \
                           const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
                           const float* lt, int lr, int lstride, float lscale, const float* x2,               \
@@ -632,7 +644,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                    \
     nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
   }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(512)                                                          \
+  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
                            int in, int mode, const float* x2, const float* normw, float eps, int rgn) {      \
     nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                          \

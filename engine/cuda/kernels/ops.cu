@@ -23,9 +23,11 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
   const float* xr = x + (long long)blockIdx.x * d;
   float* yr = dst + (long long)blockIdx.x * d;
   float ss = 0.f;
+#pragma unroll 8  // independent loads in flight: the row is L2 latency, not bandwidth
   for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
   ss = block_sum(ss, red);
   float inv = rsqrtf(ss / d + eps);
+#pragma unroll 8
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     float w = w32 ? w32[c] : half_to_float(w16[c]);
     yr[c] = maybe_round(w * maybe_round(xr[c] * inv, round), round);  // the CPU backend's roundings
@@ -624,6 +626,7 @@ extern "C" __global__ void lora_shrink_f(float* t, const float* x, const float* 
   const float* xr = x + (long long)i * in;
   const float* ar = j < r ? a + (long long)j * in : a2 + (long long)(j - r) * in;
   float s = 0.f, ss = 0.f;
+#pragma unroll 4
   for (int c = threadIdx.x; c < in; c += blockDim.x) {
     float v = xr[c];
     if (x2) v = v / (1.f + expf(-v)) * x2[(long long)i * in + c];
