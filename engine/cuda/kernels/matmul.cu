@@ -595,21 +595,28 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
-    float lo = 0.f;
-    if (g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out) {
-      const float* lbr = g.lb + (long long)(row0 + (lane >> 2)) * g.lr;
+    // (loaded here, used after the products: their latency hides behind them)
+    float lbv[8], ltv[8];
+    bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
 #pragma unroll
-      for (int m = 0; m < 8; m++) {
-        int j = (lane & 3) + 4 * m;
-        if (j < g.lr) lo += lbr[j] * g.lt[j];
-      }
-      lo *= g.lscale;
+    for (int m = 0; m < 8; m++) {
+      int j = (lane & 3) + 4 * m;
+      lbv[m] = ltv[m] = 0.f;
+      if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j], ltv[m] = g.lt[j];
     }
     float acc[GX_ROWS];
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) {
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
-      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am) + (r == (lane >> 2) ? lo : 0.f);
+      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
+    }
+    if (lora) {
+      float lo = 0.f;
+#pragma unroll
+      for (int m = 0; m < 8; m++) lo += lbv[m] * ltv[m];
+      lo *= g.lscale;
+#pragma unroll
+      for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
