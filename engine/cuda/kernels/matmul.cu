@@ -935,62 +935,44 @@ extern "C" __global__ void round_f16(float* y, long long count) {
 
 // ---- generic fallbacks: one warp per (token, row) ------------------------------
 
-extern "C" __global__ void nf4_generic(float* y, const float* x, const u8* packed, const u8* qabs,
-                                       const float* absmax2, const float* dmap, float offset, int n, int out,
-                                       int in, int mode) {
+// generic_product is the body of the *_generic kernels: one warp per (token,
+// row), y[tok, row] (+)= sum_c wf(row, c) * x[tok, c], then the mode's add
+// and rounding.
+template <typename Wf>
+__device__ __forceinline__ void generic_product(float* y, const float* x, int n, int out, int in, int mode, Wf wf) {
   int lane = threadIdx.x & 31;
   long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
   if (wid >= (long long)n * out) return;
   int tok = wid / out, row = wid % out;
   const float* xr = x + (long long)tok * in;
   float acc = 0.f;
-  for (int c = lane; c < in; c += 32) {
+  for (int c = lane; c < in; c += 32) acc += wf(row, c) * xr[c];
+  acc = warp_sum(acc);
+  if (lane == 0) {
+    float* dst = y + (long long)tok * out + row;
+    if (mode & 1) acc += *dst;
+    *dst = maybe_round(acc, mode & 2);
+  }
+}
+
+extern "C" __global__ void nf4_generic(float* y, const float* x, const u8* packed, const u8* qabs,
+                                       const float* absmax2, const float* dmap, float offset, int n, int out,
+                                       int in, int mode) {
+  generic_product(y, x, n, out, in, mode, [&](int row, int c) {
     long long j = (long long)row * in + c;
     u8 b = packed[j >> 1];
     int idx = (j & 1) ? (b & 15) : (b >> 4);
     float w = NF4_CODE[idx] * nf4_absmax(qabs, absmax2, dmap, offset, j >> 6);
-    acc += maybe_round(w, mode & 2) * xr[c];  // fp16 compute: the weight in half
-  }
-  acc = warp_sum(acc);
-  if (lane == 0) {
-    float* dst = y + (long long)tok * out + row;
-    if (mode & 1) acc += *dst;
-    *dst = maybe_round(acc, mode & 2);
-  }
+    return maybe_round(w, mode & 2);  // fp16 compute: the weight in half
+  });
 }
 
 extern "C" __global__ void f16_generic(float* y, const float* x, const u16* w, int n, int out, int in, int mode) {
-  int lane = threadIdx.x & 31;
-  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
-  if (wid >= (long long)n * out) return;
-  int tok = wid / out, row = wid % out;
-  const float* xr = x + (long long)tok * in;
-  const u16* wr = w + (long long)row * in;
-  float acc = 0.f;
-  for (int c = lane; c < in; c += 32) acc += half_to_float(wr[c]) * xr[c];
-  acc = warp_sum(acc);
-  if (lane == 0) {
-    float* dst = y + (long long)tok * out + row;
-    if (mode & 1) acc += *dst;
-    *dst = maybe_round(acc, mode & 2);
-  }
+  generic_product(y, x, n, out, in, mode, [&](int row, int c) { return half_to_float(w[(long long)row * in + c]); });
 }
 
 extern "C" __global__ void f32_generic(float* y, const float* x, const float* w, int n, int out, int in, int mode) {
-  int lane = threadIdx.x & 31;
-  long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
-  if (wid >= (long long)n * out) return;
-  int tok = wid / out, row = wid % out;
-  const float* xr = x + (long long)tok * in;
-  const float* wr = w + (long long)row * in;
-  float acc = 0.f;
-  for (int c = lane; c < in; c += 32) acc += wr[c] * xr[c];
-  acc = warp_sum(acc);
-  if (lane == 0) {
-    float* dst = y + (long long)tok * out + row;
-    if (mode & 1) acc += *dst;
-    *dst = maybe_round(acc, mode & 2);
-  }
+  generic_product(y, x, n, out, in, mode, [&](int row, int c) { return w[(long long)row * in + c]; });
 }
 
 // ---- dequantize-then-cuBLAS path (prefill) ------------------------------------
