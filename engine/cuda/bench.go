@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+	"unsafe"
 
 	"loramix/engine/backend"
 )
@@ -503,6 +504,34 @@ func WriteBenchReport(path string, r BenchReport) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// probeCard prints the SM clock and the latency of a dependent global load
+// (a chain over 64 MB, so each step misses the L2) and of an L2 hit (4 KB).
+func (m *benchModel) probeCard(log io.Writer) {
+	c := m.c
+	for _, span := range []int{1 << 10, 16 << 20} { // u32 entries: 4 KB, 64 MB
+		chain := make([]int32, span)
+		rng := rand.New(rand.NewPCG(uint64(span), 5))
+		perm := rng.Perm(span)
+		for i := range perm { // one cycle through every entry
+			chain[perm[i]] = int32(perm[(i+1)%span])
+		}
+		t := c.newT(backend.I32, span)
+		c.SetInt32(t, chain)
+		out := c.alloc(3 * 8)
+		const steps = 2000
+		c.launch("clock_probe", 1, 1, 1, 1, 0, t.ptr, steps, out) // warm
+		c.launch("clock_probe", 1, 1, 1, 1, 0, t.ptr, steps, out)
+		must("sync", c.Sync())
+		var r [3]uint64
+		must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&r[0]), out, 24))
+		fmt.Fprintf(log, "  probe %-12s dependent load %6.0f ns, %5.0f cycles; SM clock %4.0f MHz\n",
+			map[int]string{1 << 10: "4 KB (L2)", 16 << 20: "64 MB (HBM)"}[span],
+			float64(r[1])/steps, float64(r[0])/steps, float64(r[0])/float64(r[1])*1e3)
+		cu.MemFree(out)
+		c.Free(t)
+	}
+}
+
 // profile prints the time of single kernels of a batch-1 decode step
 // (each repeated back to back, launch overhead included) and of one step
 // launched kernel by kernel instead of from a graph.
@@ -537,8 +566,26 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 		fmt.Fprintln(log)
 	}
 	timeit("empty kernel", 0, func() { c.launch("inc_i32", 1, 1, 1, 32, 0, b.next.ptr, 0) })
+	m.probeCard(log)
+	// a plain full-width read of the q weight's codes, and of all 7 of a layer's
+	probe := c.alloc(4 * int64(4*c.sms))
 	nb := func(t *Tensor) int64 { return int64(t.shape[0]) * int64(t.shape[1]) * 33 / 64 } // 4.125 bits
+	for _, blocks := range []int{c.sms, 2 * c.sms, 4 * c.sms} {
+		timeit(fmt.Sprintf("read 8.4 MB, %d blocks", blocks), int64(l.wq.shape[0])*int64(l.wq.shape[1])/2, func() {
+			c.launch("read_probe", blocks, 1, 1, 512, 0, l.wq.q.packed, int64(l.wq.shape[0])*int64(l.wq.shape[1])/32, probe)
+		})
+	}
+	timeit("read 22.5 MB, 264 blocks", int64(l.wg.shape[0])*int64(l.wg.shape[1])/2, func() {
+		c.launch("read_probe", 2*c.sms, 1, 1, 512, 0, l.wg.q.packed, int64(l.wg.shape[0])*int64(l.wg.shape[1])/32, probe)
+	})
+	cu.MemFree(probe)
 	timeit("gemv q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	for _, gsz := range []int{c.sms / 2, 2 * c.sms, 4 * c.sms} {
+		c.gemvxGrid = gsz
+		timeit(fmt.Sprintf("gemv q, %d blocks", gsz), nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+		timeit(fmt.Sprintf("gemv gate, %d blocks", gsz), nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
+	}
+	c.gemvxGrid = 0
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })

@@ -47,14 +47,15 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gemvOld  bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
-	blas     *cublas
-	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N     int64        // bytes
-	x16N     int64
-	closed   bool
+	noCublas  bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad      bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gemvOld   bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	gemvxGrid int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
+	blas      *cublas
+	w16, x16  cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N      int64        // bytes
+	x16N      int64
+	closed    bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -203,7 +204,7 @@ var kernelNames = []string{
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rmsnorm_zero", "rope", "kv_store_f32", "kv_store_f16",
 	"attention_f32", "attention_f16", "attention_split_f32", "attention_split_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
-	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32",
+	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32", "read_probe", "clock_probe",
 }
 
 // bigSmemKernels take more than 48 KB of dynamic shared memory.

@@ -76,6 +76,9 @@ func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
 	perSM := max(1, 65536/(threads*gemvxRegs))
 	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
+	if c.gemvxGrid > 0 {
+		grid = c.gemvxGrid
+	}
 	return
 }
 

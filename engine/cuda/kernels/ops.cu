@@ -638,3 +638,31 @@ extern "C" __global__ void lora_shrink_f(float* t, const float* x, const float* 
   if (normw) s *= rsqrtf(block_sum(ss, red) / in + eps);
   if (threadIdx.x == 0) t[blockIdx.x] = s;
 }
+
+// ---- probes of the card, for the benchmark's profile --------------------------
+
+// read_probe streams count 16-byte words through a grid-stride loop (a
+// pure read at full width, the floor of any kernel reading that much);
+// each block writes its XOR so that the loads stay.
+extern "C" __global__ void read_probe(const uint4* p, long long count, u32* out) {
+  u32 acc = 0;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+    uint4 v = __ldg(p + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u) out[blockIdx.x] = acc;  // practically never: keeps the loads
+}
+
+// clock_probe (one thread) follows a chain of steps dependent loads,
+// p = chain[p], and records the SM cycles and the nanoseconds it took:
+// out[0] cycles, out[1] ns, out[2] the last index.
+extern "C" __global__ void clock_probe(const u32* chain, int steps, u64* out) {
+  u64 t0, g0, t1, g1;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g0));
+  t0 = clock64();
+  u32 p = 0;
+  for (int i = 0; i < steps; i++) p = __ldcg(chain + p);  // L2, not L1
+  t1 = clock64();
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g1));
+  out[0] = t1 - t0, out[1] = g1 - g0, out[2] = p;
+}
