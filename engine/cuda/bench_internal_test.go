@@ -60,7 +60,7 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 		Expect(c.Sync()).To(Succeed())
 	},
 		Entry("one warp a row group", BenchShape{Name: "small", Hidden: 256, Intermediate: 544, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}),
-		// 2048 inputs: 4 warps a row group share the norm; 5504: 11 warps, the last one 24 lanes wide
+		// 2048 inputs: 2 warps a row group share the norm; 5504: 6 warps, the last one 12 lanes wide
 		Entry("several warps a row group", BenchShape{Name: "wide", Hidden: 2048, Intermediate: 5504, Layers: 1, Heads: 16, KVHeads: 16, Vocab: 1000}),
 	)
 })

@@ -29,18 +29,13 @@ static int lm_gemm_f16(cublasHandle_t h, int m, int n, int k, CUdeviceptr A, int
 }
 
 // lm_set_max_smem raises f's dynamic shared memory limit to what the block
-// opt-in limit leaves beside f's static shared memory, returns it, and asks
-// for the largest shared-memory carveout.
+// opt-in limit leaves beside f's static shared memory, and returns it.
 static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
 	int st = 0;
 	CUresult r = cuFuncGetAttribute(&st, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f);
 	if (r != CUDA_SUCCESS) return r;
 	*dyn = optin - st;
-	r = cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
-	if (r != CUDA_SUCCESS) return r;
-	// prefer the largest shared-memory carveout: left to the driver, a
-	// kernel with 34 KB a block got 64 KB a SM, one block, 8 warps (ncu)
-	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
 }
 static CUresult lm_begin_capture(CUstream s) {
 	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);

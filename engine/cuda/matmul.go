@@ -60,17 +60,17 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 }
 
 // gemvxOK reports whether nf4_gemvx takes an input of in features: whole
-// 32-element chunks, and at most 24 warps of 512 features (GX_MAXTHREADS).
-func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 24*512 }
+// 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
+func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
 
-// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 80).
-const gemvxRegs = 80
+// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
+const gemvxRegs = 168
 
 // gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
-// block is kwn warps (one per 512 inputs) times rgn row groups, rgn
+// block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
 // filling 8 warps; as many blocks as the registers let stay resident.
 func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
-	kwn := (in + 511) / 512
+	kwn := (in + 1023) / 1024
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4

@@ -400,23 +400,22 @@ F16_GEMV(4)
 // ---- one token, x in registers (nf4_gemvx) ------------------------------------
 //
 // The decode product at batch 1. nf4_gemv above keeps x in shared memory and
-// reads 8 float4 of it for every 16 code bytes. Here x lives in registers:
+// reads 8 float4 of it for every 16 code bytes: shared-memory bandwidth, not
+// HBM, bounds it (about 1 TB/s measured). Here x lives in registers:
 //
-// A block is KW = ceil(in/512) warps times RG row groups. Warp kw of a row
-// group owns the k-slice [512 kw, 512 kw + 512): lane l holds the 16 x values
-// of chunk c = 32 kw + l, staged (gated by x2 or RMS-normalized by normw, as
-// gemv_stage_fused) once per block. A row group walks row blocks of GX_ROWS
-// rows (block b: rows 8b.. of the weight it falls in, the descriptors as in
+// A block is KW = ceil(in/1024) warps times RG row groups. Warp kw of a row
+// group owns the k-slice [1024 kw, 1024 kw + 1024): lane l holds the 32 x
+// values of chunk c = 32 kw + l, staged (gated by x2 or RMS-normalized by
+// normw, as gemv_stage_fused) once per block. A row group walks row blocks of
+// GX_ROWS rows (block b: rows 8b.. of the weight it falls in, descs as in
 // nf4_gemv but with 8-row blocks), b = (it * gridDim.x + blockIdx.x) * RG +
-// rg. For each, every warp loads one 8-byte code chunk per row, dots it with
-// its x through the byte table and scales by the block's absmax; a butterfly
-// (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial sums meet in
-// shared memory, and one thread per row adds them in kw order and stores.
-// The first warp of a row group adds the LoRA expand (rank <= 32) into its
-// partial sums. One barrier per row block (the partial sums are
-// double-buffered). Few registers (16 x values, 8-byte chunks) so that
-// several blocks share a multiprocessor: the product is bound by issue and
-// latency, not by bandwidth, at this size.
+// rg. For each, every warp loads one 16-byte code chunk per row, dots it
+// with its x through the byte table and scales by the block's absmax; a
+// butterfly (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial
+// sums meet in shared memory, and one thread per row adds them in kw order
+// and stores. The first warp of a row group adds the LoRA expand (rank <= 32)
+// into its partial sums. One barrier per row block (the partial sums are
+// double-buffered).
 //
 // ROUNDW (fp16 compute) rounds each dequantized weight Code*absmax to half
 // precision before the product, as the tensor-core paths and the CPU backend
@@ -425,9 +424,9 @@ F16_GEMV(4)
 // on exact ties and below half's normal range (2^-14).
 
 #define GX_ROWS 8
-#define GX_MAXDESC 4       // weights of one multi-weight launch
-#define GX_MAXTHREADS 768  // 24 warps: in <= 12288
-#define GX_TAB 16          // byte-table replicas: one per bank pair of a half warp
+#define GX_MAXDESC 4  // weights of one multi-weight launch
+#define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
+#define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
 
 // round_h11 rounds v to 11 significant bits (half's precision).
 __device__ __forceinline__ float round_h11(float v) {
@@ -435,16 +434,16 @@ __device__ __forceinline__ float round_h11(float v) {
   return __fsub_rn(c, __fsub_rn(c, v));
 }
 
-// dot16x returns sum_e Code[nibble e of w] * scale_e * x[e] over the 16 codes
-// of the chunk w: scale_e = 1 (the result is multiplied by am), or with
+// dot32x returns sum_e Code[nibble e of w] * scale_e * x[e] over the 32 codes
+// of the chunk w: scale_e = 1 (the caller multiplies by absmax), or with
 // ROUNDW round_h11(Code * am). tb points at this lane's replica of the byte
 // table (entry b at byte offset 128 b).
 template <bool ROUNDW>
-__device__ __forceinline__ float dot16x(uint2 w, const float (&xr)[16], const char* tb, float am) {
-  u32 words[2] = {w.x, w.y};
+__device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], const char* tb, float am) {
+  u32 words[4] = {w.x, w.y, w.z, w.w};
   float a0 = 0.f, a1 = 0.f;
 #pragma unroll
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 4; k++) {
     u32 v = words[k];
     float2 p[4];
     p[0] = *reinterpret_cast<const float2*>(tb + ((v << 7) & 0x7f80));
@@ -487,29 +486,27 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
 }
 
 // gemvx_load requests the codes, absmax codes and group scales of this
-// lane's chunk in the 8 rows of row block rb (ok bit r: row r exists).
-__device__ __forceinline__ u32 gemvx_load(uint2 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
-                                          const GemvDesc* descs, int ndesc, int total, int rb, int in, int c,
-                                          bool live) {
+// lane's chunk in the 8 rows of row block rb (ok[r]: row r exists).
+__device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
+                                           bool (&ok)[GX_ROWS], const GemvDesc* descs, int ndesc, int total, int rb,
+                                           int in, int c, bool live) {
   int d = 0, blk = rb;
   if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
   const GemvDesc& g = descs[d];
   int row0 = blk * GX_ROWS;
-  u32 ok = 0;
 #pragma unroll
   for (int r = 0; r < GX_ROWS; r++) {
-    w[r] = make_uint2(0, 0);
+    ok[r] = rb < total && live && row0 + r < g.out;
+    w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
     sa[r] = 0.f;
-    if (rb < total && live && row0 + r < g.out) {
-      ok |= 1u << r;
-      long long j0 = (long long)(row0 + r) * in + (long long)c * 16;
-      w[r] = __ldg(reinterpret_cast<const uint2*>(g.packed + (j0 >> 1)));
+    if (ok[r]) {
+      long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
+      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j0 >> 1)));
       qa[r] = __ldg(g.qabs + (j0 >> 6));
       sa[r] = __ldg(g.absmax2 + (j0 >> 14));
     }
   }
-  return ok;
 }
 
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
@@ -519,39 +516,40 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
                           int mode, const float* x2, const float* normw, float eps, int rgn) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
-  __shared__ GemvDesc sdesc[GX_MAXDESC];  // so that locating a row block costs no global load
+  __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
-  int kwn = (in + 511) >> 9;
+  int kwn = (in + 1023) >> 10;
   int kw = warp % kwn, rg = warp / kwn;
-  int nchunks = in >> 4;
+  int nchunks = in >> 5;
   int c = kw * 32 + lane;
   bool live = c < nchunks;
   int slots = gridDim.x * rgn;
   int iters = (total + slots - 1) / slots;
   // the first row block's codes are requested before the tables and x are
-  // staged, so that their latency overlaps the prologue
-  uint2 w[GX_ROWS];
+  // staged, so that HBM latency overlaps the prologue
+  uint4 w[GX_ROWS];
   u32 qa[GX_ROWS];
   float sa[GX_ROWS];
-  u32 ok = gemvx_load(w, qa, sa, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  bool ok[GX_ROWS];
+  gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
     int b = i / GX_TAB;
     tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
   }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
 
-  // this lane's 16 x values
-  float xr[16];
+  // this lane's 32 x values
+  float xr[32];
   float ss = 0.f;
 #pragma unroll
-  for (int q = 0; q < 4; q++) {
-    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 16)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int q = 0; q < 8; q++) {
+    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
     if (x2 && live) {
-      float4 u = reinterpret_cast<const float4*>(x2 + (long long)c * 16)[q];
+      float4 u = reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q];
       v.x = v.x / (1.f + expf(-v.x)) * u.x;
       v.y = v.y / (1.f + expf(-v.y)) * u.y;
       v.z = v.z / (1.f + expf(-v.z)) * u.z;
@@ -569,17 +567,17 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     float inv = rsqrtf(tot / in + eps);
     if (live) {
 #pragma unroll
-      for (int q = 0; q < 4; q++) {
-        float4 nw = reinterpret_cast<const float4*>(normw + (long long)c * 16)[q];
-        xr[4 * q] *= inv * nw.x, xr[4 * q + 1] *= inv * nw.y, xr[4 * q + 2] *= inv * nw.z, xr[4 * q + 3] *= inv * nw.w;
+      for (int q = 0; q < 8; q++) {
+        float4 w = reinterpret_cast<const float4*>(normw + (long long)c * 32)[q];
+        xr[4 * q] *= inv * w.x, xr[4 * q + 1] *= inv * w.y, xr[4 * q + 2] *= inv * w.z, xr[4 * q + 3] *= inv * w.w;
       }
     }
   }
   if (mode & 2) {  // fp16 compute: the staged operand is an op's output
 #pragma unroll
-    for (int i = 0; i < 16; i++) xr[i] = round_half(xr[i]);
+    for (int i = 0; i < 32; i++) xr[i] = round_half(xr[i]);
   }
-  __syncthreads();  // tables, descriptors
+  __syncthreads();  // tables
 
   descs = sdesc;
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
@@ -589,8 +587,15 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    if (it > 0) ok = gemvx_load(w, qa, sa, descs, ndesc, total, rb, in, c, live);
-    // the LoRA expand's operands (loaded here, used after the products)
+    // the next row block's codes are requested before this one is multiplied
+    uint4 wn[GX_ROWS];
+    u32 qan[GX_ROWS];
+    float san[GX_ROWS];
+    bool okn[GX_ROWS];
+    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
+    // the LoRA expand (rank <= 32), by the first warp of the row group: lane
+    // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
+    // (loaded here, used after the products: their latency hides behind them)
     float lbv[8], ltv[8];
     bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
 #pragma unroll
@@ -602,8 +607,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     float acc[GX_ROWS];
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) {
-      float am = (ok >> r) & 1 ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
-      acc[r] = dot16x<ROUNDW>(w[r], xr, tb, am);
+      float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
+      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
     }
     if (lora) {
       float lo = 0.f;
@@ -613,6 +618,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 #pragma unroll
       for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
+#pragma unroll
+    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
     if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
@@ -636,7 +643,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 }
 
 #define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
-  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS)                                                \
+  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvx_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,  \
                           const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
                           const float* lt, int lr, int lstride, float lscale, const float* x2,               \
@@ -644,7 +651,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                    \
     nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
   }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS)                                                \
+  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
                            int in, int mode, const float* x2, const float* normw, float eps, int rgn) {      \
     nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                          \
