@@ -100,6 +100,46 @@ func (c *CUDA) gemvxName(multi bool) string {
 // byte table and x take about 80-110 KB of shared memory).
 func (c *CUDA) gemvGrid(blocks int) int { return max(1, min(blocks, 2*c.sms)) }
 
+// mmqOK reports whether nf4_mmq runs x (n, in) @ wᵀ: float32 compute (its
+// operands are the half-precision codes, absmax applied afterwards), 1-16
+// tokens, whole 256-input warp slices.
+func (c *CUDA) mmqOK(n, in int, w *Tensor) bool {
+	return !c.half && !c.gemvOld && w.dt == backend.NF4 && n >= 1 && n <= 16 && in%256 == 0
+}
+
+// mmqSmem is nf4_mmq's dynamic shared memory: the half2 code table (256 x
+// 32 lanes), dmap, two buffers of 16 warps' partial sums.
+const mmqSmem = (256*32 + 256 + 2*16*256) * 4
+
+// mmqGrid is nf4_mmq's grid: k splits of 4096 inputs, and as many blocks
+// per split as fill the card once (each walks the 16-row tiles).
+func (c *CUDA) mmqGrid(in, tiles int) (gx, ks int) {
+	ks = (in + 4095) / 4096
+	return max(1, min(tiles, c.sms/ks)), ks
+}
+
+// mmq1 is nf4_mmq on one weight, with an optional LoRA expand (one token,
+// rank <= 16) and the prologue fusions (normw: one token, in <= 4096).
+func (c *CUDA) mmq1(d, x, w *Tensor, n, out, in, mode int, e loraEp, f gemvFuse) {
+	q := w.q
+	gx, ks := c.mmqGrid(in, (out+15)/16)
+	name := "nf4_mmq1_1"
+	if n > 8 {
+		name = "nf4_mmq1_2"
+	}
+	if ks > 1 && mode&1 == 0 {
+		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+	}
+	c.launch(name, gx, ks, 1, 512, mmqSmem, d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset,
+		n, out, in, mode&1, ks, e.b, e.t, e.r, e.scale, f.x2, f.normw, f.eps)
+}
+
+// mmqFuseOK reports whether nf4_mmq can take the fusions f and the expand
+// e for n tokens of in inputs.
+func mmqFuseOK(n, in int, f gemvFuse, e *loraEp) bool {
+	return (f.normw == 0 || (n == 1 && in <= 4096)) && (e == nil || e.b == 0 || (n == 1 && e.r <= 16))
+}
+
 // gemvDesc is the Go image of the kernels' GemvDesc: one weight (and its
 // output and LoRA expand) of a multi-weight gemv.
 type gemvDesc struct {
@@ -118,6 +158,7 @@ type multiGemv struct {
 	blocks  int // 16-row blocks (nf4_gemv)
 	blocks8 int // 8-row blocks (nf4_gemvx)
 	in      int
+	lora    bool // some weight has an expand
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
@@ -138,6 +179,7 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 		if eps != nil && eps[i] != nil {
 			e := eps[i]
 			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
+			m.lora = m.lora || e.b != 0
 		}
 		ds[i] = d
 		m.blocks += int(d.blocks)
@@ -160,6 +202,16 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	}
 	if c.half {
 		mode |= 2
+	}
+	if c.mmqOK(n, m.in, &Tensor{dt: backend.NF4}) && m.in <= 4096 && (f.normw == 0 || n == 1) && (!m.lora || n == 1) {
+		name := "nf4_mmq_1"
+		if n > 8 {
+			name = "nf4_mmq_2"
+		}
+		gx, ks := c.mmqGrid(m.in, m.blocks)
+		c.launch(name, gx, ks, 1, 512, mmqSmem, m.descs, m.n, m.blocks, x.ptr, c.dmap, n, m.in, mode&1, ks,
+			f.x2, f.normw, f.eps)
+		return
 	}
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(m.in, m.blocks8)
@@ -190,6 +242,10 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	}
 	xsz := (in + 1023) / 1024 * 1024
 	q := w.q
+	if c.mmqOK(n, in, w) && mmqFuseOK(n, in, f, ep) {
+		c.mmq1(d, x, w, n, out, in, mode, e, f)
+		return
+	}
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
 		c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
@@ -227,6 +283,13 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	case backend.NF4:
 		q := w.q
 		switch {
+		case c.mmqOK(n, in, w) && mmqFuseOK(n, in, gemvFuse{}, ep):
+			var e loraEp
+			if ep != nil {
+				e = *ep
+				ep = nil
+			}
+			c.mmq1(d, x, w, n, out, in, mode, e, gemvFuse{})
 		case n == 1 && gemvxOK(in, w) && !c.gemvOld && (ep == nil || ep.r <= 32):
 			var e loraEp
 			if ep != nil {
