@@ -51,6 +51,7 @@ type CUDA struct {
 	mmad      bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gemvOld   bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	gemvxGrid int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
+	mmqOff    bool // the profile's switch back to nf4_gemvx / nf4_mmax_16 in float32 compute
 	blas      *cublas
 	w16, x16  cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N      int64        // bytes

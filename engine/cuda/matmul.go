@@ -104,7 +104,7 @@ func (c *CUDA) gemvGrid(blocks int) int { return max(1, min(blocks, 2*c.sms)) }
 // operands are the half-precision codes, absmax applied afterwards), 1-16
 // tokens, whole 256-input warp slices.
 func (c *CUDA) mmqOK(n, in int, w *Tensor) bool {
-	return !c.half && !c.gemvOld && w.dt == backend.NF4 && n >= 1 && n <= 16 && in%256 == 0
+	return !c.half && !c.gemvOld && !c.mmqOff && w.dt == backend.NF4 && n >= 1 && n <= 16 && in%256 == 0
 }
 
 // mmqSmem is nf4_mmq's dynamic shared memory: the half2 code table (256 x
