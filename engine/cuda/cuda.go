@@ -330,7 +330,7 @@ func (c *CUDA) NF4(q *nf4.Tensor) backend.Tensor {
 	defer c.bind()()
 	d := &nf4Dev{offset: q.Offset}
 	d.packed = c.upload(unsafe.Pointer(&q.Packed[0]), int64(len(q.Packed)), (int64(len(q.Packed))+15)/16*16)
-	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), int64(len(q.QAbsmax)))
+	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), (int64(len(q.QAbsmax))+3)/4*4) // nf4_mmq copies whole words
 	d.absmax2 = c.upload(unsafe.Pointer(&q.Absmax2[0]), 4*int64(len(q.Absmax2)), 4*int64(len(q.Absmax2)))
 	return &Tensor{shape: []int{q.Rows, q.Cols}, dt: backend.NF4, q: d}
 }

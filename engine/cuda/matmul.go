@@ -108,8 +108,9 @@ func (c *CUDA) mmqOK(n, in int, w *Tensor) bool {
 }
 
 // mmqSmem is nf4_mmq's dynamic shared memory: the half2 code table (256 x
-// 32 lanes), dmap, two buffers of 16 warps' partial sums.
-const mmqSmem = (256*32 + 256 + 2*16*256) * 4
+// 32 lanes), dmap, two buffers of 16 warps' partial sums, and 3 stages of
+// 20 words a thread of copied codes and absmax data (185 KB).
+const mmqSmem = (256*32 + 256 + 2*16*256 + 3*16*32*20) * 4
 
 // mmqGrid is nf4_mmq's grid: k splits of 4096 inputs, and as many blocks
 // per split as fill the card once (each walks the 16-row tiles).
