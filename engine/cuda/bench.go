@@ -580,6 +580,10 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	})
 	cu.MemFree(probe)
 	timeit("gemv q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	c.mmq1Tok = true // nf4_mmq for one token
+	timeit("mmq q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
+	timeit("mmq gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
+	c.mmq1Tok = false
 	c.mmqOff = true // nf4_gemvx, float32 weights
 	timeit("gemvx q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
 	timeit("gemvx gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })

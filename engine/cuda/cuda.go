@@ -52,6 +52,7 @@ type CUDA struct {
 	gemvOld   bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	gemvxGrid int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
 	mmqOff    bool // the profile's switch back to nf4_gemvx / nf4_mmax_16 in float32 compute
+	mmq1Tok   bool // the profile's switch of one-token products to nf4_mmq
 	blas      *cublas
 	w16, x16  cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N      int64        // bytes
@@ -186,6 +187,11 @@ func New(o Options) (b *CUDA, err error) {
 		}
 		c.maxSmem = min(c.maxSmem, dyn)
 	}
+	for _, name := range carveoutKernels {
+		if err := setCarveout(c.fns[name], 100); err != nil {
+			return nil, fmt.Errorf("%w (kernel %s)", err, name)
+		}
+	}
 	dm := nf4.DynamicMap()
 	if c.dmap, err = cu.MemAlloc(256 * 4); err != nil {
 		return nil, err
@@ -210,6 +216,12 @@ var kernelNames = []string{
 }
 
 // bigSmemKernels take more than 48 KB of dynamic shared memory.
+// carveoutKernels ask for the largest shared-memory carveout, so that two
+// of their 34 KB blocks share a SM (the driver's own choice, 64 KB, left
+// room for one: ncu on an H100). The others keep the driver's choice: the
+// largest carveout slowed kernels that lean on the L1 (lm_head, mma).
+var carveoutKernels = []string{"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r"}
+
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",

@@ -60,11 +60,11 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 }
 
 // gemvxOK reports whether nf4_gemvx takes an input of in features: whole
-// 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
-func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
+// 32-element chunks, and at most 16 warps of 1024 features (GX_MAXTHREADS).
+func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 16*1024 }
 
-// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
-const gemvxRegs = 168
+// gemvxRegs is what nf4_gemvx takes per thread (ptxas: 128, its bound).
+const gemvxRegs = 128
 
 // gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
 // block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
@@ -74,7 +74,7 @@ func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
-	perSM := max(1, 65536/(threads*gemvxRegs))
+	perSM := max(1, 65536/(threads*gemvxRegs)) // shared memory allows it: gemvx kernels prefer the largest carveout
 	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
 	if c.gemvxGrid > 0 {
 		grid = c.gemvxGrid
@@ -101,10 +101,12 @@ func (c *CUDA) gemvxName(multi bool) string {
 func (c *CUDA) gemvGrid(blocks int) int { return max(1, min(blocks, 2*c.sms)) }
 
 // mmqOK reports whether nf4_mmq runs x (n, in) @ wᵀ: float32 compute (its
-// operands are the half-precision codes, absmax applied afterwards), 1-16
-// tokens, whole 256-input warp slices.
+// operands are the half-precision codes, absmax applied afterwards), 2-16
+// tokens (one token goes to nf4_gemvx, as fast and exact in float32, unless
+// mmq1Tok), whole 256-input warp slices.
 func (c *CUDA) mmqOK(n, in int, w *Tensor) bool {
-	return !c.half && !c.gemvOld && !c.mmqOff && w.dt == backend.NF4 && n >= 1 && n <= 16 && in%256 == 0
+	return !c.half && !c.gemvOld && !c.mmqOff && w.dt == backend.NF4 && n >= 1 && n <= 16 && in%256 == 0 &&
+		(n > 1 || c.mmq1Tok)
 }
 
 // mmqSmem is nf4_mmq's dynamic shared memory: the half2 code table (256 x

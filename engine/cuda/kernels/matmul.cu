@@ -425,7 +425,7 @@ F16_GEMV(4)
 
 #define GX_ROWS 8
 #define GX_MAXDESC 4  // weights of one multi-weight launch
-#define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
+#define GX_MAXTHREADS 512  // 16 warps: in <= 16384; 128 registers, two 256-thread blocks a SM
 #define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
 
 // round_h11 rounds v to 11 significant bits (half's precision).
@@ -587,12 +587,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    // the next row block's codes are requested before this one is multiplied
-    uint4 wn[GX_ROWS];
-    u32 qan[GX_ROWS];
-    float san[GX_ROWS];
-    bool okn[GX_ROWS];
-    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
+    if (it > 0) gemvx_load(w, qa, sa, ok, descs, ndesc, total, rb, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     // (loaded here, used after the products: their latency hides behind them)
@@ -618,8 +613,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 #pragma unroll
       for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
-#pragma unroll
-    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
     if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
@@ -1156,24 +1149,16 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
 // k 2t, 2t+1) and 2s+1 (k 2t+8, 2t+9), i.e. inputs 16t + 4s .. +3; the B
 // fragments hold x at the same inputs. A block's four steps accumulate from
 // zero; then the running sums add absmax(row, block) times them. The absmax
-// of (row, block b) is read by lane (g, b) and passed by shuffles.
+// of (row, block b) is loaded by lane (g, b) and passed by shuffles.
 // Rounding: codes and x in half, products exact, sums float32 (as the other
 // tensor-core paths); not the fp16-compute semantics (Code*absmax rounded),
 // so only for float32 compute.
-//
-// Each lane copies its own codes, absmax word and scale of the next
-// MQ_STAGES-1 tiles into shared memory with cp.async (no registers held, no
-// barrier: a lane reads back only what it copied), so that every SM keeps
-// several tiles of loads in flight: at decode sizes the kernel is bound by
-// that latency, not by the arithmetic.
 //
 // Several weights of one x (descs, 16-row tiles each), the prologue fusions
 // of nf4_gemv (normw needs the whole row in one block: in <= 4096), and for
 // one token the LoRA expand (rank <= 16) in the epilogue: thread (row r,
 // rank j) multiplies, a half-warp sums.
 #define MQ_WARPS 16
-#define MQ_STAGES 3
-#define MQ_STAGE_WORDS (MQ_WARPS * 32 * 20)  // per lane: 8 uint2 of codes, 2 absmax words, 2 scales
 
 __device__ __forceinline__ void mmq_locate(const GemvDesc* descs, int ndesc, int tile, int& d, int& lt) {
   d = 0;
@@ -1181,41 +1166,31 @@ __device__ __forceinline__ void mmq_locate(const GemvDesc* descs, int ndesc, int
   while (d + 1 < ndesc && lt >= (descs[d].out + 15) / 16) lt -= (descs[d++].out + 15) / 16;
 }
 
-__device__ __forceinline__ u32 smem_addr(const void* p) {
-  return (u32)__cvta_generic_to_shared(p);
-}
-
-// cp_async copies n (4 or 8) bytes from src to shared dst, or zeros with ok false.
-__device__ __forceinline__ void cp_async(u32 dst, const void* src, int n, bool ok) {
-  if (n == 8)
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(dst), "l"(src), "r"(ok ? 8 : 0));
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0));
-}
-
-// mmq_issue starts the copies of tile `tile` into this lane's slots of a
-// stage: word k*512+tid (k < 16) the codes (uint2 k: row g+8 (k >> 3), block
-// (k >> 1) & 3, half k & 1), words 16*512.. the absmax words and scales of
-// (row g and g+8, block t).
-__device__ __forceinline__ void mmq_issue(u32* stage, const GemvDesc* descs, int ndesc, int tiles, int tile, int g,
-                                          int t, int in, int slice0, bool live) {
+// mmq_load requests the codes of tile `tile` (rows g, g+8: 4 blocks x 8
+// bytes each) and the absmax code and scale of (row, block t).
+__device__ __forceinline__ u32 mmq_load(uint2 (&w)[2][4], u32 (&qa)[2], float (&sa)[2], const GemvDesc* descs,
+                                        int ndesc, int tiles, int tile, int g, int t, int in, int slice0,
+                                        bool live) {
   int d = 0, lt = tile;
   if (tile < tiles) mmq_locate(descs, ndesc, tile, d, lt);
   const GemvDesc& gd = descs[d];
-  int tid = threadIdx.x;
+  u32 ok = 0;
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     int row = lt * 16 + g + 8 * h;
-    bool ok = live && tile < tiles && row < gd.out;
-    long long j0 = ok ? (long long)row * in + slice0 : 0;
+    qa[h] = 0, sa[h] = 0.f;
 #pragma unroll
-    for (int b = 0; b < 4; b++)
-      cp_async(smem_addr(stage + (2 * (4 * h + b)) * 512 + 2 * tid), gd.packed + ((j0 + 64 * b + 16 * t) >> 1), 8, ok);
-    long long qi = (j0 + 64 * t) >> 6;
-    cp_async(smem_addr(stage + (16 + h) * 512 + tid), gd.qabs + (qi & ~3LL), 4, ok);
-    cp_async(smem_addr(stage + (18 + h) * 512 + tid), gd.absmax2 + ((j0 + 64 * t) >> 14), 4, ok);
+    for (int b = 0; b < 4; b++) w[h][b] = make_uint2(0, 0);
+    if (live && tile < tiles && row < gd.out) {
+      ok |= 1u << h;
+      long long j0 = (long long)row * in + slice0;
+#pragma unroll
+      for (int b = 0; b < 4; b++) w[h][b] = __ldg(reinterpret_cast<const uint2*>(gd.packed + ((j0 + 64 * b + 16 * t) >> 1)));
+      qa[h] = __ldg(gd.qabs + ((j0 + 64 * t) >> 6));
+      sa[h] = __ldg(gd.absmax2 + ((j0 + 64 * t) >> 14));
+    }
   }
-  asm volatile("cp.async.commit_group;");
+  return ok;
 }
 
 template <int NT>
@@ -1226,18 +1201,17 @@ __device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   u32* tab = reinterpret_cast<u32*>(smem4);  // 256 bytes x 32 lanes of half2 codes (32 KB)
   float* dmap = reinterpret_cast<float*>(tab + 256 * 32);
-  float* red = dmap + 256;                                       // [2][MQ_WARPS][256]
-  u32* stages = reinterpret_cast<u32*>(red + 2 * MQ_WARPS * 256);  // [MQ_STAGES][MQ_STAGE_WORDS]
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tid = threadIdx.x;
+  float* red = dmap + 256;  // [2][MQ_WARPS][256]
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int g = lane >> 2, t = lane & 3;
   int slice0 = blockIdx.y * (MQ_WARPS * 256) + warp * 256;
   bool live = slice0 < in;  // in % 256 == 0: whole warps
-  int iters = (tiles + gridDim.x - 1) / gridDim.x;
-  // the first tiles' copies go out before the prologue
-#pragma unroll
-  for (int k = 0; k < MQ_STAGES - 1; k++)
-    mmq_issue(stages + k * MQ_STAGE_WORDS, descs, ndesc, tiles, blockIdx.x + k * gridDim.x, g, t, in, slice0, live);
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
+  int iters = (tiles + gridDim.x - 1) / gridDim.x;
+  uint2 w[2][4], wn[2][4];
+  u32 qa[2], qan[2];
+  float sa[2], san[2];
+  u32 ok = mmq_load(w, qa, sa, descs, ndesc, tiles, blockIdx.x, g, t, in, slice0, live), okn;
   for (int i = threadIdx.x; i < 256 * 32; i += blockDim.x) {
     int b = i >> 5;
     tab[i] = pack_half2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
@@ -1288,8 +1262,7 @@ __device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float
   const u32* tl = tab + lane;
   for (int it = 0; it < iters; it++) {
     int tile = blockIdx.x + it * gridDim.x;
-    mmq_issue(stages + ((it + MQ_STAGES - 1) % MQ_STAGES) * MQ_STAGE_WORDS, descs, ndesc, tiles,
-              tile + (MQ_STAGES - 1) * gridDim.x, g, t, in, slice0, live);
+    okn = mmq_load(wn, qan, san, descs, ndesc, tiles, tile + gridDim.x, g, t, in, slice0, live);
     // the LoRA expand of this tile for one token: thread (row r = tid/16, rank j = tid%16)
     float lp = 0.f;
     int d = 0, ltile = tile;
@@ -1299,17 +1272,9 @@ __device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float
       int row = ltile * 16 + (threadIdx.x >> 4), j = threadIdx.x & 15;
       if (row < gd.out && j < gd.lr) lp = gd.lb[(long long)row * gd.lr + j] * gd.lt[j];
     }
-    asm volatile("cp.async.wait_group %0;" ::"n"(MQ_STAGES - 1));  // this tile's copies landed
-    const u32* st = stages + (it % MQ_STAGES) * MQ_STAGE_WORDS;
     float am_own[2];
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-      int row = ltile * 16 + g + 8 * h;
-      long long qi = ((long long)row * in + slice0 + 64 * t) >> 6;
-      u32 q = (st[(16 + h) * 512 + tid] >> ((qi & 3) * 8)) & 0xff;
-      am_own[h] = live && tile < tiles && row < gd.out ? dmap[q] * __uint_as_float(st[(18 + h) * 512 + tid]) + gd.offset
-                                                       : 0.f;
-    }
+    for (int h = 0; h < 2; h++) am_own[h] = (ok >> h) & 1 ? dmap[qa[h]] * sa[h] + gd.offset : 0.f;
     float acc[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
@@ -1318,14 +1283,12 @@ __device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float
       for (int b = 0; b < 4; b++) {
         float amg = __shfl_sync(0xffffffffu, am_own[0], g * 4 + b);
         float amh = __shfl_sync(0xffffffffu, am_own[1], g * 4 + b);
-        uint2 w0 = *reinterpret_cast<const uint2*>(st + (2 * b) * 512 + 2 * tid);
-        uint2 w1 = *reinterpret_cast<const uint2*>(st + (2 * (4 + b)) * 512 + 2 * tid);
         float cb[NT][4];
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) cb[nt][0] = cb[nt][1] = cb[nt][2] = cb[nt][3] = 0.f;
 #pragma unroll
         for (int s = 0; s < 4; s++) {
-          u32 wg = s < 2 ? w0.x : w0.y, wh = s < 2 ? w1.x : w1.y;
+          u32 wg = s < 2 ? w[0][b].x : w[0][b].y, wh = s < 2 ? w[1][b].x : w[1][b].y;
           int sh = (s & 1) * 16;
           u32 a[4];
           a[0] = tl[((wg >> sh) & 0xff) << 5];        // row g, byte 2s
@@ -1373,8 +1336,14 @@ __device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float
         }
       }
     }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+#pragma unroll
+      for (int b = 0; b < 4; b++) w[h][b] = wn[h][b];
+      qa[h] = qan[h], sa[h] = san[h];
+    }
+    ok = okn;
   }
-  asm volatile("cp.async.wait_all;");
 }
 
 #define NF4_MMQ(NT)                                                                                            \
@@ -1388,10 +1357,8 @@ __device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float
                     const float* dmap, float offset, int n, int out, int in, int mode, int ksplits,            \
                     const float* lb, const float* lt, int lr, float lscale, const float* x2, const float* normw, \
                     float eps) {                                                                               \
-    __shared__ GemvDesc g1;                                                                                    \
-    if (threadIdx.x == 0) g1 = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lr, lscale, 0};             \
-    __syncthreads();                                                                                           \
-    nf4_mmq<NT>(&g1, 1, (out + 15) / 16, x, dmap, n, in, mode, ksplits, x2, normw, eps);                       \
+    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lr, lscale, 0};                           \
+    nf4_mmq<NT>(&g, 1, (out + 15) / 16, x, dmap, n, in, mode, ksplits, x2, normw, eps);                        \
   }
 NF4_MMQ(1)
 NF4_MMQ(2)
