@@ -51,8 +51,6 @@ type CUDA struct {
 	mmad      bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gemvOld   bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	gemvxGrid int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
-	mmqOff    bool // the profile's switch back to nf4_gemvx / nf4_mmax_16 in float32 compute
-	mmq1Tok   bool // the profile's switch of one-token products to nf4_mmq
 	blas      *cublas
 	w16, x16  cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N      int64        // bytes
@@ -187,11 +185,6 @@ func New(o Options) (b *CUDA, err error) {
 		}
 		c.maxSmem = min(c.maxSmem, dyn)
 	}
-	for _, name := range carveoutKernels {
-		if err := setCarveout(c.fns[name], 100); err != nil {
-			return nil, fmt.Errorf("%w (kernel %s)", err, name)
-		}
-	}
 	dm := nf4.DynamicMap()
 	if c.dmap, err = cu.MemAlloc(256 * 4); err != nil {
 		return nil, err
@@ -206,7 +199,6 @@ var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16",
-	"nf4_mmq_1", "nf4_mmq_2", "nf4_mmq1_1", "nf4_mmq1_2",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -216,17 +208,10 @@ var kernelNames = []string{
 }
 
 // bigSmemKernels take more than 48 KB of dynamic shared memory.
-// carveoutKernels ask for the largest shared-memory carveout, so that two
-// of their 34 KB blocks share a SM (the driver's own choice, 64 KB, left
-// room for one: ncu on an H100). The others keep the driver's choice: the
-// largest carveout slowed kernels that lean on the L1 (lm_head, mma).
-var carveoutKernels = []string{"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r"}
-
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16",
-	"nf4_mmq_1", "nf4_mmq_2", "nf4_mmq1_1", "nf4_mmq1_2",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 
@@ -342,7 +327,7 @@ func (c *CUDA) NF4(q *nf4.Tensor) backend.Tensor {
 	defer c.bind()()
 	d := &nf4Dev{offset: q.Offset}
 	d.packed = c.upload(unsafe.Pointer(&q.Packed[0]), int64(len(q.Packed)), (int64(len(q.Packed))+15)/16*16)
-	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), (int64(len(q.QAbsmax))+3)/4*4) // nf4_mmq copies whole words
+	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), int64(len(q.QAbsmax)))
 	d.absmax2 = c.upload(unsafe.Pointer(&q.Absmax2[0]), 4*int64(len(q.Absmax2)), 4*int64(len(q.Absmax2)))
 	return &Tensor{shape: []int{q.Rows, q.Cols}, dt: backend.NF4, q: d}
 }

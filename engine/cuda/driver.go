@@ -37,10 +37,6 @@ static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
 	*dyn = optin - st;
 	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
 }
-// lm_set_carveout sets f's preferred shared-memory carveout (percent).
-static CUresult lm_set_carveout(CUfunction f, int pct) {
-	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, pct);
-}
 static CUresult lm_begin_capture(CUstream s) {
 	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
 }
@@ -86,12 +82,6 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 	var dyn C.int
 	err := check("cuFuncSetAttribute", C.lm_set_max_smem(rawFunction(f), C.int(optin), &dyn))
 	return int(dyn), err
-}
-
-// setCarveout asks for pct percent of the unified L1/shared memory as shared
-// memory when f runs (the driver otherwise sizes it for one block).
-func setCarveout(f cu.Function, pct int) error {
-	return check("cuFuncSetAttribute", C.lm_set_carveout(rawFunction(f), C.int(pct)))
 }
 
 func maxSmemOptin(dev int) (int, error) {

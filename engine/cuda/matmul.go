@@ -60,11 +60,11 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 }
 
 // gemvxOK reports whether nf4_gemvx takes an input of in features: whole
-// 32-element chunks, and at most 16 warps of 1024 features (GX_MAXTHREADS).
-func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 16*1024 }
+// 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
+func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
 
-// gemvxRegs is what nf4_gemvx takes per thread (ptxas: 128, its bound).
-const gemvxRegs = 128
+// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
+const gemvxRegs = 168
 
 // gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
 // block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
@@ -74,7 +74,7 @@ func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
-	perSM := max(1, 65536/(threads*gemvxRegs)) // shared memory allows it: gemvx kernels prefer the largest carveout
+	perSM := max(1, 65536/(threads*gemvxRegs))
 	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
 	if c.gemvxGrid > 0 {
 		grid = c.gemvxGrid
@@ -100,49 +100,6 @@ func (c *CUDA) gemvxName(multi bool) string {
 // byte table and x take about 80-110 KB of shared memory).
 func (c *CUDA) gemvGrid(blocks int) int { return max(1, min(blocks, 2*c.sms)) }
 
-// mmqOK reports whether nf4_mmq runs x (n, in) @ wᵀ: float32 compute (its
-// operands are the half-precision codes, absmax applied afterwards), 2-16
-// tokens (one token goes to nf4_gemvx, as fast and exact in float32, unless
-// mmq1Tok), whole 256-input warp slices.
-func (c *CUDA) mmqOK(n, in int, w *Tensor) bool {
-	return !c.half && !c.gemvOld && !c.mmqOff && w.dt == backend.NF4 && n >= 1 && n <= 16 && in%256 == 0 &&
-		(n > 1 || c.mmq1Tok)
-}
-
-// mmqSmem is nf4_mmq's dynamic shared memory: the half2 code table (256 x
-// 32 lanes), dmap, two buffers of 16 warps' partial sums, and 3 stages of
-// 20 words a thread of copied codes and absmax data (185 KB).
-const mmqSmem = (256*32 + 256 + 2*16*256 + 3*16*32*20) * 4
-
-// mmqGrid is nf4_mmq's grid: k splits of 4096 inputs, and as many blocks
-// per split as fill the card once (each walks the 16-row tiles).
-func (c *CUDA) mmqGrid(in, tiles int) (gx, ks int) {
-	ks = (in + 4095) / 4096
-	return max(1, min(tiles, c.sms/ks)), ks
-}
-
-// mmq1 is nf4_mmq on one weight, with an optional LoRA expand (one token,
-// rank <= 16) and the prologue fusions (normw: one token, in <= 4096).
-func (c *CUDA) mmq1(d, x, w *Tensor, n, out, in, mode int, e loraEp, f gemvFuse) {
-	q := w.q
-	gx, ks := c.mmqGrid(in, (out+15)/16)
-	name := "nf4_mmq1_1"
-	if n > 8 {
-		name = "nf4_mmq1_2"
-	}
-	if ks > 1 && mode&1 == 0 {
-		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
-	}
-	c.launch(name, gx, ks, 1, 512, mmqSmem, d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset,
-		n, out, in, mode&1, ks, e.b, e.t, e.r, e.scale, f.x2, f.normw, f.eps)
-}
-
-// mmqFuseOK reports whether nf4_mmq can take the fusions f and the expand
-// e for n tokens of in inputs.
-func mmqFuseOK(n, in int, f gemvFuse, e *loraEp) bool {
-	return (f.normw == 0 || (n == 1 && in <= 4096)) && (e == nil || e.b == 0 || (n == 1 && e.r <= 16))
-}
-
 // gemvDesc is the Go image of the kernels' GemvDesc: one weight (and its
 // output and LoRA expand) of a multi-weight gemv.
 type gemvDesc struct {
@@ -161,7 +118,6 @@ type multiGemv struct {
 	blocks  int // 16-row blocks (nf4_gemv)
 	blocks8 int // 8-row blocks (nf4_gemvx)
 	in      int
-	lora    bool // some weight has an expand
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
@@ -182,7 +138,6 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 		if eps != nil && eps[i] != nil {
 			e := eps[i]
 			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
-			m.lora = m.lora || e.b != 0
 		}
 		ds[i] = d
 		m.blocks += int(d.blocks)
@@ -205,16 +160,6 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	}
 	if c.half {
 		mode |= 2
-	}
-	if c.mmqOK(n, m.in, &Tensor{dt: backend.NF4}) && m.in <= 4096 && (f.normw == 0 || n == 1) && (!m.lora || n == 1) {
-		name := "nf4_mmq_1"
-		if n > 8 {
-			name = "nf4_mmq_2"
-		}
-		gx, ks := c.mmqGrid(m.in, m.blocks)
-		c.launch(name, gx, ks, 1, 512, mmqSmem, m.descs, m.n, m.blocks, x.ptr, c.dmap, n, m.in, mode&1, ks,
-			f.x2, f.normw, f.eps)
-		return
 	}
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(m.in, m.blocks8)
@@ -245,10 +190,6 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	}
 	xsz := (in + 1023) / 1024 * 1024
 	q := w.q
-	if c.mmqOK(n, in, w) && mmqFuseOK(n, in, f, ep) {
-		c.mmq1(d, x, w, n, out, in, mode, e, f)
-		return
-	}
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
 		c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
@@ -286,13 +227,6 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	case backend.NF4:
 		q := w.q
 		switch {
-		case c.mmqOK(n, in, w) && mmqFuseOK(n, in, gemvFuse{}, ep):
-			var e loraEp
-			if ep != nil {
-				e = *ep
-				ep = nil
-			}
-			c.mmq1(d, x, w, n, out, in, mode, e, gemvFuse{})
 		case n == 1 && gemvxOK(in, w) && !c.gemvOld && (ep == nil || ep.r <= 32):
 			var e loraEp
 			if ep != nil {

@@ -425,7 +425,7 @@ F16_GEMV(4)
 
 #define GX_ROWS 8
 #define GX_MAXDESC 4  // weights of one multi-weight launch
-#define GX_MAXTHREADS 512  // 16 warps: in <= 16384; 128 registers, two 256-thread blocks a SM
+#define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
 #define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
 
 // round_h11 rounds v to 11 significant bits (half's precision).
@@ -587,7 +587,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    if (it > 0) gemvx_load(w, qa, sa, ok, descs, ndesc, total, rb, in, c, live);
+    // the next row block's codes are requested before this one is multiplied
+    uint4 wn[GX_ROWS];
+    u32 qan[GX_ROWS];
+    float san[GX_ROWS];
+    bool okn[GX_ROWS];
+    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     // (loaded here, used after the products: their latency hides behind them)
@@ -613,6 +618,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 #pragma unroll
       for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
+#pragma unroll
+    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
     if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
@@ -1137,228 +1144,3 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
     for (int h = 0; h < 2; h++) qa[h] = qan[h], sa[h] = san[h], ok[h] = okn[h];
   }
 }
-
-// ---- 1 to 16 tokens, float32 compute, codes straight into the mma (nf4_mmq) ----
-//
-// Like nf4_mmax_16, but the A operand is the half-precision code itself
-// (one 4-byte table lookup per two weights, no multiply, no conversion) and
-// absmax scales the fp32 accumulators afterwards. For that every mma step
-// must stay inside one 64-block of each row: lane (g, t) takes inputs
-// 16t .. 16t+15 of each 64-block of its warp's 256-input slice (8 code bytes
-// of row g and of row g+8), step s (0..3) of the block bytes 2s (the mma's
-// k 2t, 2t+1) and 2s+1 (k 2t+8, 2t+9), i.e. inputs 16t + 4s .. +3; the B
-// fragments hold x at the same inputs. A block's four steps accumulate from
-// zero; then the running sums add absmax(row, block) times them. The absmax
-// of (row, block b) is loaded by lane (g, b) and passed by shuffles.
-// Rounding: codes and x in half, products exact, sums float32 (as the other
-// tensor-core paths); not the fp16-compute semantics (Code*absmax rounded),
-// so only for float32 compute.
-//
-// Several weights of one x (descs, 16-row tiles each), the prologue fusions
-// of nf4_gemv (normw needs the whole row in one block: in <= 4096), and for
-// one token the LoRA expand (rank <= 16) in the epilogue: thread (row r,
-// rank j) multiplies, a half-warp sums.
-#define MQ_WARPS 16
-
-__device__ __forceinline__ void mmq_locate(const GemvDesc* descs, int ndesc, int tile, int& d, int& lt) {
-  d = 0;
-  lt = tile;
-  while (d + 1 < ndesc && lt >= (descs[d].out + 15) / 16) lt -= (descs[d++].out + 15) / 16;
-}
-
-// mmq_load requests the codes of tile `tile` (rows g, g+8: 4 blocks x 8
-// bytes each) and the absmax code and scale of (row, block t).
-__device__ __forceinline__ u32 mmq_load(uint2 (&w)[2][4], u32 (&qa)[2], float (&sa)[2], const GemvDesc* descs,
-                                        int ndesc, int tiles, int tile, int g, int t, int in, int slice0,
-                                        bool live) {
-  int d = 0, lt = tile;
-  if (tile < tiles) mmq_locate(descs, ndesc, tile, d, lt);
-  const GemvDesc& gd = descs[d];
-  u32 ok = 0;
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    int row = lt * 16 + g + 8 * h;
-    qa[h] = 0, sa[h] = 0.f;
-#pragma unroll
-    for (int b = 0; b < 4; b++) w[h][b] = make_uint2(0, 0);
-    if (live && tile < tiles && row < gd.out) {
-      ok |= 1u << h;
-      long long j0 = (long long)row * in + slice0;
-#pragma unroll
-      for (int b = 0; b < 4; b++) w[h][b] = __ldg(reinterpret_cast<const uint2*>(gd.packed + ((j0 + 64 * b + 16 * t) >> 1)));
-      qa[h] = __ldg(gd.qabs + ((j0 + 64 * t) >> 6));
-      sa[h] = __ldg(gd.absmax2 + ((j0 + 64 * t) >> 14));
-    }
-  }
-  return ok;
-}
-
-template <int NT>
-__device__ void nf4_mmq(const GemvDesc* descs, int ndesc, int tiles, const float* x, const float* dmap_g, int n,
-                        int in, int mode, int ksplits, const float* x2, const float* normw, float eps) {
-  extern __shared__ float4 smem4[];
-  __shared__ float ssq[MQ_WARPS];
-  __shared__ GemvDesc sdesc[GX_MAXDESC];
-  u32* tab = reinterpret_cast<u32*>(smem4);  // 256 bytes x 32 lanes of half2 codes (32 KB)
-  float* dmap = reinterpret_cast<float*>(tab + 256 * 32);
-  float* red = dmap + 256;  // [2][MQ_WARPS][256]
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int g = lane >> 2, t = lane & 3;
-  int slice0 = blockIdx.y * (MQ_WARPS * 256) + warp * 256;
-  bool live = slice0 < in;  // in % 256 == 0: whole warps
-  if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
-  int iters = (tiles + gridDim.x - 1) / gridDim.x;
-  uint2 w[2][4], wn[2][4];
-  u32 qa[2], qan[2];
-  float sa[2], san[2];
-  u32 ok = mmq_load(w, qa, sa, descs, ndesc, tiles, blockIdx.x, g, t, in, slice0, live), okn;
-  for (int i = threadIdx.x; i < 256 * 32; i += blockDim.x) {
-    int b = i >> 5;
-    tab[i] = pack_half2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
-  }
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
-  // B fragments: x of tokens 8 nt + g at inputs slice0 + 64 b + 16 t + 4 s ..
-  float ss = 0.f;
-  u32 bf[4][4][2 * NT];
-#pragma unroll
-  for (int b = 0; b < 4; b++)
-#pragma unroll
-    for (int s = 0; s < 4; s++)
-#pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        int tok = 8 * nt + g;
-        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        long long c0 = (long long)tok * in + slice0 + 64 * b + 16 * t + 4 * s;
-        if (live && tok < n) {
-          v = *reinterpret_cast<const float4*>(x + c0);
-          if (x2) {
-            float4 u = *reinterpret_cast<const float4*>(x2 + c0);
-            v.x = v.x / (1.f + expf(-v.x)) * u.x;
-            v.y = v.y / (1.f + expf(-v.y)) * u.y;
-            v.z = v.z / (1.f + expf(-v.z)) * u.z;
-            v.w = v.w / (1.f + expf(-v.w)) * u.w;
-          }
-          if (normw) {
-            if (tok == 0) ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-            float4 nw = *reinterpret_cast<const float4*>(normw + slice0 + 64 * b + 16 * t + 4 * s);
-            v.x *= nw.x, v.y *= nw.y, v.z *= nw.z, v.w *= nw.w;  // times 1/rms below
-          }
-        }
-        bf[b][s][2 * nt] = pack_half2(v.x, v.y);
-        bf[b][s][2 * nt + 1] = pack_half2(v.z, v.w);
-      }
-  float inv = 1.f;  // the RMS norm (one token: normw is used for decode only)
-  if (normw) {
-    ss = warp_sum(ss);
-    if (lane == 0) ssq[warp] = ss;
-    __syncthreads();
-    float tot = 0.f;
-    for (int k = 0; k < MQ_WARPS; k++) tot += ssq[k];
-    inv = rsqrtf(tot / in + eps);
-  }
-  __syncthreads();  // tables, descriptors
-  descs = sdesc;
-
-  const u32* tl = tab + lane;
-  for (int it = 0; it < iters; it++) {
-    int tile = blockIdx.x + it * gridDim.x;
-    okn = mmq_load(wn, qan, san, descs, ndesc, tiles, tile + gridDim.x, g, t, in, slice0, live);
-    // the LoRA expand of this tile for one token: thread (row r = tid/16, rank j = tid%16)
-    float lp = 0.f;
-    int d = 0, ltile = tile;
-    if (tile < tiles) mmq_locate(descs, ndesc, tile, d, ltile);
-    const GemvDesc& gd = descs[d];
-    if (gd.lb && n == 1 && blockIdx.y == 0 && threadIdx.x < 256 && tile < tiles) {
-      int row = ltile * 16 + (threadIdx.x >> 4), j = threadIdx.x & 15;
-      if (row < gd.out && j < gd.lr) lp = gd.lb[(long long)row * gd.lr + j] * gd.lt[j];
-    }
-    float am_own[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) am_own[h] = (ok >> h) & 1 ? dmap[qa[h]] * sa[h] + gd.offset : 0.f;
-    float acc[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-    if (live) {
-#pragma unroll
-      for (int b = 0; b < 4; b++) {
-        float amg = __shfl_sync(0xffffffffu, am_own[0], g * 4 + b);
-        float amh = __shfl_sync(0xffffffffu, am_own[1], g * 4 + b);
-        float cb[NT][4];
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) cb[nt][0] = cb[nt][1] = cb[nt][2] = cb[nt][3] = 0.f;
-#pragma unroll
-        for (int s = 0; s < 4; s++) {
-          u32 wg = s < 2 ? w[0][b].x : w[0][b].y, wh = s < 2 ? w[1][b].x : w[1][b].y;
-          int sh = (s & 1) * 16;
-          u32 a[4];
-          a[0] = tl[((wg >> sh) & 0xff) << 5];        // row g, byte 2s
-          a[1] = tl[((wh >> sh) & 0xff) << 5];        // row g+8, byte 2s
-          a[2] = tl[((wg >> (sh + 8)) & 0xff) << 5];  // row g, byte 2s+1
-          a[3] = tl[((wh >> (sh + 8)) & 0xff) << 5];  // row g+8, byte 2s+1
-#pragma unroll
-          for (int nt = 0; nt < NT; nt++) mma16816(cb[nt], a, bf[b][s][2 * nt], bf[b][s][2 * nt + 1]);
-        }
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-          acc[nt][0] = fmaf(amg, cb[nt][0], acc[nt][0]);
-          acc[nt][1] = fmaf(amg, cb[nt][1], acc[nt][1]);
-          acc[nt][2] = fmaf(amh, cb[nt][2], acc[nt][2]);
-          acc[nt][3] = fmaf(amh, cb[nt][3], acc[nt][3]);
-        }
-      }
-    }
-    float* rw = red + ((it & 1) * MQ_WARPS + warp) * 256;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-      int tok = 8 * nt + 2 * t;
-      rw[g * 16 + tok] = acc[nt][0] * inv;
-      rw[g * 16 + tok + 1] = acc[nt][1] * inv;
-      rw[(g + 8) * 16 + tok] = acc[nt][2] * inv;
-      rw[(g + 8) * 16 + tok + 1] = acc[nt][3] * inv;
-    }
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) lp += __shfl_xor_sync(0xffffffffu, lp, o);  // over the 16 ranks
-    __syncthreads();
-    if (threadIdx.x < 256 && tile < tiles) {
-      int rl = threadIdx.x >> 4, tok = threadIdx.x & 15, row = ltile * 16 + rl;
-      if (row < gd.out && tok < n) {
-        const float* rb = red + (it & 1) * MQ_WARPS * 256 + (rl * 16 + tok);
-        float v = 0.f;
-#pragma unroll
-        for (int k = 0; k < MQ_WARPS; k++) v += rb[k * 256];
-        if (tok == 0) v += gd.lscale * lp;  // lp is 0 without a fused expand
-        float* dst = gd.y + (long long)tok * gd.out + row;
-        if (ksplits > 1) {
-          atomicAdd(dst, v);
-        } else {
-          if (mode & 1) v += *dst;
-          *dst = v;
-        }
-      }
-    }
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-#pragma unroll
-      for (int b = 0; b < 4; b++) w[h][b] = wn[h][b];
-      qa[h] = qan[h], sa[h] = san[h];
-    }
-    ok = okn;
-  }
-}
-
-#define NF4_MMQ(NT)                                                                                            \
-  extern "C" __global__ void __launch_bounds__(MQ_WARPS * 32, 1)                                               \
-      nf4_mmq_##NT(const GemvDesc* descs, int ndesc, int tiles, const float* x, const float* dmap, int n, int in, \
-                   int mode, int ksplits, const float* x2, const float* normw, float eps) {                   \
-    nf4_mmq<NT>(descs, ndesc, tiles, x, dmap, n, in, mode, ksplits, x2, normw, eps);                           \
-  }                                                                                                            \
-  extern "C" __global__ void __launch_bounds__(MQ_WARPS * 32, 1)                                               \
-      nf4_mmq1_##NT(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,          \
-                    const float* dmap, float offset, int n, int out, int in, int mode, int ksplits,            \
-                    const float* lb, const float* lt, int lr, float lscale, const float* x2, const float* normw, \
-                    float eps) {                                                                               \
-    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lr, lscale, 0};                           \
-    nf4_mmq<NT>(&g, 1, (out + 15) / 16, x, dmap, n, in, mode, ksplits, x2, normw, eps);                        \
-  }
-NF4_MMQ(1)
-NF4_MMQ(2)
