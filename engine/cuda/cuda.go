@@ -28,7 +28,7 @@ type CUDA struct {
 	mod     cu.Module
 	fns     map[string]cu.Function
 	half    bool
-	dmap    cu.DevicePtr // nf4.DynamicMap(), 256 float32, then the 32 KB byte table (New)
+	dmap    cu.DevicePtr // nf4.DynamicMap(), 256 float32
 	name    string
 	arch    string
 	sms     int
@@ -185,21 +185,11 @@ func New(o Options) (b *CUDA, err error) {
 		}
 		c.maxSmem = min(c.maxSmem, dyn)
 	}
-	// dmap, then the byte table of nf4_gemvx and nf4_mmax_16: entry 16 b + r
-	// (r < 16, one replica per bank pair) holds (Code[b >> 4], Code[b & 15]).
-	// Blocks copy it with 16-byte loads instead of computing it: built in each
-	// block it was a fifth of a 4096x4096 product's instructions (ncu).
 	dm := nf4.DynamicMap()
-	tab := make([]float32, 256+256*16*2)
-	copy(tab, dm[:])
-	for i := 0; i < 256*16; i++ {
-		b := i / 16
-		tab[256+2*i], tab[256+2*i+1] = nf4.Code[b>>4], nf4.Code[b&15]
-	}
-	if c.dmap, err = cu.MemAlloc(int64(4 * len(tab))); err != nil {
+	if c.dmap, err = cu.MemAlloc(256 * 4); err != nil {
 		return nil, err
 	}
-	if err = cu.MemcpyHtoD(c.dmap, unsafe.Pointer(&tab[0]), int64(4*len(tab))); err != nil {
+	if err = cu.MemcpyHtoD(c.dmap, unsafe.Pointer(&dm[0]), 256*4); err != nil {
 		return nil, err
 	}
 	return c, nil

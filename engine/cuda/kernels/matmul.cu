@@ -485,16 +485,6 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
   while (d + 1 < ndesc && blk >= (descs[d].out + GX_ROWS - 1) / GX_ROWS) blk -= (descs[d++].out + GX_ROWS - 1) / GX_ROWS;
 }
 
-// stage_tables copies dmap (256 floats) and the byte table that follows it
-// in device memory (256 x GX_TAB float2, 32 KB; see New) into shared memory
-// with 16-byte loads.
-__device__ __forceinline__ void stage_tables(float4* tab, float* dmap, const float* dmap_g) {
-  const float4* src = reinterpret_cast<const float4*>(dmap_g + 256);
-#pragma unroll 4
-  for (int i = threadIdx.x; i < 256 * GX_TAB / 2; i += blockDim.x) tab[i] = __ldg(src + i);
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
-}
-
 // gemvx_load requests the codes, absmax codes and group scales of this
 // lane's chunk in the 8 rows of row block rb (ok[r]: row r exists).
 __device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
@@ -546,18 +536,18 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   float sa[GX_ROWS];
   bool ok[GX_ROWS];
   gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
-  // this lane's 32 x values, requested before the tables are copied
-  float4 xv[8];
-#pragma unroll
-  for (int q = 0; q < 8; q++)
-    xv[q] = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
-  stage_tables(reinterpret_cast<float4*>(tab), dmap, dmap_g);
+  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
+    int b = i / GX_TAB;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
 
+  // this lane's 32 x values
   float xr[32];
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = xv[q];
+    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
     if (x2 && live) {
       float4 u = reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q];
       v.x = v.x / (1.f + expf(-v.x)) * u.x;
@@ -1079,7 +1069,11 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
   bool ok[2], okn[2];
   // the first tile's codes are requested before the prologue
   mmax_load(w, qa, sa, ok, packed, qabs, absmax2, blockIdx.x, g, out, in, col0, live, tiles);
-  stage_tables(reinterpret_cast<float4*>(tab), dmap, dmap_g);
+  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
+    int b = i / GX_TAB;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
 #pragma unroll
