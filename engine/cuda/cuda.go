@@ -47,16 +47,15 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas    bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad        bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gemvOld     bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
-	gemvxGrid   int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
-	gemvxWideOn bool // one-token products may take the one-shot gemvx (16-row blocks)
-	blas        *cublas
-	w16, x16    cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N        int64        // bytes
-	x16N        int64
-	closed      bool
+	noCublas  bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad      bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gemvOld   bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	gemvxGrid int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
+	blas      *cublas
+	w16, x16  cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N      int64        // bytes
+	x16N      int64
+	closed    bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -140,7 +139,7 @@ func New(o Options) (b *CUDA, err error) {
 	}
 	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{},
 		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1", noCublas: os.Getenv("LORAMIX_CUDA_NO_CUBLAS") == "1",
-		mmad: os.Getenv("LORAMIX_CUDA_MMAD") == "1", gemvxWideOn: os.Getenv("LORAMIX_CUDA_WIDE") == "1"}
+		mmad: os.Getenv("LORAMIX_CUDA_MMAD") == "1"}
 	defer func() {
 		if err != nil {
 			c.destroy()
@@ -199,7 +198,7 @@ func New(o Options) (b *CUDA, err error) {
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx_1w", "nf4_gemvxm_1w", "nf4_mmax_16",
+	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -212,7 +211,7 @@ var kernelNames = []string{
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx_1w", "nf4_gemvxm_1w", "nf4_mmax_16",
+	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

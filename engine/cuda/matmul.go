@@ -82,22 +82,6 @@ func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	return
 }
 
-// gemvxWide reports whether the one-shot nf4_gemvx variant (16-row blocks,
-// no prefetch, 256 threads) takes in inputs and the expand e.
-func (c *CUDA) gemvxWide(in int, e *loraEp) bool {
-	return c.gemvxWideOn && !c.half && in <= 8192 && (e == nil || e.b == 0 || e.r <= 16)
-}
-
-// gemvxWidePlan is gemvxPlan for the one-shot variant over total 16-row blocks.
-func (c *CUDA) gemvxWidePlan(in, total int) (grid, threads, smem, rgn int) {
-	kwn := (in + 1023) / 1024
-	rgn = max(1, 8/kwn)
-	threads = 32 * kwn * rgn
-	smem = (256*16*2 + 256 + 2*rgn*kwn*16) * 4
-	grid = max(1, min((total+rgn-1)/rgn, c.sms))
-	return
-}
-
 // gemvxName is the one-token kernel for the compute mode (r: weights rounded
 // to half) and for a descriptor list (m) or one weight.
 func (c *CUDA) gemvxName(multi bool) string {
@@ -134,7 +118,6 @@ type multiGemv struct {
 	blocks  int // 16-row blocks (nf4_gemv)
 	blocks8 int // 8-row blocks (nf4_gemvx)
 	in      int
-	lora    bool // some weight has an expand
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
@@ -155,7 +138,6 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 		if eps != nil && eps[i] != nil {
 			e := eps[i]
 			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
-			m.lora = m.lora || (e.b != 0 && e.r > 16)
 		}
 		ds[i] = d
 		m.blocks += int(d.blocks)
@@ -178,12 +160,6 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	}
 	if c.half {
 		mode |= 2
-	}
-	if n == 1 && !c.gemvOld && c.gemvxWide(m.in, nil) && !m.lora {
-		grid, threads, smem, rgn := c.gemvxWidePlan(m.in, m.blocks)
-		c.launch("nf4_gemvxm_1w", grid, 1, 1, threads, smem,
-			m.descs, m.n, m.blocks, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn)
-		return
 	}
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(m.in, m.blocks8)
@@ -214,13 +190,6 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	}
 	xsz := (in + 1023) / 1024 * 1024
 	q := w.q
-	if n == 1 && !c.gemvOld && c.gemvxWide(in, ep) {
-		grid, threads, smem, rgn := c.gemvxWidePlan(in, (out+15)/16)
-		c.launch("nf4_gemvx_1w", grid, 1, 1, threads, smem,
-			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-			e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn)
-		return
-	}
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
 		c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
@@ -258,16 +227,6 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	case backend.NF4:
 		q := w.q
 		switch {
-		case n == 1 && gemvxOK(in, w) && !c.gemvOld && c.gemvxWide(in, ep):
-			var e loraEp
-			if ep != nil {
-				e = *ep
-				ep = nil
-			}
-			grid, threads, smem, rgn := c.gemvxWidePlan(in, (out+15)/16)
-			c.launch("nf4_gemvx_1w", grid, 1, 1, threads, smem,
-				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn)
 		case n == 1 && gemvxOK(in, w) && !c.gemvOld && (ep == nil || ep.r <= 32):
 			var e loraEp
 			if ep != nil {

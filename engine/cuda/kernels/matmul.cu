@@ -478,53 +478,24 @@ __device__ __forceinline__ float warp_sum8(const float (&v)[8], int lane) {
   return c;
 }
 
-// warp_sum16 is warp_sum8 for v[0..15]: lane l ends with the sum of
-// v[(l >> 1) & 15].
-__device__ __forceinline__ float warp_sum16(const float (&v)[16], int lane) {
-  bool h16 = lane & 16;
-  float a[8];
-#pragma unroll
-  for (int i = 0; i < 8; i++)
-    a[i] = (h16 ? v[i + 8] : v[i]) + __shfl_xor_sync(0xffffffffu, h16 ? v[i] : v[i + 8], 16);
-  bool h8 = lane & 8, h4 = lane & 4, h2 = lane & 2;
-  float b[4], c[2];
-#pragma unroll
-  for (int i = 0; i < 4; i++)
-    b[i] = (h8 ? a[i + 4] : a[i]) + __shfl_xor_sync(0xffffffffu, h8 ? a[i] : a[i + 4], 8);
-#pragma unroll
-  for (int i = 0; i < 2; i++)
-    c[i] = (h4 ? b[i + 2] : b[i]) + __shfl_xor_sync(0xffffffffu, h4 ? b[i] : b[i + 2], 4);
-  float d = (h2 ? c[1] : c[0]) + __shfl_xor_sync(0xffffffffu, h2 ? c[0] : c[1], 2);
-  return d + __shfl_xor_sync(0xffffffffu, d, 1);
-}
-
-template <int R>
-__device__ __forceinline__ float warp_sum_rows(const float (&v)[R], int lane);
-template <>
-__device__ __forceinline__ float warp_sum_rows<8>(const float (&v)[8], int lane) { return warp_sum8(v, lane); }
-template <>
-__device__ __forceinline__ float warp_sum_rows<16>(const float (&v)[16], int lane) { return warp_sum16(v, lane); }
-
 // gemvx_locate finds the weight d and its local 8-row block of global block b.
-template <int R>
 __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
   d = 0;
   blk = b;
-  while (d + 1 < ndesc && blk >= (descs[d].out + R - 1) / R) blk -= (descs[d++].out + R - 1) / R;
+  while (d + 1 < ndesc && blk >= (descs[d].out + GX_ROWS - 1) / GX_ROWS) blk -= (descs[d++].out + GX_ROWS - 1) / GX_ROWS;
 }
 
 // gemvx_load requests the codes, absmax codes and group scales of this
 // lane's chunk in the 8 rows of row block rb (ok[r]: row r exists).
-template <int R>
-__device__ __forceinline__ void gemvx_load(uint4 (&w)[R], u32 (&qa)[R], float (&sa)[R],
-                                           bool (&ok)[R], const GemvDesc* descs, int ndesc, int total, int rb,
+__device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
+                                           bool (&ok)[GX_ROWS], const GemvDesc* descs, int ndesc, int total, int rb,
                                            int in, int c, bool live) {
   int d = 0, blk = rb;
-  if (rb < total) gemvx_locate<R>(descs, ndesc, rb, d, blk);
+  if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
   const GemvDesc& g = descs[d];
-  int row0 = blk * R;
+  int row0 = blk * GX_ROWS;
 #pragma unroll
-  for (int r = 0; r < R; r++) {
+  for (int r = 0; r < GX_ROWS; r++) {
     ok[r] = rb < total && live && row0 + r < g.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
@@ -539,11 +510,8 @@ __device__ __forceinline__ void gemvx_load(uint4 (&w)[R], u32 (&qa)[R], float (&
 }
 
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
-// floats), then the partial sums (2 x RG x KW x R floats). R (8 or 16) rows
-// a row block; with 8 the next row block is prefetched, with 16 (the
-// one-shot variant: a whole 4096x4096 product in one row block a row group)
-// it is not.
-template <bool ROUNDW, int R>
+// floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
+template <bool ROUNDW>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn) {
   extern __shared__ float4 smem4[];
@@ -563,11 +531,11 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   int iters = (total + slots - 1) / slots;
   // the first row block's codes are requested before the tables and x are
   // staged, so that HBM latency overlaps the prologue
-  uint4 w[R];
-  u32 qa[R];
-  float sa[R];
-  bool ok[R];
-  gemvx_load<R>(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  uint4 w[GX_ROWS];
+  u32 qa[GX_ROWS];
+  float sa[GX_ROWS];
+  bool ok[GX_ROWS];
+  gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
     int b = i / GX_TAB;
     tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
@@ -616,32 +584,29 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   for (int it = 0; it < iters; it++) {
     int rb = (it * gridDim.x + blockIdx.x) * rgn + rg;
     int d = 0, blk = rb;
-    if (rb < total) gemvx_locate<R>(descs, ndesc, rb, d, blk);
+    if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
-    int row0 = blk * R;
-    constexpr int LPR = 32 / R;  // lanes a row in the LoRA expand and the reduction
+    int row0 = blk * GX_ROWS;
     // the next row block's codes are requested before this one is multiplied
-    uint4 wn[R == 8 ? R : 1];
-    u32 qan[R == 8 ? R : 1];
-    float san[R == 8 ? R : 1];
-    bool okn[R == 8 ? R : 1];
-    if constexpr (R == 8) gemvx_load<R>(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
-    if constexpr (R != 8)
-      if (it > 0) gemvx_load<R>(w, qa, sa, ok, descs, ndesc, total, rb, in, c, live);
-    // the LoRA expand (rank <= 8 LPR), by the first warp of the row group:
-    // lane l takes row l/LPR and ranks l%LPR, l%LPR + LPR, ...
+    uint4 wn[GX_ROWS];
+    u32 qan[GX_ROWS];
+    float san[GX_ROWS];
+    bool okn[GX_ROWS];
+    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
+    // the LoRA expand (rank <= 32), by the first warp of the row group: lane
+    // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     // (loaded here, used after the products: their latency hides behind them)
     float lbv[8], ltv[8];
-    bool lora = g.lb && kw == 0 && rb < total && row0 + lane / LPR < g.out;
+    bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
 #pragma unroll
     for (int m = 0; m < 8; m++) {
-      int j = lane % LPR + LPR * m;
+      int j = (lane & 3) + 4 * m;
       lbv[m] = ltv[m] = 0.f;
-      if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + lane / LPR) * g.lr + j], ltv[m] = g.lt[j];
+      if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j], ltv[m] = g.lt[j];
     }
-    float acc[R];
+    float acc[GX_ROWS];
 #pragma unroll
-    for (int r = 0; r < R; r++) {
+    for (int r = 0; r < GX_ROWS; r++) {
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
       acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
     }
@@ -651,26 +616,24 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       for (int m = 0; m < 8; m++) lo += lbv[m] * ltv[m];
       lo *= g.lscale;
 #pragma unroll
-      for (int r = 0; r < R; r++) acc[r] += r == lane / LPR ? lo : 0.f;
+      for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
-    if constexpr (R == 8) {
 #pragma unroll
-      for (int r = 0; r < R; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
-    }
-    float s = warp_sum_rows<R>(acc, lane);
+    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
+    float s = warp_sum8(acc, lane);
     int buf = it & 1;
-    if (lane % LPR == 0) red[((buf * rgn + rg) * kwn + kw) * R + lane / LPR] = s;
+    if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
     __syncthreads();
-    if (threadIdx.x < rgn * R) {
-      int rgc = threadIdx.x / R, r = threadIdx.x % R;
+    if (threadIdx.x < rgn * GX_ROWS) {
+      int rgc = threadIdx.x / GX_ROWS, r = threadIdx.x % GX_ROWS;
       int rbc = (it * gridDim.x + blockIdx.x) * rgn + rgc, dc, blkc;
       if (rbc < total) {
-        gemvx_locate<R>(descs, ndesc, rbc, dc, blkc);
+        gemvx_locate(descs, ndesc, rbc, dc, blkc);
         const GemvDesc& gc = descs[dc];
-        int row = blkc * R + r;
+        int row = blkc * GX_ROWS + r;
         if (row < gc.out) {
           float v = 0.f;
-          for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rgc) * kwn + k) * R + r];
+          for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rgc) * kwn + k) * GX_ROWS + r];
           if (mode & 1) v += gc.y[row];
           gc.y[row] = maybe_round(v, mode & 2);
         }
@@ -679,23 +642,22 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
 }
 
-#define NF4_GEMVX(SUFFIX, ROUNDW, R, MT)                                                                       \
-  extern "C" __global__ void __launch_bounds__(MT, 1)                                                       \
+#define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
+  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvx_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,  \
                           const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
                           const float* lt, int lr, int lstride, float lscale, const float* x2,               \
                           const float* normw, float eps, int rgn) {                                          \
     GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                    \
-    nf4_gemvx<ROUNDW, R>(&g, 1, (out + R - 1) / R, x, dmap, in, mode, x2, normw, eps, rgn);                  \
+    nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
   }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(MT, 1)                                                       \
+  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
                            int in, int mode, const float* x2, const float* normw, float eps, int rgn) {      \
-    nf4_gemvx<ROUNDW, R>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                       \
+    nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                          \
   }
-NF4_GEMVX(, false, 8, GX_MAXTHREADS)
-NF4_GEMVX(r, true, 8, GX_MAXTHREADS)
-NF4_GEMVX(w, false, 16, 256)  // the one-shot variant: in <= 8192
+NF4_GEMVX(, false)
+NF4_GEMVX(r, true)
 
 // ---- tensor-core path -------------------------------------------------------
 
