@@ -3,7 +3,6 @@
 package cuda_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,78 +11,29 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"loramix/engine/adapter"
+	"loramix/datasets/world"
 	"loramix/engine/backend"
-	"loramix/engine/checkpoint"
 	"loramix/engine/cpu"
 	"loramix/engine/cuda"
 	"loramix/engine/llama"
-	"loramix/engine/merge"
 )
 
 // The in-repo world (datasets/world) on the GPU: transformers' greedy
 // tokens (fp32, with each adapter and merged combinations), and, in NF4
 // with fp16 compute, the CPU backend's logits and greedy tokens.
 
-const worldDir = "../../datasets/world"
-
-type worldGolden struct {
-	Config   string    `json:"config"`
-	Kind     string    `json:"combination_type"`
-	Adapters []string  `json:"adapters"`
-	Weights  []float64 `json:"weights"`
-	MaxNew   int       `json:"max_new_tokens"`
-	Cases    []struct {
-		Format    string  `json:"format"`
-		PromptIDs []int32 `json:"prompt_ids"`
-		OutputIDs []int32 `json:"output_ids"`
-	} `json:"cases"`
-}
-
 func loadWorld(b backend.Backend, q llama.Quant) *llama.Model {
-	dir := filepath.Join(worldDir, "base")
-	cfg, err := checkpoint.LoadConfig(dir)
+	m, err := world.Load(b, q)
 	Expect(err).NotTo(HaveOccurred())
-	w, err := checkpoint.OpenWeights(dir)
-	Expect(err).NotTo(HaveOccurred())
-	defer w.Close()
-	m, err := llama.Load(b, cfg, w, llama.Options{Quant: q})
-	Expect(err).NotTo(HaveOccurred())
-	for _, name := range []string{"fren", "oasst", "clash"} {
-		a, err := adapter.Load(filepath.Join(worldDir, "adapters", name))
-		Expect(err).NotTo(HaveOccurred())
-		a.Name = name
-		Expect(m.AddAdapter(a)).To(Succeed())
-	}
 	return m
 }
 
-func activate(m *llama.Model, g *worldGolden) {
-	active := llama.Base
-	switch g.Kind {
-	case "single":
-		active = g.Adapters[0]
-	case "cat", "svd":
-		var ins []*adapter.Adapter
-		for _, n := range g.Adapters {
-			ins = append(ins, m.Adapter(n))
-		}
-		res, err := merge.Merge(ins, merge.Options{Method: merge.Method(g.Kind), Weights: g.Weights, Name: g.Config})
-		Expect(err).NotTo(HaveOccurred())
-		if m.Adapter(g.Config) == nil {
-			Expect(m.AddAdapter(res.Adapter)).To(Succeed())
-		}
-		active = g.Config
-	}
-	Expect(m.SetActive(active)).To(Succeed())
-}
+func activate(m *llama.Model, g *world.Golden) { Expect(world.Activate(m, g)).To(Succeed()) }
 
-func goldPrompts(g *worldGolden) [][]int32 {
-	var prompts [][]int32
-	for _, c := range g.Cases {
-		prompts = append(prompts, c.PromptIDs)
-	}
-	return prompts
+func readGolden(name string) *world.Golden {
+	g, err := world.ReadGolden(name)
+	Expect(err).NotTo(HaveOccurred())
+	return g
 }
 
 // nudged is the CPU backend with every MatMul input multiplied by
@@ -107,18 +57,10 @@ func (b *nudged) MatMul(dst, x, w backend.Tensor) {
 	b.CPU.Free(y)
 }
 
-func readGolden(name string) *worldGolden {
-	var g worldGolden
-	b, err := os.ReadFile(filepath.Join(worldDir, "goldens", name+".json"))
-	Expect(err).NotTo(HaveOccurred())
-	Expect(json.Unmarshal(b, &g)).To(Succeed())
-	return &g
-}
-
 var _ = Describe("CUDA backend on the in-repo world", Label("gpu"), Ordered, func() {
 	var g *cuda.CUDA
 	BeforeAll(func() {
-		if _, err := os.Stat(filepath.Join(worldDir, "base", "model.safetensors")); err != nil {
+		if _, err := os.Stat(filepath.Join(world.Dir(), "base", "model.safetensors")); err != nil {
 			Skip("the world model is not in this checkout: " + err.Error())
 		}
 		g = openGPU()
@@ -148,7 +90,7 @@ var _ = Describe("CUDA backend on the in-repo world", Label("gpu"), Ordered, fun
 			gold := readGolden(name)
 			activate(mg, gold)
 			activate(mc, gold)
-			prompts := goldPrompts(gold)
+			prompts := gold.Prompts()
 			lg, err := mg.Logits(prompts)
 			Expect(err).NotTo(HaveOccurred())
 			lc, err := mc.Logits(prompts)
@@ -179,7 +121,7 @@ var _ = Describe("CUDA backend on the in-repo world", Label("gpu"), Ordered, fun
 			activate(mg, gold)
 			activate(mc, gold)
 			activate(mn, gold)
-			prompts := goldPrompts(gold)
+			prompts := gold.Prompts()
 			lg, err := mg.Logits(prompts)
 			Expect(err).NotTo(HaveOccurred())
 			lc, err := mc.Logits(prompts)
