@@ -3,24 +3,20 @@
 package cuda_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"loramix/engine/backend"
-	"loramix/engine/checkpoint"
 	"loramix/engine/cpu"
 	"loramix/engine/cuda"
 	"loramix/engine/dtype"
 	"loramix/engine/llama"
+	"loramix/engine/llama/paritytest"
 	"loramix/engine/nf4"
-	"loramix/engine/safetensors"
 )
 
 // Each op of the CUDA backend against the CPU backend (the reference) on
@@ -525,28 +521,8 @@ var _ = Describe("CUDA backend", Label("gpu"), Ordered, func() {
 
 // ---- whole models -------------------------------------------------------------
 
-const (
-	tinyDir   = "../../testdata/tiny"
-	parityDir = "../../testdata/parity"
-)
-
-type golden struct {
-	Seqs        [][]int32 `json:"seqs"`
-	Greedy      [][]int32 `json:"greedy"`
-	GreedyBatch [][]int32 `json:"greedy_batch"`
-	NF4Greedy   [][]int32 `json:"nf4_greedy"`
-	NewTokens   int       `json:"new_tokens"`
-	EOS         int32     `json:"eos"`
-}
-
 func loadModel(b backend.Backend, name string, q llama.Quant) *llama.Model {
-	dir := filepath.Join(tinyDir, name)
-	cfg, err := checkpoint.LoadConfig(dir)
-	Expect(err).NotTo(HaveOccurred())
-	w, err := checkpoint.OpenWeights(dir)
-	Expect(err).NotTo(HaveOccurred())
-	defer w.Close()
-	m, err := llama.Load(b, cfg, w, llama.Options{Quant: q})
+	m, err := paritytest.LoadTiny(b, name, llama.Options{Quant: q})
 	Expect(err).NotTo(HaveOccurred())
 	return m
 }
@@ -555,12 +531,9 @@ var _ = Describe("CUDA backend on the parity goldens", Label("gpu"), func() {
 	for _, name := range []string{"llama-mha", "llama-gqa", "llama-tied"} {
 		It("matches transformers and the CPU backend on "+name, func() {
 			g := openGPU()
-			data, err := os.ReadFile(filepath.Join(parityDir, name+".json"))
+			gold, err := paritytest.ReadGolden(name)
 			Expect(err).NotTo(HaveOccurred())
-			var gold golden
-			Expect(json.Unmarshal(data, &gold)).To(Succeed())
-			logits, err := safetensors.Open(filepath.Join(parityDir, name+".safetensors"))
-			Expect(err).NotTo(HaveOccurred())
+			logits := gold.Logits
 			defer logits.Close()
 			opts := llama.GenOptions{MaxNewTokens: gold.NewTokens, EOS: []int32{gold.EOS}}
 			for _, q := range []llama.Quant{llama.FP32, llama.NF4} {

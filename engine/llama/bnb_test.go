@@ -77,20 +77,20 @@ func loadDir(dir string, q llama.Quant) (*llama.Model, error) {
 var _ = Describe("checkpoints saved by bitsandbytes in 4-bit", func() {
 	It("load as the same NF4 weights loramix quantizes to", func() {
 		g := loadGolden("llama-gqa")
-		defer g.logits.Close()
+		defer g.Logits.Close()
 		m, err := loadDir(writeBnb("llama-gqa", nil), llama.NF4)
 		Expect(err).NotTo(HaveOccurred())
 		got, err := m.Logits(g.Seqs)
 		Expect(err).NotTo(HaveOccurred())
 		for i := range g.Seqs {
-			Expect(relErr(got[i], g.want([]string{"nf4.s0", "nf4.s1"}[i]))).To(BeNumerically("<", tol))
+			Expect(relErr(got[i], want(g, []string{"nf4.s0", "nf4.s1"}[i]))).To(BeNumerically("<", tol))
 		}
 		// and dequantized when asked for fp32
 		m, err = loadDir(writeBnb("llama-gqa", nil), llama.FP32)
 		Expect(err).NotTo(HaveOccurred())
 		got, err = m.Logits(g.Seqs[:1])
 		Expect(err).NotTo(HaveOccurred())
-		Expect(relErr(got[0], g.want("nf4.s0"))).To(BeNumerically("<", tol))
+		Expect(relErr(got[0], want(g, "nf4.s0"))).To(BeNumerically("<", tol))
 	})
 
 	DescribeTable("refuse what they cannot read, naming the tensor",

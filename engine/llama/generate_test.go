@@ -19,7 +19,7 @@ var _ = Describe("generation and precision options", Ordered, func() {
 	var m *llama.Model
 	BeforeAll(func() {
 		g = loadGolden(name)
-		DeferCleanup(g.logits.Close)
+		DeferCleanup(g.Logits.Close)
 		m = load(name, llama.Options{}, 2)
 	})
 
@@ -28,12 +28,12 @@ var _ = Describe("generation and precision options", Ordered, func() {
 		got, err := small.Logits(g.Seqs)
 		Expect(err).NotTo(HaveOccurred())
 		for i := range g.Seqs {
-			Expect(relErr(got[i], g.want("batch.s"+string(rune('0'+i))))).To(BeNumerically("<", tol))
+			Expect(relErr(got[i], want(g, "batch.s"+string(rune('0'+i))))).To(BeNumerically("<", tol))
 		}
 	})
 
 	It("keeps fp16 weights and fp16 compute close to fp32", func() {
-		want := g.want("base.s0")
+		want := want(g, "base.s0")
 		h := load(name, llama.Options{Quant: llama.FP16}, 2)
 		got, err := h.Logits(g.Seqs[:1])
 		Expect(err).NotTo(HaveOccurred())
