@@ -63,11 +63,8 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 // 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
 func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
 
-// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 154-168).
+// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
 const gemvxRegs = 168
-
-// gemvxStages is GX_STAGES, the row blocks of code chunks in flight.
-const gemvxStages = 3
 
 // gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
 // block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
@@ -76,7 +73,7 @@ func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	kwn := (in + 1023) / 1024
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
-	smem = (256*16*2+256+2*rgn*kwn*8)*4 + gemvxStages*8*threads*16 // tables, sums, code stages
+	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
 	perSM := max(1, 65536/(threads*gemvxRegs))
 	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
 	if c.gemvxGrid > 0 {

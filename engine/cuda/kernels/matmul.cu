@@ -425,8 +425,7 @@ F16_GEMV(4)
 
 #define GX_ROWS 8
 #define GX_MAXDESC 4  // weights of one multi-weight launch
-#define GX_MAXTHREADS 384  // 12 warps: in <= 12288
-#define GX_STAGES 3        // row blocks of codes in flight per lane
+#define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
 #define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
 
 // round_h11 rounds v to 11 significant bits (half's precision).
@@ -486,36 +485,11 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
   while (d + 1 < ndesc && blk >= (descs[d].out + GX_ROWS - 1) / GX_ROWS) blk -= (descs[d++].out + GX_ROWS - 1) / GX_ROWS;
 }
 
-// cp_async16 copies 16 bytes from global src to shared dst (zeros with ok
-// false), bypassing L1.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool ok) {
-  u32 d = (u32)__cvta_generic_to_shared(dst);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(ok ? 16 : 0));
-}
-
-// gemvx_issue starts the copies of this lane's 16-byte code chunks in the
-// rows of row block rb into its slots of a stage (stage[r * blockDim.x +
-// tid]) and commits them as one group.
-__device__ __forceinline__ void gemvx_issue(uint4* stage, const GemvDesc* descs, int ndesc, int total, int rb, int in,
-                                            int c, bool live) {
-  int d = 0, blk = rb;
-  if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
-  const GemvDesc& g = descs[d];
-  int row0 = blk * GX_ROWS;
-#pragma unroll
-  for (int r = 0; r < GX_ROWS; r++) {
-    bool ok = rb < total && live && row0 + r < g.out;
-    long long j0 = ok ? (long long)(row0 + r) * in + (long long)c * 32 : 0;
-    cp_async16(stage + r * blockDim.x + threadIdx.x, g.packed + (j0 >> 1), ok);
-  }
-  asm volatile("cp.async.commit_group;");
-}
-
-// gemvx_load requests the absmax codes and group scales of this lane's
-// chunk in the 8 rows of row block rb (ok[r]: row r exists).
-__device__ __forceinline__ void gemvx_load(u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS], bool (&ok)[GX_ROWS],
-                                           const GemvDesc* descs, int ndesc, int total, int rb, int in, int c,
-                                           bool live) {
+// gemvx_load requests the codes, absmax codes and group scales of this
+// lane's chunk in the 8 rows of row block rb (ok[r]: row r exists).
+__device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
+                                           bool (&ok)[GX_ROWS], const GemvDesc* descs, int ndesc, int total, int rb,
+                                           int in, int c, bool live) {
   int d = 0, blk = rb;
   if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
   const GemvDesc& g = descs[d];
@@ -523,10 +497,12 @@ __device__ __forceinline__ void gemvx_load(u32 (&qa)[GX_ROWS], float (&sa)[GX_RO
 #pragma unroll
   for (int r = 0; r < GX_ROWS; r++) {
     ok[r] = rb < total && live && row0 + r < g.out;
+    w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
     sa[r] = 0.f;
     if (ok[r]) {
       long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
+      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j0 >> 1)));
       qa[r] = __ldg(g.qabs + (j0 >> 6));
       sa[r] = __ldg(g.absmax2 + (j0 >> 14));
     }
@@ -534,11 +510,7 @@ __device__ __forceinline__ void gemvx_load(u32 (&qa)[GX_ROWS], float (&sa)[GX_RO
 }
 
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
-// floats), the partial sums (2 x RG x KW x GX_ROWS floats), then GX_STAGES
-// stages of code chunks (GX_ROWS x blockDim.x uint4 each): each lane copies
-// its own chunks GX_STAGES - 1 row blocks ahead with cp.async, so that
-// several row blocks of every SM are in flight from HBM (no registers held,
-// no barrier: a lane reads back only what it copied).
+// floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
 template <bool ROUNDW>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn) {
@@ -557,17 +529,13 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   bool live = c < nchunks;
   int slots = gridDim.x * rgn;
   int iters = (total + slots - 1) / slots;
-  uint4* stages = reinterpret_cast<uint4*>(red + 2 * rgn * kwn * GX_ROWS);
-  // the first row blocks' codes are requested before the tables and x are
+  // the first row block's codes are requested before the tables and x are
   // staged, so that HBM latency overlaps the prologue
-#pragma unroll
-  for (int k = 0; k < GX_STAGES - 1; k++)
-    gemvx_issue(stages + k * GX_ROWS * blockDim.x, descs, ndesc, total, (k * gridDim.x + blockIdx.x) * rgn + rg, in,
-                c, live);
+  uint4 w[GX_ROWS];
   u32 qa[GX_ROWS];
   float sa[GX_ROWS];
   bool ok[GX_ROWS];
-  gemvx_load(qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
     int b = i / GX_TAB;
     tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
@@ -619,13 +587,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    // the codes GX_STAGES - 1 row blocks ahead, the absmax data one ahead
-    gemvx_issue(stages + ((it + GX_STAGES - 1) % GX_STAGES) * GX_ROWS * blockDim.x, descs, ndesc, total,
-                rb + (GX_STAGES - 1) * slots, in, c, live);
+    // the next row block's codes are requested before this one is multiplied
+    uint4 wn[GX_ROWS];
     u32 qan[GX_ROWS];
     float san[GX_ROWS];
     bool okn[GX_ROWS];
-    gemvx_load(qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
+    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     // (loaded here, used after the products: their latency hides behind them)
@@ -637,13 +604,11 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       lbv[m] = ltv[m] = 0.f;
       if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j], ltv[m] = g.lt[j];
     }
-    asm volatile("cp.async.wait_group %0;" ::"n"(GX_STAGES - 1));  // this row block's codes landed
-    const uint4* st = stages + (it % GX_STAGES) * GX_ROWS * blockDim.x + threadIdx.x;
     float acc[GX_ROWS];
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) {
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
-      acc[r] = dot32x<ROUNDW>(st[r * blockDim.x], xr, tb, am);
+      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
     }
     if (lora) {
       float lo = 0.f;
@@ -654,7 +619,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
 #pragma unroll
-    for (int r = 0; r < GX_ROWS; r++) qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
+    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
     if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
@@ -675,7 +640,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       }
     }
   }
-  asm volatile("cp.async.wait_all;");
 }
 
 #define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
