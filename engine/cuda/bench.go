@@ -77,7 +77,8 @@ type benchModel struct {
 	norm   *Tensor // (hidden) F32
 	lmHead *Tensor // (vocab, hidden) F16
 	layers []*benchLayer
-	bytes  int64 // weights read per decode step
+	bytes  int64     // weights read per decode step
+	log    io.Writer // the profile's
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -504,6 +505,37 @@ func WriteBenchReport(path string, r BenchReport) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// traceGemvx runs nf4_gemvx once on w with its phase trace (mode bit 4)
+// and prints, for the first and the last block, when each phase ended (us
+// after the first block started): 1 first loads issued, 2 tables built,
+// 3 x staged, 4 barrier passed, then per row block products, partial
+// sums stored, barrier passed, combined; 23 end.
+func (m *benchModel) traceGemvx(b *benchBufs, w *Tensor, name string) {
+	c, log := m.c, m.log
+	q := w.q
+	for rep := 0; rep < 3; rep++ { // the last of three (warm)
+		grid, threads, smem, rgn := c.gemvxPlan(w.shape[1], (w.shape[0]+7)/8)
+		c.launch("nf4_gemvx_1", grid, 1, 1, threads, smem, c.view(b.q, 1).ptr, c.view(b.xn, 1).ptr, q.packed, q.qabs,
+			q.absmax2, c.dmap, q.offset, w.shape[0], w.shape[1], 16, cu.DevicePtr(0), cu.DevicePtr(0), 0, 0,
+			float32(0), cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn)
+	}
+	must("sync", c.Sync())
+	ptr, _, err := c.mod.Global("gx_trace")
+	must("gx_trace", err)
+	var tr [2][24]uint64
+	must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&tr[0][0]), ptr, int64(unsafe.Sizeof(tr))))
+	for blk := 0; blk < 2; blk++ {
+		line := fmt.Sprintf("  trace gemvx %-5s block %-5s", name, map[int]string{0: "first", 1: "last"}[blk])
+		for k, t := range tr[blk] {
+			if t != 0 && t >= tr[0][0] {
+				line += fmt.Sprintf(" %d:%.2f", k, float64(t-tr[0][0])/1e3)
+			}
+		}
+		fmt.Fprintln(log, line)
+	}
+	must("cuMemsetD8", cu.MemsetD8(ptr, 0, int64(unsafe.Sizeof(tr))))
+}
+
 // probeCard prints the SM clock and the latency of a dependent global load
 // (a chain over 64 MB, so each step misses the L2) and of an L2 hit (4 KB).
 func (m *benchModel) probeCard(log io.Writer) {
@@ -536,6 +568,7 @@ func (m *benchModel) probeCard(log io.Writer) {
 // (each repeated back to back, launch overhead included) and of one step
 // launched kernel by kernel instead of from a graph.
 func (m *benchModel) profile(b *benchBufs, log io.Writer) {
+	m.log = log
 	c := m.c
 	defer c.bind()()
 	l := m.layers[0]
@@ -566,6 +599,8 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 		fmt.Fprintln(log)
 	}
 	timeit("empty kernel", 0, func() { c.launch("inc_i32", 1, 1, 1, 32, 0, b.next.ptr, 0) })
+	m.traceGemvx(b, l.wq, "q")
+	m.traceGemvx(b, l.wg, "gate")
 	m.probeCard(log)
 	// a plain full-width read of the q weight's codes, and of all 7 of a layer's
 	probe := c.alloc(4 * int64(4*c.sms))

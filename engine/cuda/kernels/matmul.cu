@@ -509,6 +509,16 @@ __device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROW
   }
 }
 
+// gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
+// and of the last block record the global timer (ns) at phase ends.
+__device__ u64 gx_trace[2][24];
+__device__ __forceinline__ void gx_mark(int mode, int k) {
+  if (!(mode & 16) || threadIdx.x != 0 || (blockIdx.x != 0 && blockIdx.x != gridDim.x - 1) || k >= 24) return;
+  u64 t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  gx_trace[blockIdx.x == 0 ? 0 : 1][k] = t;
+}
+
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
 // floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
 template <bool ROUNDW>
@@ -529,6 +539,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   bool live = c < nchunks;
   int slots = gridDim.x * rgn;
   int iters = (total + slots - 1) / slots;
+  gx_mark(mode, 0);
   // the first row block's codes are requested before the tables and x are
   // staged, so that HBM latency overlaps the prologue
   uint4 w[GX_ROWS];
@@ -536,11 +547,13 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   float sa[GX_ROWS];
   bool ok[GX_ROWS];
   gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  gx_mark(mode, 1);
   for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
     int b = i / GX_TAB;
     tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
   }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  gx_mark(mode, 2);
 
   // this lane's 32 x values
   float xr[32];
@@ -577,7 +590,9 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 #pragma unroll
     for (int i = 0; i < 32; i++) xr[i] = round_half(xr[i]);
   }
+  gx_mark(mode, 3);
   __syncthreads();  // tables
+  gx_mark(mode, 4);
 
   descs = sdesc;
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
@@ -620,10 +635,13 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     }
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
+    gx_mark(mode, 5 + 4 * it);  // products done (this row block's codes had arrived)
     float s = warp_sum8(acc, lane);
     int buf = it & 1;
     if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
+    gx_mark(mode, 6 + 4 * it);
     __syncthreads();
+    gx_mark(mode, 7 + 4 * it);
     if (threadIdx.x < rgn * GX_ROWS) {
       int rgc = threadIdx.x / GX_ROWS, r = threadIdx.x % GX_ROWS;
       int rbc = (it * gridDim.x + blockIdx.x) * rgn + rgc, dc, blkc;
@@ -639,7 +657,9 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
         }
       }
     }
+    gx_mark(mode, 8 + 4 * it);
   }
+  gx_mark(mode, 23);
 }
 
 #define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
