@@ -460,7 +460,6 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	}
 	vals := make([]uint64, len(args))
 	ptrs := make([]unsafe.Pointer, len(args))
-	byValue := false
 	for i, a := range args {
 		switch v := a.(type) {
 		case cu.DevicePtr:
@@ -474,28 +473,14 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 		case uint64:
 			vals[i] = v
 		case []byte: // a struct passed by value (its bytes, laid out as the kernel's)
-			byValue = true
+			ptrs[i] = unsafe.Pointer(&v[0])
 			continue
 		default:
 			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
 		}
 		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
-	var err error
-	if byValue {
-		params := make([][]byte, len(args))
-		for i, a := range args {
-			if b, ok := a.([]byte); ok {
-				params[i] = b
-			} else {
-				params[i] = unsafe.Slice((*byte)(unsafe.Pointer(&vals[i])), 8)
-			}
-		}
-		err = launchBytes(f, gx, gy, gz, block, smem, c.stream, params)
-	} else {
-		err = f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs)
-	}
-	if err != nil {
+	if err := f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs); err != nil {
 		panic(fmt.Sprintf("cuda: launching %s (grid %d,%d,%d block %d smem %d): %v", name, gx, gy, gz, block, smem, err))
 	}
 	if c.syncEach && !c.capturing {

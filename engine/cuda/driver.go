@@ -3,15 +3,14 @@
 package cuda
 
 // The few driver calls gorgonia.org/cu v0.9.6 lacks: the dynamic shared
-// memory limit of a kernel, stream capture into CUDA graphs, graph launch,
-// and launches with a struct parameter. The include path must put engine/cuda/include first (the CUDA 13
+// memory limit of a kernel, stream capture into CUDA graphs, and graph
+// launch. The include path must put engine/cuda/include first (the CUDA 13
 // compatibility header); the Makefile and scripts/device set CGO_CFLAGS.
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/include -I/usr/local/cuda/include
 #cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda -lcublas
 #include <cuda.h>
-#include <stdlib.h>
 #include <cublas_v2.h>
 
 static int lm_cublas_create(cublasHandle_t *h) { return (int)cublasCreate(h); }
@@ -37,11 +36,6 @@ static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
 	if (r != CUDA_SUCCESS) return r;
 	*dyn = optin - st;
 	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
-}
-// lm_launch launches f with n parameters whose values sit at params[i].
-static CUresult lm_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned smem,
-                          CUstream s, void **params) {
-	return cuLaunchKernel(f, gx, gy, gz, bx, 1, 1, smem, s, params, NULL);
 }
 static CUresult lm_begin_capture(CUstream s) {
 	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
@@ -88,32 +82,6 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 	var dyn C.int
 	err := check("cuFuncSetAttribute", C.lm_set_max_smem(rawFunction(f), C.int(optin), &dyn))
 	return int(dyn), err
-}
-
-// launchBytes launches f with one byte slice per kernel parameter, of the
-// parameter's size (a struct passed by value included). Written here because
-// gorgonia.org/cu's Function.Launch copies 8 bytes of every parameter, which
-// cannot pass a struct by value. The values are copied to C memory (the
-// driver copies them again at the launch, or into a graph when capturing).
-func launchBytes(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, params [][]byte) error {
-	size := 0
-	for _, p := range params {
-		size += (len(p) + 15) / 16 * 16
-	}
-	buf := C.malloc(C.size_t(max(size, 1)))
-	ptrs := C.malloc(C.size_t(max(len(params), 1)) * C.size_t(unsafe.Sizeof(uintptr(0))))
-	defer C.free(buf)
-	defer C.free(ptrs)
-	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), len(params))
-	off := 0
-	for i, p := range params {
-		dst := unsafe.Add(buf, off)
-		copy(unsafe.Slice((*byte)(dst), len(p)), p)
-		pv[i] = dst
-		off += (len(p) + 15) / 16 * 16
-	}
-	return check("cuLaunchKernel", C.lm_launch(rawFunction(f), C.uint(gx), C.uint(gy), C.uint(gz), C.uint(block),
-		C.uint(smem), rawStream(s), (*unsafe.Pointer)(ptrs)))
 }
 
 func maxSmemOptin(dev int) (int, error) {
