@@ -450,9 +450,8 @@ func (c *CUDA) Free(t backend.Tensor) {
 }
 
 // launch runs kernel name on the backend's stream. Arguments are device
-// pointers, ints (passed as C int), float32 or uint64, each in one 8-byte
-// slot of which the kernel reads its parameter's size, or []byte: a struct
-// parameter's bytes.
+// pointers, ints (passed as C int), float32 or uint64; each takes one
+// 8-byte slot, of which the kernel reads its parameter's size.
 func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	f, ok := c.fns[name]
 	if !ok {
@@ -472,9 +471,6 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 			vals[i] = uint64(math.Float32bits(v))
 		case uint64:
 			vals[i] = v
-		case []byte: // a struct passed by value (its bytes, laid out as the kernel's)
-			ptrs[i] = unsafe.Pointer(&v[0])
-			continue
 		default:
 			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
 		}

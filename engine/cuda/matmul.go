@@ -63,9 +63,6 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 // 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
 func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
 
-// gemvxMaxDesc is GX_MAXDESC: the weights of one multi-weight launch.
-const gemvxMaxDesc = 4
-
 // gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
 const gemvxRegs = 168
 
@@ -116,18 +113,17 @@ type gemvDesc struct {
 // multiGemv is an uploaded list of weights whose products of one x run in
 // one launch (nf4_gemvm_T).
 type multiGemv struct {
-	descs   cu.DevicePtr // for nf4_gemvm_T
-	byValue []byte       // GemvDescs, for nf4_gemvxm_1 (a kernel parameter)
-	n       int          // weights
-	blocks  int          // 16-row blocks (nf4_gemv)
-	blocks8 int          // 8-row blocks (nf4_gemvx)
+	descs   cu.DevicePtr
+	n       int // weights
+	blocks  int // 16-row blocks (nf4_gemv)
+	blocks8 int // 8-row blocks (nf4_gemvx)
 	in      int
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
 // (tokens, out) F32), with optional LoRA expands (eps[i] nil: none).
 func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
-	if len(ws) > gemvxMaxDesc {
+	if len(ws) > 4 {
 		panic("cuda: a multi-weight gemv takes at most 4 weights (GX_MAXDESC)")
 	}
 	ds := make([]gemvDesc, len(ws))
@@ -150,9 +146,6 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 	bytes := int64(len(ds)) * int64(unsafe.Sizeof(gemvDesc{}))
 	m.descs = c.alloc(bytes)
 	must("cuMemcpyHtoD", cu.MemcpyHtoD(m.descs, unsafe.Pointer(&ds[0]), bytes))
-	var all [gemvxMaxDesc]gemvDesc
-	copy(all[:], ds)
-	m.byValue = append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&all[0])), unsafe.Sizeof(all))...)
 	return m
 }
 
@@ -171,7 +164,7 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	if n == 1 && !c.gemvOld {
 		grid, threads, smem, rgn := c.gemvxPlan(m.in, m.blocks8)
 		c.launch(c.gemvxName(true), grid, 1, 1, threads, smem,
-			m.byValue, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn)
+			m.descs, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,

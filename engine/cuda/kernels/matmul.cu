@@ -509,50 +509,6 @@ __device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROW
   }
 }
 
-// GemvDescs carries up to GX_MAXDESC descriptors by value, as a kernel
-// parameter: the first codes can then be requested without a memory round
-// trip for the descriptors.
-struct GemvDescs {
-  GemvDesc d[GX_MAXDESC];
-};
-
-// gemvx_first is gemvx_load for the block's first row block, reading the
-// descriptors from the parameter (constant indices only, so they stay in
-// the parameter bank).
-__device__ __forceinline__ void gemvx_first(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
-                                            bool (&ok)[GX_ROWS], const GemvDescs& dv, int ndesc, int total, int rb,
-                                            int in, int c, bool live) {
-  int blk = rb;
-  const u8 *packed = dv.d[0].packed, *qabs = dv.d[0].qabs;
-  const float* absmax2 = dv.d[0].absmax2;
-  int out = dv.d[0].out;
-  bool more = true;
-#pragma unroll
-  for (int k = 0; k + 1 < GX_MAXDESC; k++) {
-    int nb = (dv.d[k].out + GX_ROWS - 1) / GX_ROWS;
-    if (more && k + 1 < ndesc && blk >= nb) {
-      blk -= nb;
-      packed = dv.d[k + 1].packed, qabs = dv.d[k + 1].qabs, absmax2 = dv.d[k + 1].absmax2, out = dv.d[k + 1].out;
-    } else {
-      more = false;
-    }
-  }
-  int row0 = blk * GX_ROWS;
-#pragma unroll
-  for (int r = 0; r < GX_ROWS; r++) {
-    ok[r] = rb < total && live && row0 + r < out;
-    w[r] = make_uint4(0, 0, 0, 0);
-    qa[r] = 0;
-    sa[r] = 0.f;
-    if (ok[r]) {
-      long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
-      w[r] = __ldg(reinterpret_cast<const uint4*>(packed + (j0 >> 1)));
-      qa[r] = __ldg(qabs + (j0 >> 6));
-      sa[r] = __ldg(absmax2 + (j0 >> 14));
-    }
-  }
-}
-
 // gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
 // and of the last block record the global timer (ns) at phase ends.
 __device__ u64 gx_trace[2][24];
@@ -566,7 +522,7 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
 // floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
 template <bool ROUNDW>
-__device__ void nf4_gemvx(const GemvDescs& dv, int ndesc, int total, const float* x, const float* dmap_g, int in,
+__device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
@@ -575,10 +531,7 @@ __device__ void nf4_gemvx(const GemvDescs& dv, int ndesc, int total, const float
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int k = 0; k < GX_MAXDESC; k++)
-    if (threadIdx.x == k && k < ndesc) sdesc[k] = dv.d[k];
-  const GemvDesc* descs = sdesc;  // read after the first barrier
+  if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   int kwn = (in + 1023) >> 10;
   int kw = warp % kwn, rg = warp / kwn;
   int nchunks = in >> 5;
@@ -593,32 +546,21 @@ __device__ void nf4_gemvx(const GemvDescs& dv, int ndesc, int total, const float
   u32 qa[GX_ROWS];
   float sa[GX_ROWS];
   bool ok[GX_ROWS];
-  gemvx_first(w, qa, sa, ok, dv, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   gx_mark(mode, 1);
-  // this lane's 32 x values, requested before the tables are built
-  float4 xv[8];
-#pragma unroll
-  for (int q = 0; q < 8; q++)
-    xv[q] = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
-  if (blockDim.x == 256) {
-    // thread t writes entries t + 256 k: byte 16 k + t/16, i.e. (Code[k], Code[t/16])
-    float lo = NF4_CODE[threadIdx.x >> 4];
-#pragma unroll
-    for (int k = 0; k < 16; k++) tab[threadIdx.x + 256 * k] = make_float2(NF4_CODE[k], lo);
-  } else {
-    for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
-      int b = i / GX_TAB;
-      tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
-    }
+  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
+    int b = i / GX_TAB;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
   }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
   gx_mark(mode, 2);
 
+  // this lane's 32 x values
   float xr[32];
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = xv[q];
+    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
     if (x2 && live) {
       float4 u = reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q];
       v.x = v.x / (1.f + expf(-v.x)) * u.x;
@@ -649,9 +591,10 @@ __device__ void nf4_gemvx(const GemvDescs& dv, int ndesc, int total, const float
     for (int i = 0; i < 32; i++) xr[i] = round_half(xr[i]);
   }
   gx_mark(mode, 3);
-  __syncthreads();  // tables, descriptors
+  __syncthreads();  // tables
   gx_mark(mode, 4);
 
+  descs = sdesc;
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
   for (int it = 0; it < iters; it++) {
     int rb = (it * gridDim.x + blockIdx.x) * rgn + rg;
@@ -725,14 +668,13 @@ __device__ void nf4_gemvx(const GemvDescs& dv, int ndesc, int total, const float
                           const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
                           const float* lt, int lr, int lstride, float lscale, const float* x2,               \
                           const float* normw, float eps, int rgn) {                                          \
-    GemvDescs dv;                                                                                            \
-    dv.d[0] = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                       \
-    nf4_gemvx<ROUNDW>(dv, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
+    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                    \
+    nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
-      nf4_gemvxm_1##SUFFIX(const GemvDescs dv, int ndesc, int total, const float* x, const float* dmap,      \
+      nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
                            int in, int mode, const float* x2, const float* normw, float eps, int rgn) {      \
-    nf4_gemvx<ROUNDW>(dv, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                             \
+    nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                          \
   }
 NF4_GEMVX(, false)
 NF4_GEMVX(r, true)
