@@ -228,14 +228,14 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 		nrm = gemvFuse{normw: l.mlpNorm.ptr, eps: eps}
 		var ed *loraEp
 		if lora {
-			c.launch("lora_shrink_f", (2*n*r+7)/8, 1, 1, 256, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
+			c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
 				l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
 			l.guLoRA.run(c, x, false, nrm) // gate, up with their expands
 		} else {
 			l.gu.run(c, x, false, nrm)
 		}
 		if lora {
-			c.launch("lora_shrink_f", (n*r+7)/8, 1, 1, 256, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
+			c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
 				l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
 			ed = &loraEp{b: l.lora[2][1].ptr, t: t, r: r, stride: r, scale: 2}
 		}

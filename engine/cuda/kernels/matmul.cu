@@ -413,8 +413,8 @@ F16_GEMV(4)
 // with its x through the byte table and scales by the block's absmax; a
 // butterfly (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial
 // sums meet in shared memory, and one thread per row adds them in kw order
-// and stores. The warps of a row group add the LoRA expand (rank <= 32)
-// into their partial sums, a share of the ranks each. One barrier per row block (the partial sums are
+// and stores. The first warp of a row group adds the LoRA expand (rank <= 32)
+// into its partial sums. One barrier per row block (the partial sums are
 // double-buffered).
 //
 // ROUNDW (fp16 compute) rounds each dequantized weight Code*absmax to half
@@ -608,15 +608,14 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     float san[GX_ROWS];
     bool okn[GX_ROWS];
     gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
-    // the LoRA expand (rank <= 32), spread over the row group's warps: lane
-    // l of warp kw takes row l/4 and ranks l%4 + 4 (kw + kwn m); the
-    // cross-warp sum adds them up (loaded here, used after the products:
-    // their latency hides behind them)
+    // the LoRA expand (rank <= 32), by the first warp of the row group: lane
+    // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
+    // (loaded here, used after the products: their latency hides behind them)
     float lbv[8], ltv[8];
-    bool lora = g.lb && rb < total && row0 + (lane >> 2) < g.out;
+    bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
 #pragma unroll
     for (int m = 0; m < 8; m++) {
-      int j = (lane & 3) + 4 * (kw + kwn * m);
+      int j = (lane & 3) + 4 * m;
       lbv[m] = ltv[m] = 0.f;
       if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j], ltv[m] = g.lt[j];
     }

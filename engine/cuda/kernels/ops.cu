@@ -616,29 +616,27 @@ extern "C" __global__ void rope_kv_f16(float* q, const float* k, const float* v,
 
 // lora_shrink_f: the shrink of the fused decode path, whose x is not
 // materialized: the value used is silu(x)*x2 (x2 non-null) or
-// rmsnorm(x)*normw (normw non-null) or x. One warp per (i, j), eight a
-// block (no block barrier: the latency of one round of loads is the cost);
-// j < r uses a, r <= j < 2r uses a2 (when non-null). t (k, r or 2r).
+// rmsnorm(x)*normw (normw non-null) or x. One block per (i, j); j < r uses
+// a, r <= j < 2r uses a2 (when non-null). t (k, r or 2r).
 extern "C" __global__ void lora_shrink_f(float* t, const float* x, const float* x2, const float* normw, float eps,
                                          const float* a, const float* a2, int k, int r, int in) {
+  __shared__ float red[32];
   int rr = a2 ? 2 * r : r;
-  int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-  if (o >= k * rr) return;
-  int i = o / rr, j = o % rr;
+  int i = blockIdx.x / rr, j = blockIdx.x % rr;
   const float* xr = x + (long long)i * in;
   const float* ar = j < r ? a + (long long)j * in : a2 + (long long)(j - r) * in;
   float s = 0.f, ss = 0.f;
 #pragma unroll 4
-  for (int c = lane; c < in; c += 32) {
+  for (int c = threadIdx.x; c < in; c += blockDim.x) {
     float v = xr[c];
     if (x2) v = v / (1.f + expf(-v)) * x2[(long long)i * in + c];
     ss += v * v;
     if (normw) v *= normw[c];
     s += v * ar[c];
   }
-  s = warp_sum(s);
-  if (normw) s *= rsqrtf(warp_sum(ss) / in + eps);
-  if (lane == 0) t[o] = s;
+  s = block_sum(s, red);
+  if (normw) s *= rsqrtf(block_sum(ss, red) / in + eps);
+  if (threadIdx.x == 0) t[blockIdx.x] = s;
 }
 
 // ---- probes of the card, for the benchmark's profile --------------------------
