@@ -615,12 +615,6 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	})
 	cu.MemFree(probe)
 	timeit("gemv q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
-	for _, gsz := range []int{c.sms / 2, 2 * c.sms, 4 * c.sms} {
-		c.gemvxGrid = gsz
-		timeit(fmt.Sprintf("gemv q, %d blocks", gsz), nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
-		timeit(fmt.Sprintf("gemv gate, %d blocks", gsz), nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
-	}
-	c.gemvxGrid = 0
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })

@@ -47,15 +47,14 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas  bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad      bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gemvOld   bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
-	gemvxGrid int  // the profile's override of nf4_gemvx's grid (0: gemvxPlan's)
-	blas      *cublas
-	w16, x16  cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N      int64        // bytes
-	x16N      int64
-	closed    bool
+	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gemvOld  bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	blas     *cublas
+	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N     int64        // bytes
+	x16N     int64
+	closed   bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)

@@ -76,10 +76,17 @@ func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
 	perSM := max(1, 65536/(threads*gemvxRegs))
 	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
-	if c.gemvxGrid > 0 {
-		grid = c.gemvxGrid
-	}
 	return
+}
+
+// gemvx1 launches nf4_gemvx_1 (or _1r) for d (1, out) (+)= x (1, in) @ wᵀ
+// with the expand e (e.b zero: none) and the prologue fusions f.
+func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
+	out, in, q := w.shape[0], w.shape[1], w.q
+	grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
+	c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
+		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
+		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn)
 }
 
 // gemvxName is the one-token kernel for the compute mode (r: weights rounded
@@ -191,10 +198,7 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	xsz := (in + 1023) / 1024 * 1024
 	q := w.q
 	if n == 1 && !c.gemvOld {
-		grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
-		c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
-			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-			e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn)
+		c.gemvx1(d, x, w, mode, e, f)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemv_%d", n), c.gemvGrid((out+15)/16), 1, 1, 256, (16640+n*xsz)*4,
@@ -233,10 +237,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 				e = *ep
 				ep = nil
 			}
-			grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
-			c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
-				d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-				e.b, e.t, e.r, e.stride, e.scale, cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn)
+			c.gemvx1(d, x, w, mode, e, gemvFuse{})
 		case n >= 2 && n <= 16 && in%256 == 0 && !c.gemvOld:
 			c.mmax(d, x, w, n, out, in, mode)
 		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&

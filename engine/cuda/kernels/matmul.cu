@@ -38,6 +38,12 @@ __device__ __forceinline__ void gemv_stage_x(float* xs, const float* x, int in, 
   }
 }
 
+// silu_mul4 is the SwiGLU of four values: silu(v) * u, elementwise.
+__device__ __forceinline__ float4 silu_mul4(float4 v, float4 u) {
+  return make_float4(v.x / (1.f + expf(-v.x)) * u.x, v.y / (1.f + expf(-v.y)) * u.y,
+                     v.z / (1.f + expf(-v.z)) * u.z, v.w / (1.f + expf(-v.w)) * u.w);
+}
+
 // gemv_stage_fused is gemv_stage_x with two optional fusions: with x2 the
 // staged value is silu(x)*x2 (the SwiGLU before the down projection); with
 // normw each token row is then RMS-normalized and scaled by normw (the
@@ -54,11 +60,7 @@ __device__ __forceinline__ void gemv_stage_fused(float* xs, const float* x, cons
     int t = q / q4, qq = q - t * q4;
     float4 v = reinterpret_cast<const float4*>(x + (long long)t * in)[qq];
     if (x2) {
-      float4 u = reinterpret_cast<const float4*>(x2 + (long long)t * in)[qq];
-      v.x = v.x / (1.f + expf(-v.x)) * u.x;
-      v.y = v.y / (1.f + expf(-v.y)) * u.y;
-      v.z = v.z / (1.f + expf(-v.z)) * u.z;
-      v.w = v.w / (1.f + expf(-v.w)) * u.w;
+      v = silu_mul4(v, reinterpret_cast<const float4*>(x2 + (long long)t * in)[qq]);
     }
 #pragma unroll
     for (int tt = 0; tt < T; tt++)
@@ -478,6 +480,17 @@ __device__ __forceinline__ float warp_sum8(const float (&v)[8], int lane) {
   return c;
 }
 
+// stage_btab fills the byte table of nf4_gemvx and nf4_mmax_16 (entry
+// GX_TAB b + r, r a bank-pair replica, is (Code[b >> 4], Code[b & 15]): the
+// codes of byte b) and copies dmap (256 floats) into shared memory.
+__device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g) {
+  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
+    int b = i / GX_TAB;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+}
+
 // gemvx_locate finds the weight d and its local 8-row block of global block b.
 __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
   d = 0;
@@ -548,11 +561,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   bool ok[GX_ROWS];
   gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   gx_mark(mode, 1);
-  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
-    int b = i / GX_TAB;
-    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
-  }
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  stage_btab(tab, dmap, dmap_g);
   gx_mark(mode, 2);
 
   // this lane's 32 x values
@@ -562,11 +571,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   for (int q = 0; q < 8; q++) {
     float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
     if (x2 && live) {
-      float4 u = reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q];
-      v.x = v.x / (1.f + expf(-v.x)) * u.x;
-      v.y = v.y / (1.f + expf(-v.y)) * u.y;
-      v.z = v.z / (1.f + expf(-v.z)) * u.z;
-      v.w = v.w / (1.f + expf(-v.w)) * u.w;
+      v = silu_mul4(v, reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q]);
     }
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
@@ -1089,11 +1094,7 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
   bool ok[2], okn[2];
   // the first tile's codes are requested before the prologue
   mmax_load(w, qa, sa, ok, packed, qabs, absmax2, blockIdx.x, g, out, in, col0, live, tiles);
-  for (int i = threadIdx.x; i < 256 * GX_TAB; i += blockDim.x) {
-    int b = i / GX_TAB;
-    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
-  }
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  stage_btab(tab, dmap, dmap_g);
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
 #pragma unroll
