@@ -68,6 +68,7 @@ type benchLayer struct {
 	kc, vc                     *Tensor
 	lora                       [3][2]*Tensor // gate, up, down: A (r, in), B (out, r)
 	qkv, gu, guLoRA            *multiGemv    // the fused decode's multi-weight products
+	downSync                   cu.DevicePtr  // the counters of down's in-kernel shrink
 }
 
 type benchModel struct {
@@ -182,7 +183,9 @@ func (c *CUDA) view(t *Tensor, rows int) *Tensor { return c.View(t, rows).(*Tens
 
 // multi uploads the multi-weight products of the fused decode step for the
 // buffers b: q,k,v and gate,up (plain and with the adapter's expands, whose
-// shrinks lora_shrink_f leaves in the LoRA scratch, gate's then up's).
+// shrinks go to the LoRA scratch, gate's then up's: computed by the
+// one-token kernel itself, or by lora_shrink_f before a launch of more
+// tokens).
 func (m *benchModel) multi(b *benchBufs, rank int) {
 	c := m.c
 	var t cu.DevicePtr
@@ -194,8 +197,9 @@ func (m *benchModel) multi(b *benchBufs, rank int) {
 		l.gu = c.newMultiGemv([]*Tensor{l.wg, l.wu}, []*Tensor{b.g, b.u}, nil)
 		if rank > 0 {
 			l.guLoRA = c.newMultiGemv([]*Tensor{l.wg, l.wu}, []*Tensor{b.g, b.u}, []*loraEp{
-				{b: l.lora[0][1].ptr, t: t, r: rank, stride: 2 * rank, scale: 2},
-				{b: l.lora[1][1].ptr, t: t + cu.DevicePtr(4*rank), r: rank, stride: 2 * rank, scale: 2}})
+				{b: l.lora[0][1].ptr, t: t, a: l.lora[0][0].ptr, r: rank, stride: 2 * rank, scale: 2},
+				{b: l.lora[1][1].ptr, t: t + cu.DevicePtr(4*rank), a: l.lora[1][0].ptr, r: rank, stride: 2 * rank, scale: 2}})
+			l.downSync = c.newLoRASync()
 		}
 	}
 }
@@ -227,17 +231,25 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 		c.gemvFused(x, att, l.wo, true, nil, gemvFuse{})
 		nrm = gemvFuse{normw: l.mlpNorm.ptr, eps: eps}
 		var ed *loraEp
+		// one token: the products compute their shrinks themselves
+		inKernel := n == 1 && !c.gemvOld
 		if lora {
-			c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
-				l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
+			if !inKernel {
+				c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
+					l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
+			}
 			l.guLoRA.run(c, x, false, nrm) // gate, up with their expands
 		} else {
 			l.gu.run(c, x, false, nrm)
 		}
 		if lora {
-			c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
-				l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
 			ed = &loraEp{b: l.lora[2][1].ptr, t: t, r: r, stride: r, scale: 2}
+			if inKernel && c.shrinkInKernel(&loraEp{a: l.lora[2][0].ptr, sync: l.downSync, r: r}, s.Intermediate, s.Hidden) {
+				ed.a, ed.sync = l.lora[2][0].ptr, l.downSync
+			} else {
+				c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
+					l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
+			}
 		}
 		c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
 	}
@@ -351,12 +363,16 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		for _, l := range m.layers {
 			c.Free(l.kc)
 			c.Free(l.vc)
-			for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA} {
-				if mg != nil {
-					func() { defer c.bind()(); cu.MemFree(mg.descs) }()
+			func() {
+				defer c.bind()()
+				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA} {
+					mg.free()
 				}
-			}
-			l.qkv, l.gu, l.guLoRA = nil, nil, nil
+				if l.downSync != 0 {
+					cu.MemFree(l.downSync)
+				}
+			}()
+			l.qkv, l.gu, l.guLoRA, l.downSync = nil, nil, nil, 0
 		}
 	}()
 	// prefill: B prompts of P random tokens, concatenated
@@ -443,6 +459,15 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	kvBytes := int64(B) * int64(s.Layers) * 2 * int64(P+N/2) * int64(kvd) * 2
 	r.BandwidthBPS = float64(m.bytes+kvBytes) / (td / float64(N))
 	r.BandwidthShare = r.BandwidthBPS / cfg.PeakBytesPS
+	if c.pdl { // the same decode launched without programmatic dependent launch, side by side
+		c.pdl = false
+		t0, err := decode(false)
+		c.pdl = true
+		if err != nil {
+			return r, err
+		}
+		fmt.Fprintf(log, "batch %3d: decode without PDL %.2f ms/step, with %.2f (%.3fx)\n", B, t0/float64(N)*1e3, r.StepMs, t0/td)
+	}
 	if B == 1 {
 		m.profile(b, log)
 	}
@@ -514,10 +539,10 @@ func (m *benchModel) traceGemvx(b *benchBufs, w *Tensor, name string) {
 	c, log := m.c, m.log
 	q := w.q
 	for rep := 0; rep < 3; rep++ { // the last of three (warm)
-		grid, threads, smem, rgn := c.gemvxPlan(w.shape[1], (w.shape[0]+7)/8)
+		grid, threads, smem, rgn, _ := c.gemvxPlan(w.shape[1], (w.shape[0]+7)/8, 0)
 		c.launch("nf4_gemvx_1", grid, 1, 1, threads, smem, c.view(b.q, 1).ptr, c.view(b.xn, 1).ptr, q.packed, q.qabs,
 			q.absmax2, c.dmap, q.offset, w.shape[0], w.shape[1], 16, cu.DevicePtr(0), cu.DevicePtr(0), 0, 0,
-			float32(0), cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn)
+			float32(0), cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn, cu.DevicePtr(0), cu.DevicePtr(0))
 	}
 	must("sync", c.Sync())
 	ptr, _, err := c.mod.Global("gx_trace")

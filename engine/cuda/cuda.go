@@ -44,6 +44,7 @@ type CUDA struct {
 	attCntN  int          // ints in attCount
 
 	syncEach  bool // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
+	pdl       bool // programmatic dependent launch (sm_90 on; LORAMIX_CUDA_PDL=0 turns it off)
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
@@ -152,6 +153,9 @@ func New(o Options) (b *CUDA, err error) {
 		return nil, fmt.Errorf("cuda: device attributes: %w", err)
 	}
 	c.arch = fmt.Sprintf("%d%d", attrs[0], attrs[1])
+	// every kernel calls pdl_wait before it touches what earlier kernels
+	// wrote (kernels/common.cuh), so each may be launched early
+	c.pdl = attrs[0] >= 9 && driverVersion() >= 12030 && os.Getenv("LORAMIX_CUDA_PDL") != "0"
 	c.sms = attrs[2]
 	if c.maxSmem, err = maxSmemOptin(o.Device); err != nil {
 		return nil, err
@@ -450,7 +454,10 @@ func (c *CUDA) Free(t backend.Tensor) {
 
 // launch runs kernel name on the backend's stream. Arguments are device
 // pointers, ints (passed as C int), float32 or uint64; each takes one
-// 8-byte slot, of which the kernel reads its parameter's size.
+// 8-byte slot, of which the kernel reads its parameter's size. With c.pdl
+// the kernel may start while the one before it finishes (programmatic
+// dependent launch): its prologue up to pdl_wait overlaps that kernel's
+// tail, and in a captured graph the launch gap shrinks too.
 func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	f, ok := c.fns[name]
 	if !ok {
@@ -475,7 +482,13 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 		}
 		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
-	if err := f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs); err != nil {
+	var err error
+	if c.pdl {
+		err = launchPDL(f, gx, gy, gz, block, smem, c.stream, vals)
+	} else {
+		err = f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs)
+	}
+	if err != nil {
 		panic(fmt.Sprintf("cuda: launching %s (grid %d,%d,%d block %d smem %d): %v", name, gx, gy, gz, block, smem, err))
 	}
 	if c.syncEach && !c.capturing {

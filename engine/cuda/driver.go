@@ -3,14 +3,16 @@
 package cuda
 
 // The few driver calls gorgonia.org/cu v0.9.6 lacks: the dynamic shared
-// memory limit of a kernel, stream capture into CUDA graphs, and graph
-// launch. The include path must put engine/cuda/include first (the CUDA 13
+// memory limit of a kernel, stream capture into CUDA graphs, graph launch,
+// and launches with programmatic dependent launch (cuLaunchKernelEx). The include path must put engine/cuda/include first (the CUDA 13
 // compatibility header); the Makefile and scripts/device set CGO_CFLAGS.
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/include -I/usr/local/cuda/include
 #cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda -lcublas
 #include <cuda.h>
+#include <string.h>
+#include <stdlib.h>
 #include <cublas_v2.h>
 
 static int lm_cublas_create(cublasHandle_t *h) { return (int)cublasCreate(h); }
@@ -36,6 +38,25 @@ static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
 	if (r != CUDA_SUCCESS) return r;
 	*dyn = optin - st;
 	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
+}
+// lm_launch_pdl launches f on s with programmatic stream serialization:
+// f may start before the kernel ahead of it finishes (its griddepcontrol.wait
+// then waits for it).
+static CUresult lm_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned smem,
+                              CUstream s, void **params) {
+	CUlaunchAttribute attr;
+	memset(&attr, 0, sizeof attr);
+	attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+	attr.value.programmaticStreamSerializationAllowed = 1;
+	CUlaunchConfig cfg;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.gridDimX = gx, cfg.gridDimY = gy, cfg.gridDimZ = gz;
+	cfg.blockDimX = bx, cfg.blockDimY = 1, cfg.blockDimZ = 1;
+	cfg.sharedMemBytes = smem;
+	cfg.hStream = s;
+	cfg.attrs = &attr;
+	cfg.numAttrs = 1;
+	return cuLaunchKernelEx(&cfg, f, params, NULL);
 }
 static CUresult lm_begin_capture(CUstream s) {
 	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
@@ -82,6 +103,27 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 	var dyn C.int
 	err := check("cuFuncSetAttribute", C.lm_set_max_smem(rawFunction(f), C.int(optin), &dyn))
 	return int(dyn), err
+}
+
+// launchPDL launches f with programmatic dependent launch; vals holds one
+// 8-byte slot per kernel parameter (the kernel reads its parameter's size
+// from the slot's start). Written here because gorgonia.org/cu has no
+// cuLaunchKernelEx. The slots and their pointers are copied to C memory, as
+// cgo forbids passing Go pointers to Go pointers.
+func launchPDL(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, vals []uint64) error {
+	n := max(len(vals), 1)
+	buf := C.malloc(C.size_t(8 * n))
+	ptrs := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(uintptr(0))))
+	defer C.free(buf)
+	defer C.free(ptrs)
+	slots := unsafe.Slice((*uint64)(buf), n)
+	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), n)
+	for i, v := range vals {
+		slots[i] = v
+		pv[i] = unsafe.Pointer(&slots[i])
+	}
+	return check("cuLaunchKernelEx", C.lm_launch_pdl(rawFunction(f), C.uint(gx), C.uint(gy), C.uint(gz), C.uint(block),
+		C.uint(smem), rawStream(s), (*unsafe.Pointer)(ptrs)))
 }
 
 func maxSmemOptin(dev int) (int, error) {

@@ -32,11 +32,22 @@ const gemvMaxTokens = 4
 
 // loraEp is a LoRA expand fused into a product's epilogue: dst[t, o] +=
 // scale * sum_j b[o, j] * t[t*stride + j], j < r, with t the shrink that a
-// previous kernel left in device memory.
+// previous kernel left in device memory. With a (r, in) and sync set, the
+// one-token kernel (nf4_gemvx) computes the shrink t itself, in its
+// prologue; sync is two zeroed uint32 counters of that launch site, which
+// the kernel leaves zeroed (see newLoRASync). The other kernels ignore a.
 type loraEp struct {
-	b, t      cu.DevicePtr
-	r, stride int
-	scale     float32
+	b, t, a, sync cu.DevicePtr
+	r, stride     int
+	scale         float32
+}
+
+// newLoRASync allocates the zeroed counters of an in-kernel shrink. One
+// launch site, one pair: two launches in flight must not share them.
+func (c *CUDA) newLoRASync() cu.DevicePtr {
+	p := c.alloc(8)
+	must("cuMemsetD32", cu.MemsetD32(p, 0, 2))
+	return p
 }
 
 func (c *CUDA) matmul(d, x, w *Tensor, accumulate bool) { c.matmulEp(d, x, w, accumulate, nil) }
@@ -66,27 +77,49 @@ func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 
 // gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
 const gemvxRegs = 168
 
-// gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks: a
-// block is kwn warps (one per 1024 inputs) times rgn row groups, rgn
-// filling 8 warps; as many blocks as the registers let stay resident.
-func (c *CUDA) gemvxPlan(in, total int) (grid, threads, smem, rgn int) {
+// gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks with
+// jobs in-kernel shrink rows: a block is kwn warps (one per 1024 inputs)
+// times rgn row groups, rgn filling 8 warps; as many blocks as the
+// registers let stay resident, and at least one row group per shrink row.
+// ok is false when the shrink rows need more blocks than stay resident (the
+// kernel's wait for them needs every block resident).
+func (c *CUDA) gemvxPlan(in, total, jobs int) (grid, threads, smem, rgn int, ok bool) {
 	kwn := (in + 1023) / 1024
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
 	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
-	perSM := max(1, 65536/(threads*gemvxRegs))
-	grid = max(1, min((total+rgn-1)/rgn, c.sms*perSM))
-	return
+	resident := c.sms * max(1, 65536/(threads*gemvxRegs))
+	grid = max(1, min((total+rgn-1)/rgn, resident), (jobs+rgn-1)/rgn)
+	return grid, threads, smem, rgn, grid <= resident
+}
+
+// shrinkInKernel reports whether nf4_gemvx can compute the shrink of e
+// itself for a product of in inputs and out rows.
+func (c *CUDA) shrinkInKernel(e *loraEp, in, out int) bool {
+	if e == nil || e.a == 0 || e.sync == 0 || e.r > 32 {
+		return false
+	}
+	_, _, _, _, ok := c.gemvxPlan(in, (out+7)/8, e.r)
+	return ok
 }
 
 // gemvx1 launches nf4_gemvx_1 (or _1r) for d (1, out) (+)= x (1, in) @ wᵀ
 // with the expand e (e.b zero: none) and the prologue fusions f.
+// With e.a and e.sync set the kernel computes the shrink e.t itself
+// (shrinkInKernel must hold).
 func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 	out, in, q := w.shape[0], w.shape[1], w.q
-	grid, threads, smem, rgn := c.gemvxPlan(in, (out+7)/8)
+	jobs := 0
+	if e.a != 0 {
+		jobs = e.r
+	}
+	grid, threads, smem, rgn, ok := c.gemvxPlan(in, (out+7)/8, jobs)
+	if !ok {
+		panic("cuda: gemvx: too many in-kernel shrink rows for the resident blocks")
+	}
 	c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
 		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn)
+		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn, e.a, e.sync)
 }
 
 // gemvxName is the one-token kernel for the compute mode (r: weights rounded
@@ -110,25 +143,30 @@ func (c *CUDA) gemvGrid(blocks int) int { return max(1, min(blocks, 2*c.sms)) }
 // gemvDesc is the Go image of the kernels' GemvDesc: one weight (and its
 // output and LoRA expand) of a multi-weight gemv.
 type gemvDesc struct {
-	packed, qabs, absmax2, y, lb, lt uint64
-	offset                           float32
-	out, lr, lstride                 int32
-	lscale                           float32
-	blocks                           int32
+	packed, qabs, absmax2, y, lb, lt, la uint64
+	offset                               float32
+	out, lr, lstride                     int32
+	lscale                               float32
+	blocks                               int32
 }
 
 // multiGemv is an uploaded list of weights whose products of one x run in
 // one launch (nf4_gemvm_T).
 type multiGemv struct {
 	descs   cu.DevicePtr
-	n       int // weights
-	blocks  int // 16-row blocks (nf4_gemv)
-	blocks8 int // 8-row blocks (nf4_gemvx)
+	sync    cu.DevicePtr // the in-kernel shrinks' counters (0: none)
+	jobs    int          // in-kernel shrink rows
+	n       int          // weights
+	blocks  int          // 16-row blocks (nf4_gemv)
+	blocks8 int          // 8-row blocks (nf4_gemvx)
 	in      int
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
-// (tokens, out) F32), with optional LoRA expands (eps[i] nil: none).
+// (tokens, out) F32), with optional LoRA expands (eps[i] nil: none). An
+// expand with a shrink matrix a gets its shrink computed by the one-token
+// kernel (the launch's counters are allocated here); launches of more
+// tokens need it computed before (lora_shrink_f).
 func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 	if len(ws) > 4 {
 		panic("cuda: a multi-weight gemv takes at most 4 weights (GX_MAXDESC)")
@@ -144,16 +182,41 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 			offset: q.offset, out: int32(w.shape[0]), blocks: int32((w.shape[0] + 15) / 16)}
 		if eps != nil && eps[i] != nil {
 			e := eps[i]
+			if e.r > 32 {
+				panic("cuda: multi-weight gemv: a LoRA expand of rank over 32")
+			}
 			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
+			if e.a != 0 {
+				d.la = uint64(e.a)
+				m.jobs += e.r
+			}
 		}
 		ds[i] = d
 		m.blocks += int(d.blocks)
 		m.blocks8 += (w.shape[0] + 7) / 8
 	}
+	if m.jobs > 0 {
+		if _, _, _, _, ok := c.gemvxPlan(m.in, m.blocks8, m.jobs); !ok {
+			panic("cuda: multi-weight gemv: too many in-kernel shrink rows for the resident blocks")
+		}
+		m.sync = c.newLoRASync()
+	}
 	bytes := int64(len(ds)) * int64(unsafe.Sizeof(gemvDesc{}))
 	m.descs = c.alloc(bytes)
 	must("cuMemcpyHtoD", cu.MemcpyHtoD(m.descs, unsafe.Pointer(&ds[0]), bytes))
 	return m
+}
+
+// free releases the descriptors and counters (nil: nothing); the caller
+// holds the context.
+func (m *multiGemv) free() {
+	if m == nil {
+		return
+	}
+	cu.MemFree(m.descs)
+	if m.sync != 0 {
+		cu.MemFree(m.sync)
+	}
 }
 
 // run launches the products of x (n <= gemvMaxTokens rows) with the
@@ -169,9 +232,9 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 		mode |= 2
 	}
 	if n == 1 && !c.gemvOld {
-		grid, threads, smem, rgn := c.gemvxPlan(m.in, m.blocks8)
+		grid, threads, smem, rgn, _ := c.gemvxPlan(m.in, m.blocks8, m.jobs)
 		c.launch(c.gemvxName(true), grid, 1, 1, threads, smem,
-			m.descs, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn)
+			m.descs, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn, m.sync)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,

@@ -6,6 +6,30 @@ typedef unsigned short u16;
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
+// Programmatic dependent launch (sm_90 on, engine/cuda/pdl.go): a kernel
+// launched with it may start while the kernel before it in the stream still
+// runs. pdl_wait blocks until that kernel has finished and its writes are
+// visible; a kernel calls it before it touches memory that an earlier kernel
+// writes, or reads (it could overwrite it). Work before it may only read what
+// no kernel writes (weights, tables, descriptors). pdl_launch lets the next
+// kernel start once every block of this one has called it. Both are no-ops
+// without PDL.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// pdl_start is both, for kernels with no independent prologue.
+__device__ __forceinline__ void pdl_start() {
+  pdl_wait();
+  pdl_launch();
+}
+
 // round_half rounds v to the nearest fp16 value (ties to even) and back.
 __device__ __forceinline__ float round_half(float v) {
   u16 h;

@@ -180,6 +180,7 @@ struct GemvDesc {
   float* y;
   const float* lb;  // LoRA expand: b (out, lr), or null
   const float* lt;  // its shrink, stride lstride
+  const float* la;  // LoRA shrink a (lr, in): nf4_gemvx computes lt itself (else null: lt given)
   float offset;
   int out;
   int lr;
@@ -234,6 +235,7 @@ __device__ void nf4_gemv(const GemvDesc* descs, int ndesc, int total, const floa
     for (int i = threadIdx.x; i < 512; i += blockDim.x) btab[i] = NF4_CODE[i >> 5];
   }
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+  pdl_start();  // x (and y) come from earlier kernels
   gemv_stage_fused<T>(xs, x, x2, normw, eps, in, xsz, red);
 
   const char* bt = reinterpret_cast<const char*>(btab);
@@ -316,7 +318,7 @@ __device__ void nf4_gemv(const GemvDesc* descs, int ndesc, int total, const floa
                    const float* dmap, float offset, int out, int in, int mode, const float* lb,          \
                    const float* lt, int lr, int lstride, float lscale, const float* x2,                  \
                    const float* normw, float eps) {                                                      \
-    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, (out + 15) >> 4};  \
+    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, nullptr, offset, out, lr, lstride, lscale, (out + 15) >> 4};  \
     nf4_gemv<T, true>(&g, 1, g.blocks, x, dmap, in, mode, x2, normw, eps);                               \
   }                                                                                                      \
   extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)                                       \
@@ -333,6 +335,7 @@ NF4_GEMV(4)
 // elements is 64 bytes.
 template <int T>
 __device__ void f16_gemv(float* y, const float* x, const u16* w, int out, int in, int mode) {
+  pdl_start();
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   int xsz = ((in + 1023) >> 10) << 10;
@@ -522,6 +525,31 @@ __device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROW
   }
 }
 
+// gemvx_job finds the LoRA shrink row of job s: the rows of the descs'
+// `la` in order. Sets the desc d and rank j; false past the last job.
+__device__ __forceinline__ bool gemvx_job(const GemvDesc* descs, int ndesc, int s, int& d, int& j) {
+  for (d = 0; d < ndesc; d++) {
+    if (!descs[d].la) continue;
+    if (s < descs[d].lr) {
+      j = s;
+      return true;
+    }
+    s -= descs[d].lr;
+  }
+  return false;
+}
+
+// gemvx_lora_ready waits until the launch's shrink jobs have published
+// their lt (lsync[0] counts them); a no-op without in-kernel shrinks.
+__device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDesc* descs, int ndesc) {
+  if (!lsync) return;
+  int jobs = 0;
+  for (int d = 0; d < ndesc; d++) jobs += descs[d].la ? descs[d].lr : 0;
+  while (*reinterpret_cast<const volatile u32*>(lsync) < (u32)jobs) {
+  }
+  __threadfence();
+}
+
 // gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
 // and of the last block record the global timer (ns) at phase ends.
 __device__ u64 gx_trace[2][24];
@@ -534,11 +562,21 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
 // floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
+//
+// In-kernel LoRA shrinks (lsync non-null; descs with `la`): every block
+// holds all of x, so row group slot s = blockIdx.x * rgn + rg < jobs
+// computes shrink row s (gemvx_job) in its prologue, publishes it into the
+// desc's lt and counts it in lsync[0]; the expands wait for the count after
+// their first products (all blocks of the grid are resident, so the wait
+// ends). The last block to finish resets lsync for the next launch. This
+// replaces a separate shrink launch before the product.
 template <bool ROUNDW>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
-                          int mode, const float* x2, const float* normw, float eps, int rgn) {
+                          int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
+  __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
+  __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
@@ -560,8 +598,11 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   float sa[GX_ROWS];
   bool ok[GX_ROWS];
   gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  int jd = 0, jj = 0;
+  bool job = lsync && gemvx_job(descs, ndesc, blockIdx.x * rgn + rg, jd, jj);
   gx_mark(mode, 1);
   stage_btab(tab, dmap, dmap_g);
+  pdl_start();  // x, y and the LoRA operands come from earlier kernels
   gx_mark(mode, 2);
 
   // this lane's 32 x values
@@ -575,6 +616,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     }
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
+  }
+  float4 av[8];  // this lane's 32 inputs of the shrink row, requested before the norm's barrier
+  if (job) {
+    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
+#pragma unroll
+    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   if (normw) {
     ss = warp_sum(ss);
@@ -595,9 +642,24 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 #pragma unroll
     for (int i = 0; i < 32; i++) xr[i] = round_half(xr[i]);
   }
+  if (job) {
+    float s = 0.f;
+#pragma unroll
+    for (int q = 0; q < 8; q++)
+      s += av[q].x * xr[4 * q] + av[q].y * xr[4 * q + 1] + av[q].z * xr[4 * q + 2] + av[q].w * xr[4 * q + 3];
+    s = warp_sum(s);
+    if (lane == 0) sshr[warp] = s;
+  }
   gx_mark(mode, 3);
-  __syncthreads();  // tables
+  __syncthreads();  // tables, partial shrinks
   gx_mark(mode, 4);
+  if (job && kw == 0 && lane == 0) {  // publish the shrink row (k-slices in order)
+    float s = 0.f;
+    for (int k = 0; k < kwn; k++) s += sshr[rg * kwn + k];
+    const_cast<float*>(descs[jd].lt)[jj] = s;
+    __threadfence();
+    atomicAdd(lsync, 1u);
+  }
 
   descs = sdesc;
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
@@ -616,13 +678,15 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
     // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
     // (loaded here, used after the products: their latency hides behind them)
-    float lbv[8], ltv[8];
+    // (lt: read after the first products, when the shrinks are surely
+    // published; from shared memory after the first barrier)
+    float lbv[8];
     bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
 #pragma unroll
     for (int m = 0; m < 8; m++) {
       int j = (lane & 3) + 4 * m;
-      lbv[m] = ltv[m] = 0.f;
-      if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j], ltv[m] = g.lt[j];
+      lbv[m] = 0.f;
+      if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j];
     }
     float acc[GX_ROWS];
 #pragma unroll
@@ -630,10 +694,21 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
       acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
     }
+    if (it == 0 && warp == 0) {  // every desc's lt into slt, for the later row blocks
+      gemvx_lora_ready(lsync, descs, ndesc);
+      for (int i = lane; i < ndesc * 32; i += 32) {
+        const GemvDesc& gd = descs[i >> 5];
+        slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
+      }
+    }
     if (lora) {
+      if (it == 0) gemvx_lora_ready(lsync, descs, ndesc);
       float lo = 0.f;
 #pragma unroll
-      for (int m = 0; m < 8; m++) lo += lbv[m] * ltv[m];
+      for (int m = 0; m < 8; m++) {
+        int j = (lane & 3) + 4 * m;
+        if (j < g.lr) lo += lbv[m] * (it == 0 ? __ldcg(g.lt + j) : slt[d * 32 + j]);
+      }
       lo *= g.lscale;
 #pragma unroll
       for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
@@ -665,6 +740,10 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     gx_mark(mode, 8 + 4 * it);
   }
   gx_mark(mode, 23);
+  if (lsync) {  // the last block out resets the counters
+    __syncthreads();
+    if (threadIdx.x == 0 && atomicAdd(lsync + 1, 1u) == gridDim.x - 1) lsync[0] = 0, lsync[1] = 0;
+  }
 }
 
 #define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
@@ -672,14 +751,15 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       nf4_gemvx_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,  \
                           const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
                           const float* lt, int lr, int lstride, float lscale, const float* x2,               \
-                          const float* normw, float eps, int rgn) {                                          \
-    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, offset, out, lr, lstride, lscale, 0};                    \
-    nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn);         \
+                          const float* normw, float eps, int rgn, const float* la, u32* lsync) {             \
+    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, la, offset, out, lr, lstride, lscale, 0};                \
+    nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn, lsync);  \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
       nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
-                           int in, int mode, const float* x2, const float* normw, float eps, int rgn) {      \
-    nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn);                          \
+                           int in, int mode, const float* x2, const float* normw, float eps, int rgn,        \
+                           u32* lsync) {                                                                     \
+    nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync);                   \
   }
 NF4_GEMVX(, false)
 NF4_GEMVX(r, true)
@@ -784,6 +864,7 @@ __device__ __forceinline__ void mma_store(float* y, float acc[N / 8][4], int n, 
 template <int N>
 __device__ void nf4_mma(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
                         const float* dmap_g, float offset, int n, int out, int in, int mode) {
+  pdl_start();
   __shared__ __align__(16) u16 xs[XTile<N>::halves];
   __shared__ float tab[512];
   __shared__ float dmap[256];
@@ -828,6 +909,7 @@ __device__ void nf4_mma(float* y, const float* x, const u8* packed, const u8* qa
 
 template <int N>
 __device__ void f16_mma(float* y, const float* x, const u16* w, int n, int out, int in, int mode) {
+  pdl_start();
   __shared__ __align__(16) u16 xs[XTile<N>::halves];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   int row0 = blockIdx.x * MMA_ROWS + warp * 16, tok0 = blockIdx.y * N;
@@ -873,6 +955,7 @@ __device__ void f16_mma(float* y, const float* x, const u16* w, int n, int out, 
 template <int N>
 __device__ void nf4_mmad(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
                          const float* dmap_g, float offset, int n, int out, int in, int mode) {
+  pdl_start();
   __shared__ float tab[512];
   __shared__ float dmap[256];
   for (int i = threadIdx.x; i < 512; i += blockDim.x) tab[i] = NF4_CODE[i >> 5];
@@ -953,6 +1036,7 @@ MMA_KERNELS(64)
 // round_rows rounds y (count floats) to fp16 in place: the epilogue of a
 // split-k product under fp16 compute.
 extern "C" __global__ void round_f16(float* y, long long count) {
+  pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x)
     y[i] = round_half(y[i]);
@@ -965,6 +1049,7 @@ extern "C" __global__ void round_f16(float* y, long long count) {
 // and rounding.
 template <typename Wf>
 __device__ __forceinline__ void generic_product(float* y, const float* x, int n, int out, int in, int mode, Wf wf) {
+  pdl_start();
   int lane = threadIdx.x & 31;
   long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
   if (wid >= (long long)n * out) return;
@@ -1007,6 +1092,7 @@ extern "C" __global__ void f32_generic(float* y, const float* x, const float* w,
 // One thread per code byte (two elements); rows*in and row0*in even.
 extern "C" __global__ void nf4_dequant_f16(u32* w16, const u8* packed, const u8* qabs, const float* absmax2,
                                            const float* dmap, float offset, long long row0, int rows, int in) {
+  pdl_start();
   __shared__ float code[16];
   if (threadIdx.x < 16) code[threadIdx.x] = NF4_CODE[threadIdx.x];
   __syncthreads();
@@ -1021,6 +1107,7 @@ extern "C" __global__ void nf4_dequant_f16(u32* w16, const u8* packed, const u8*
 
 // f32_to_f16: dst[i] = half(src[i]), count even.
 extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pairs) {
+  pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < pairs;
        i += (long long)gridDim.x * blockDim.x) {
     float2 v = src[i];
@@ -1095,6 +1182,7 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
   // the first tile's codes are requested before the prologue
   mmax_load(w, qa, sa, ok, packed, qabs, absmax2, blockIdx.x, g, out, in, col0, live, tiles);
   stage_btab(tab, dmap, dmap_g);
+  pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
 #pragma unroll

@@ -3,12 +3,14 @@
 
 // rows_f32 / rows_f16: dst[i] = src[idx[i]], dst (n, d) float32.
 extern "C" __global__ void rows_f32(float* dst, const float* src, const int* idx, int n, int d) {
+  pdl_start();
   int i = blockIdx.y;
   const float* s = src + (long long)idx[i] * d;
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x)
     dst[(long long)i * d + c] = s[c];
 }
 extern "C" __global__ void rows_f16(float* dst, const u16* src, const int* idx, int n, int d) {
+  pdl_start();
   int i = blockIdx.y;
   const u16* s = src + (long long)idx[i] * d;
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x)
@@ -19,6 +21,7 @@ extern "C" __global__ void rows_f16(float* dst, const u16* src, const int* idx, 
 // w is float32 (w32) or fp16 (w16), whichever is non-null. dst may be x.
 extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32, const u16* w16, int d, float eps,
                                    int round) {
+  pdl_start();
   __shared__ float red[32];
   const float* xr = x + (long long)blockIdx.x * d;
   float* yr = dst + (long long)blockIdx.x * d;
@@ -39,6 +42,7 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
 // follow add into them, so they need no memset of their own.
 extern "C" __global__ void rmsnorm_zero(float* dst, const float* x, const float* w, int d, float eps, int round,
                                         float* z0, int w0, float* z1, int w1, float* z2, int w2) {
+  pdl_start();
   __shared__ float red[32];
   long long i = blockIdx.x;
   const float* xr = x + i * d;
@@ -61,6 +65,7 @@ extern "C" __global__ void rmsnorm_zero(float* dst, const float* x, const float*
 // holds theta^(-2j/hd) with the linear scaling folded in (made on the host).
 extern "C" __global__ void rope(float* x, const int* pos, const float* inv_freq, int n, int heads, int hd,
                                 int round) {
+  pdl_start();
   int half = hd >> 1;
   long long total = (long long)n * heads * half;
   for (long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x; q < total;
@@ -82,6 +87,7 @@ extern "C" __global__ void rope(float* x, const int* pos, const float* inv_freq,
 // caches (slots, max_len, kvd).
 extern "C" __global__ void kv_store_f32(float* kc, float* vc, const float* k, const float* v, const int* seq,
                                         const int* pos, int n, int kvd, int max_len) {
+  pdl_start();
   int i = blockIdx.y;
   if (pos[i] < 0 || pos[i] >= max_len) return;  // outside the cache: the caller's error, never a stray write
   long long base = ((long long)seq[i] * max_len + pos[i]) * kvd;
@@ -92,6 +98,7 @@ extern "C" __global__ void kv_store_f32(float* kc, float* vc, const float* k, co
 }
 extern "C" __global__ void kv_store_f16(u16* kc, u16* vc, const float* k, const float* v, const int* seq,
                                         const int* pos, int n, int kvd, int max_len) {
+  pdl_start();
   int i = blockIdx.y;
   if (pos[i] < 0 || pos[i] >= max_len) return;
   long long base = ((long long)seq[i] * max_len + pos[i]) * kvd;
@@ -206,11 +213,13 @@ __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc
 extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_f32(float* dst, const float* q, const float* kc, const float* vc, const int* seq, const int* pos,
                   int heads, int kv_heads, int hd, int max_len, int round) {
+  pdl_start();
   attention<float>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
 extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_f16(float* dst, const float* q, const u16* kc, const u16* vc, const int* seq, const int* pos,
                   int heads, int kv_heads, int hd, int max_len, int round) {
+  pdl_start();
   attention<u16>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
 
@@ -408,16 +417,19 @@ __device__ void attention_split(float* dst, float* part, int* count, const float
 extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
     attention_split_f32(float* dst, float* part, int* count, const float* q, const float* kc, const float* vc,
                         const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+  pdl_start();
   attention_split<float>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
 extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
     attention_split_f16(float* dst, float* part, int* count, const float* q, const u16* kc, const u16* vc,
                         const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+  pdl_start();
   attention_split<u16>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
 }
 
 // silu_mul: dst = gate/(1+exp(-gate)) * up.
 extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* up, long long count, int round) {
+  pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x) {
     float gv = gate[i];
@@ -428,6 +440,7 @@ extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* 
 
 // add: dst = a + b.
 extern "C" __global__ void add(float* dst, const float* a, const float* b, long long count, int round) {
+  pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x)
     dst[i] = maybe_round(a[i] + b[i], round);
@@ -438,6 +451,7 @@ extern "C" __global__ void add(float* dst, const float* a, const float* b, long 
 // t (k, r), x (n, in), a (r, in).
 extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a, const int* rows, int k, int r,
                                        int in, int round) {
+  pdl_start();
   __shared__ float red[32];
   int i = blockIdx.x / r, j = blockIdx.x % r;
   int row = rows ? rows[i] : i;
@@ -453,6 +467,7 @@ extern "C" __global__ void lora_shrink(float* t, const float* x, const float* a,
 // t[i, j] = x[i] . a[j] for j < r, x[i] . a2[j-r] for r <= j < 2r. t (k, 2r).
 extern "C" __global__ void lora_shrink2(float* t, const float* x, const float* a, const float* a2, int k, int r,
                                         int in) {
+  pdl_start();
   __shared__ float red[32];
   int i = blockIdx.x / (2 * r), j = blockIdx.x % (2 * r);
   const float* xr = x + (long long)i * in;
@@ -467,6 +482,7 @@ extern "C" __global__ void lora_shrink2(float* t, const float* x, const float* a
 // dst (n, out), b (out, r), t (k, tstride >= r).
 extern "C" __global__ void lora_expand(float* dst, const float* t, const float* b, const int* rows, int k, int r,
                                        int tstride, int out, float scale, int round) {
+  pdl_start();
   long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if (q >= (long long)k * out) return;
   int i = q / out, o = q % out;
@@ -481,6 +497,7 @@ extern "C" __global__ void lora_expand(float* dst, const float* t, const float* 
 
 // argmax: one block per row of logits (n, vocab); ties go to the lowest index.
 extern "C" __global__ void argmax(int* dst, const float* logits, int vocab) {
+  pdl_start();
   __shared__ float bv[32];
   __shared__ int bi[32];
   const float* l = logits + (long long)blockIdx.x * vocab;
@@ -516,6 +533,7 @@ extern "C" __global__ void argmax(int* dst, const float* logits, int vocab) {
 // with the uniform number u[row] in [0, 1): the first token whose cumulative
 // probability exceeds u. Each thread owns a contiguous range of the vocab.
 extern "C" __global__ void sample(int* dst, const float* logits, const float* u, int vocab, float temp) {
+  pdl_start();
   __shared__ float red[32];
   __shared__ float part[256];
   const float* l = logits + (long long)blockIdx.x * vocab;
@@ -554,6 +572,7 @@ __device__ __forceinline__ u64 mix64(u64 z) {
 
 // fill_bytes fills p (count bytes, count % 8 == 0) with hashed random bytes.
 extern "C" __global__ void fill_bytes(u64* p, long long words, u64 seed) {
+  pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < words;
        i += (long long)gridDim.x * blockDim.x)
     p[i] = mix64(seed + (u64)i * 0x9e3779b97f4a7c15ULL);
@@ -561,6 +580,7 @@ extern "C" __global__ void fill_bytes(u64* p, long long words, u64 seed) {
 
 // fill_uniform fills p (count floats) with lo + (hi-lo)*U[0,1); as fp16 if half.
 extern "C" __global__ void fill_uniform(void* p, long long count, float lo, float hi, u64 seed, int half) {
+  pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x) {
     float u = (float)(mix64(seed + (u64)i * 0x9e3779b97f4a7c15ULL) >> 40) * (1.0f / 16777216.0f);
@@ -572,6 +592,7 @@ extern "C" __global__ void fill_uniform(void* p, long long count, float lo, floa
 
 // inc_i32: p[i] += 1 (the positions of the next decode step, inside a graph).
 extern "C" __global__ void inc_i32(int* p, int n) {
+  pdl_start();
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) p[i] += 1;
 }
@@ -582,6 +603,7 @@ extern "C" __global__ void inc_i32(int* p, int n) {
 extern "C" __global__ void rope_kv_f16(float* q, const float* k, const float* v, u16* kc, u16* vc, const int* seq,
                                        const int* pos, const float* inv_freq, int n, int heads, int kv_heads, int hd,
                                        int max_len) {
+  pdl_start();
   int half = hd >> 1, kvd = kv_heads * hd;
   long long nq = (long long)n * heads * half, nk = (long long)n * kv_heads * half;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < nq + nk;
@@ -620,6 +642,7 @@ extern "C" __global__ void rope_kv_f16(float* q, const float* k, const float* v,
 // a, r <= j < 2r uses a2 (when non-null). t (k, r or 2r).
 extern "C" __global__ void lora_shrink_f(float* t, const float* x, const float* x2, const float* normw, float eps,
                                          const float* a, const float* a2, int k, int r, int in) {
+  pdl_start();
   __shared__ float red[32];
   int rr = a2 ? 2 * r : r;
   int i = blockIdx.x / rr, j = blockIdx.x % rr;
@@ -645,6 +668,7 @@ extern "C" __global__ void lora_shrink_f(float* t, const float* x, const float* 
 // pure read at full width, the floor of any kernel reading that much);
 // each block writes its XOR so that the loads stay.
 extern "C" __global__ void read_probe(const uint4* p, long long count, u32* out) {
+  pdl_start();
   u32 acc = 0;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
     uint4 v = __ldg(p + i);
@@ -657,6 +681,7 @@ extern "C" __global__ void read_probe(const uint4* p, long long count, u32* out)
 // p = chain[p], and records the SM cycles and the nanoseconds it took:
 // out[0] cycles, out[1] ns, out[2] the last index.
 extern "C" __global__ void clock_probe(const u32* chain, int steps, u64* out) {
+  pdl_start();
   u64 t0, g0, t1, g1;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g0));
   t0 = clock64();
