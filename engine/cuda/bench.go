@@ -459,14 +459,22 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	kvBytes := int64(B) * int64(s.Layers) * 2 * int64(P+N/2) * int64(kvd) * 2
 	r.BandwidthBPS = float64(m.bytes+kvBytes) / (td / float64(N))
 	r.BandwidthShare = r.BandwidthBPS / cfg.PeakBytesPS
-	if c.pdl { // the same decode launched without programmatic dependent launch, side by side
-		c.pdl = false
-		t0, err := decode(false)
-		c.pdl = true
-		if err != nil {
-			return r, err
-		}
-		fmt.Fprintf(log, "batch %3d: decode without PDL %.2f ms/step, with %.2f (%.3fx)\n", B, t0/float64(N)*1e3, r.StepMs, t0/td)
+	// variants of the same decode, side by side: ms a step and the ratio to
+	// the default's
+	variant := func(name string, set func(), reset func()) {
+		set()
+		t, err := decode(false)
+		reset()
+		must("decode "+name, err)
+		fmt.Fprintf(log, "batch %3d: decode %-34s %.3f ms/step (default %.3f: %.3fx)\n", B, name, t/float64(N)*1e3, r.StepMs, t/td)
+	}
+	if c.pdl {
+		variant("without PDL", func() { c.pdl = false }, func() { c.pdl = true })
+		variant("without PDL for nf4_mmax_16", func() { c.pdlSkip = map[string]bool{"nf4_mmax_16": true} },
+			func() { c.pdlSkip = nil })
+	}
+	if B == 1 {
+		variant("with v5's gemv (x in shared memory)", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
 		m.profile(b, log)
@@ -657,6 +665,20 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	qkv := c.newMultiGemv([]*Tensor{l.wq, l.wk, l.wv}, []*Tensor{b.q, b.k, b.v}, nil)
 	timeit("gemvm q,k,v + rmsnorm", 3*nb(l.wq), func() { qkv.run(c, x1(b.x), false, gemvFuse{normw: l.attnNorm.ptr, eps: 1e-5}) })
 	cu.MemFree(qkv.descs)
+	// the LoRA's cost in the fused step's two products that carry it
+	nrm := gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}
+	if l.gu != nil {
+		timeit("gemvm gate,up + rmsnorm", 2*nb(l.wg), func() { l.gu.run(c, x1(b.x), false, nrm) })
+	}
+	if l.guLoRA != nil {
+		timeit("  the same + LoRA r16", 2*nb(l.wg), func() { l.guLoRA.run(c, x1(b.x), false, nrm) })
+	}
+	timeit("gemv down + SwiGLU", nb(l.wd), func() { c.gemvFused(x1(b.x), x1(b.g), l.wd, true, nil, gemvFuse{x2: b.u.ptr}) })
+	if l.downSync != 0 {
+		r := l.lora[2][0].shape[0]
+		ed := &loraEp{b: l.lora[2][1].ptr, t: c.loraT, a: l.lora[2][0].ptr, sync: l.downSync, r: r, stride: r, scale: 2}
+		timeit("  the same + LoRA r16", nb(l.wd), func() { c.gemvFused(x1(b.x), x1(b.g), l.wd, true, ed, gemvFuse{x2: b.u.ptr}) })
+	}
 	timeit("16 tok mma q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
 	timeit("16 tok mma gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
 	timeit("16 tok mma down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })

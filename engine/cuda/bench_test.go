@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,16 @@ func BenchmarkGenerate(b *testing.B) {
 	if l, err := strconv.Atoi(os.Getenv("LORAMIX_BENCH_LAYERS")); err == nil { // a shorter model, for debugging
 		cfg.Shape.Layers = l
 		cfg.Shape.Name += fmt.Sprintf("-%dlayers", l)
+	}
+	if v := os.Getenv("LORAMIX_BENCH_BATCHES"); v != "" { // fewer batch sizes, for profiling
+		cfg.Batches = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				b.Fatalf("LORAMIX_BENCH_BATCHES: %q is not a batch size", f)
+			}
+			cfg.Batches = append(cfg.Batches, n)
+		}
 	}
 	res, err := cuda.Bench(g, cfg, os.Stdout) // b.Log would truncate the profile
 	if err != nil {

@@ -45,6 +45,7 @@ type CUDA struct {
 
 	syncEach  bool // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
 	pdl       bool // programmatic dependent launch (sm_90 on; LORAMIX_CUDA_PDL=0 turns it off)
+	pdlSkip   map[string]bool // kernels launched without it even so (the benchmark's variants)
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
@@ -483,7 +484,7 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
 	var err error
-	if c.pdl {
+	if c.pdl && !c.pdlSkip[name] {
 		err = launchPDL(f, gx, gy, gz, block, smem, c.stream, vals)
 	} else {
 		err = f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs)

@@ -5,7 +5,7 @@
 #   2. builds engine/cuda's test binary and the loramix CLI with -tags cuda,
 #   3. runs the gpu-labeled specs and the generation benchmark,
 # writing logs and bench.json to $OUT. STEPS limits what runs
-# (default "specs bench cli").
+# (default "specs bench cli"; "ncu" adds a profile of one gemvx).
 # Usage (device): OUT=/tmp/out bash scripts/device/run.sh
 set -uo pipefail
 R=$PWD
@@ -58,6 +58,13 @@ if [[ $STEPS == *bench* ]]; then
        /tmp/cuda.test -test.run '^$' -test.bench Generate -test.benchtime 1x 2>&1) > "$OUT/sanitizer.log"
     grep -vE '^\s*$' "$OUT/sanitizer.log" | head -40
   fi
+fi
+if [[ $STEPS == *ncu* ]]; then  # stall reasons of one q/k/v gemvx in the decode graph (2-layer model)
+  (cd engine/cuda && LORAMIX_BENCH_LAYERS=2 LORAMIX_BENCH_BATCHES=1 timeout 300 "$CUDA_HOME/bin/ncu" \
+     --kernel-name regex:'nf4_gemvxm_1$' --launch-skip 8 --launch-count 1 --section WarpStateStats \
+     --section SchedulerStats --section Occupancy --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+     --section InstructionStats /tmp/cuda.test -test.run '^$' -test.bench Generate -test.benchtime 1x) > "$OUT/ncu.log" 2>&1
+  grep -E "Stall|Warp Cycles|Issue|Eligible|Active Warps|Throughput|Pipe|Achieved|Executed|Registers|Duration" "$OUT/ncu.log" | head -60
 fi
 if [[ $STEPS == *cli* ]]; then
   go build -tags cuda -o /tmp/loramix ./cmd/loramix 2>&1 | tail -5 | tee "$OUT/cli-build.log"
