@@ -43,8 +43,8 @@ type CUDA struct {
 	attCount cu.DevicePtr // a counter per (token, head), zero between launches
 	attCntN  int          // ints in attCount
 
-	syncEach  bool // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
-	pdl       bool // programmatic dependent launch (sm_90 on; LORAMIX_CUDA_PDL=0 turns it off)
+	syncEach  bool            // LORAMIX_CUDA_SYNC=1: wait for each kernel and name the one that failed
+	pdl       bool            // programmatic dependent launch (sm_90 on; LORAMIX_CUDA_PDL=0 turns it off)
 	pdlSkip   map[string]bool // kernels launched without it even so (the benchmark's variants)
 	capturing bool
 
