@@ -470,8 +470,21 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if c.pdl {
 		variant("without PDL", func() { c.pdl = false }, func() { c.pdl = true })
-		variant("without PDL for nf4_mmax_16", func() { c.pdlSkip = map[string]bool{"nf4_mmax_16": true} },
-			func() { c.pdlSkip = nil })
+		skips := []struct {
+			name    string
+			kernels []string
+		}{
+			{"products", []string{"nf4_mmax_16", "nf4_mma_16", "f16_mma_16", "round_f16", "f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4"}},
+			{"attention", []string{"rope", "kv_store_f16", "attention_f16", "attention_split_f16"}},
+			{"norms, SwiGLU, rows, argmax", []string{"rmsnorm_zero", "rmsnorm", "silu_mul", "rows_f16", "argmax", "inc_i32"}},
+		}
+		for _, k := range skips {
+			set := map[string]bool{}
+			for _, n := range k.kernels {
+				set[n] = true
+			}
+			variant("without PDL for "+k.name, func() { c.pdlSkip = set }, func() { c.pdlSkip = nil })
+		}
 	}
 	if B == 1 {
 		variant("with v5's gemv (x in shared memory)", func() { c.gemvOld = true }, func() { c.gemvOld = false })

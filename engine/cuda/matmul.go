@@ -87,7 +87,7 @@ func (c *CUDA) gemvxPlan(in, total, jobs int) (grid, threads, smem, rgn int, ok 
 	kwn := (in + 1023) / 1024
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
-	smem = (256*16*2 + 256 + 2*rgn*kwn*8) * 4
+	smem = (256*16*2 + 256 + 2*rgn*kwn*8 + 2*rgn*8*32) * 4 // see nf4_gemvx
 	resident := c.sms * max(1, 65536/(threads*gemvxRegs))
 	grid = max(1, min((total+rgn-1)/rgn, resident), (jobs+rgn-1)/rgn)
 	return grid, threads, smem, rgn, grid <= resident

@@ -539,6 +539,31 @@ __device__ __forceinline__ bool gemvx_job(const GemvDesc* descs, int ndesc, int 
   return false;
 }
 
+// gemvx_lb_fetch starts copying the LoRA b rows of 8-row block rb (rank lr,
+// 32 lr bytes a row block, contiguous) into dst with cp.async, 16 bytes a
+// lane-step, and commits the copy group; the copy of a missing block or of
+// a desc without an expand copies nothing (the group is still committed, so
+// that the waits count groups the same way).
+__device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc* descs, int ndesc, int total, int rb,
+                                               int lane) {
+  if (rb < total) {
+    int d, blk;
+    gemvx_locate(descs, ndesc, rb, d, blk);
+    const GemvDesc& g = descs[d];
+    if (g.lb) {
+      long long row0 = (long long)blk * GX_ROWS;
+      int bytes = (int)(min((long long)GX_ROWS, g.out - row0) * g.lr * 4);
+      const char* src = reinterpret_cast<const char*>(g.lb + row0 * g.lr);
+      for (int ch = lane; ch < 2 * g.lr; ch += 32) {
+        int n = max(0, min(16, bytes - 16 * ch));
+        u32 sdst = (u32)__cvta_generic_to_shared(dst + 4 * ch);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(sdst), "l"(src + 16 * ch), "r"(n) : "memory");
+      }
+    }
+  }
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
 // gemvx_lora_ready waits until the launch's shrink jobs have published
 // their lt (lsync[0] counts them); a no-op without in-kernel shrinks.
 __device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDesc* descs, int ndesc) {
@@ -561,7 +586,8 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 }
 
 // Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
-// floats), then the partial sums (2 x RG x KW x GX_ROWS floats).
+// floats), the partial sums (2 x RG x KW x GX_ROWS floats), then the LoRA b
+// rows (2 x RG x GX_ROWS x 32 floats).
 //
 // In-kernel LoRA shrinks (lsync non-null; descs with `la`): every block
 // holds all of x, so row group slot s = blockIdx.x * rgn + rg < jobs
@@ -584,6 +610,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   int kwn = (in + 1023) >> 10;
+  float* slb = red + 2 * rgn * kwn * GX_ROWS;  // [2][rgn][GX_ROWS * 32]: b rows of a row group's row block
   int kw = warp % kwn, rg = warp / kwn;
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
@@ -600,6 +627,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, blockIdx.x * rgn + rg, jd, jj);
+  if (kw == 0) gemvx_lb_fetch(slb + rg * GX_ROWS * 32, descs, ndesc, total, blockIdx.x * rgn + rg, lane);
   gx_mark(mode, 1);
   stage_btab(tab, dmap, dmap_g);
   pdl_start();  // x, y and the LoRA operands come from earlier kernels
@@ -676,18 +704,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     bool okn[GX_ROWS];
     gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
     // the LoRA expand (rank <= 32), by the first warp of the row group: lane
-    // l takes row l/4 and ranks l%4, l%4+4, ..., loaded with the codes
-    // (loaded here, used after the products: their latency hides behind them)
-    // (lt: read after the first products, when the shrinks are surely
-    // published; from shared memory after the first barrier)
-    float lbv[8];
+    // l takes row l/4 and ranks l%4, l%4+4, .... Its b rows were requested
+    // one row block ahead (cp.async into slb); lt is read after the first
+    // products, when the shrinks are surely published, and from shared
+    // memory (slt) after the first barrier.
     bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
-#pragma unroll
-    for (int m = 0; m < 8; m++) {
-      int j = (lane & 3) + 4 * m;
-      lbv[m] = 0.f;
-      if (lora && j < g.lr) lbv[m] = g.lb[(long long)(row0 + (lane >> 2)) * g.lr + j];
-    }
+    if (kw == 0) gemvx_lb_fetch(slb + (((it + 1) & 1) * rgn + rg) * GX_ROWS * 32, descs, ndesc, total, rb + slots, lane);
     float acc[GX_ROWS];
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) {
@@ -701,13 +723,18 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
         slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
       }
     }
+    if (kw == 0) {  // this row block's b rows (all but the newest copy group)
+      asm volatile("cp.async.wait_group 1;" ::: "memory");
+      __syncwarp();
+    }
     if (lora) {
       if (it == 0) gemvx_lora_ready(lsync, descs, ndesc);
+      const float* lb = slb + ((it & 1) * rgn + rg) * GX_ROWS * 32 + (lane >> 2) * g.lr;
       float lo = 0.f;
 #pragma unroll
       for (int m = 0; m < 8; m++) {
         int j = (lane & 3) + 4 * m;
-        if (j < g.lr) lo += lbv[m] * (it == 0 ? __ldcg(g.lt + j) : slt[d * 32 + j]);
+        if (j < g.lr) lo += lb[j] * (it == 0 ? __ldcg(g.lt + j) : slt[d * 32 + j]);
       }
       lo *= g.lscale;
 #pragma unroll
