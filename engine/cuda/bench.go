@@ -470,21 +470,13 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if c.pdl {
 		variant("without PDL", func() { c.pdl = false }, func() { c.pdl = true })
-		skips := []struct {
-			name    string
-			kernels []string
-		}{
-			{"products", []string{"nf4_mmax_16", "nf4_mma_16", "f16_mma_16", "round_f16", "f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4"}},
-			{"attention", []string{"rope", "kv_store_f16", "attention_f16", "attention_split_f16"}},
-			{"norms, SwiGLU, rows, argmax", []string{"rmsnorm_zero", "rmsnorm", "silu_mul", "rows_f16", "argmax", "inc_i32"}},
+		def := c.pdlSkip
+		variant("with PDL for every kernel", func() { c.pdlSkip = nil }, func() { c.pdlSkip = def })
+		attention := map[string]bool{"rope": true, "kv_store_f16": true, "attention_f16": true, "attention_split_f16": true}
+		for k := range def {
+			attention[k] = true
 		}
-		for _, k := range skips {
-			set := map[string]bool{}
-			for _, n := range k.kernels {
-				set[n] = true
-			}
-			variant("without PDL for "+k.name, func() { c.pdlSkip = set }, func() { c.pdlSkip = nil })
-		}
+		variant("without PDL for attention too", func() { c.pdlSkip = attention }, func() { c.pdlSkip = def })
 	}
 	if B == 1 {
 		variant("with v5's gemv (x in shared memory)", func() { c.gemvOld = true }, func() { c.gemvOld = false })

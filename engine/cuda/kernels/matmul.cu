@@ -417,9 +417,9 @@ F16_GEMV(4)
 // rg. For each, every warp loads one 16-byte code chunk per row, dots it
 // with its x through the byte table and scales by the block's absmax; a
 // butterfly (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial
-// sums meet in shared memory, and one thread per row adds them in kw order
-// and stores. The first warp of a row group adds the LoRA expand (rank <= 32)
-// into its partial sums. One barrier per row block (the partial sums are
+// sums meet in shared memory, and after the barrier lane r of the row
+// group's first warp adds them in kw order, adds row r's LoRA expand (rank
+// <= 32) and stores. One barrier per row block (the partial sums are
 // double-buffered).
 //
 // ROUNDW (fp16 compute) rounds each dequantized weight Code*absmax to half
@@ -570,9 +570,11 @@ __device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDes
   if (!lsync) return;
   int jobs = 0;
   for (int d = 0; d < ndesc; d++) jobs += descs[d].la ? descs[d].lr : 0;
-  while (*reinterpret_cast<const volatile u32*>(lsync) < (u32)jobs) {
+  // acquire, not a fence: a fence would also wait for the prefetched codes
+  for (u32 v = 0;;) {
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(lsync) : "memory");
+    if (v >= (u32)jobs) break;
   }
-  __threadfence();
 }
 
 // gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
@@ -703,12 +705,9 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     float san[GX_ROWS];
     bool okn[GX_ROWS];
     gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
-    // the LoRA expand (rank <= 32), by the first warp of the row group: lane
-    // l takes row l/4 and ranks l%4, l%4+4, .... Its b rows were requested
-    // one row block ahead (cp.async into slb); lt is read after the first
-    // products, when the shrinks are surely published, and from shared
-    // memory (slt) after the first barrier.
-    bool lora = g.lb && kw == 0 && rb < total && row0 + (lane >> 2) < g.out;
+    // the LoRA expand (rank <= 32) happens in the combine, from shared
+    // memory: the b rows come one row block ahead (cp.async into slb), lt
+    // into slt before the first barrier (by then the shrinks are published)
     if (kw == 0) gemvx_lb_fetch(slb + (((it + 1) & 1) * rgn + rg) * GX_ROWS * 32, descs, ndesc, total, rb + slots, lane);
     float acc[GX_ROWS];
 #pragma unroll
@@ -716,29 +715,12 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
       acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
     }
-    if (it == 0 && warp == 0) {  // every desc's lt into slt, for the later row blocks
+    if (it == 0 && warp == 0) {  // every desc's lt into slt
       gemvx_lora_ready(lsync, descs, ndesc);
       for (int i = lane; i < ndesc * 32; i += 32) {
         const GemvDesc& gd = descs[i >> 5];
         slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
       }
-    }
-    if (kw == 0) {  // this row block's b rows (all but the newest copy group)
-      asm volatile("cp.async.wait_group 1;" ::: "memory");
-      __syncwarp();
-    }
-    if (lora) {
-      if (it == 0) gemvx_lora_ready(lsync, descs, ndesc);
-      const float* lb = slb + ((it & 1) * rgn + rg) * GX_ROWS * 32 + (lane >> 2) * g.lr;
-      float lo = 0.f;
-#pragma unroll
-      for (int m = 0; m < 8; m++) {
-        int j = (lane & 3) + 4 * m;
-        if (j < g.lr) lo += lb[j] * (it == 0 ? __ldcg(g.lt + j) : slt[d * 32 + j]);
-      }
-      lo *= g.lscale;
-#pragma unroll
-      for (int r = 0; r < GX_ROWS; r++) acc[r] += r == (lane >> 2) ? lo : 0.f;
     }
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
@@ -749,19 +731,21 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     gx_mark(mode, 6 + 4 * it);
     __syncthreads();
     gx_mark(mode, 7 + 4 * it);
-    if (threadIdx.x < rgn * GX_ROWS) {
-      int rgc = threadIdx.x / GX_ROWS, r = threadIdx.x % GX_ROWS;
-      int rbc = (it * gridDim.x + blockIdx.x) * rgn + rgc, dc, blkc;
-      if (rbc < total) {
-        gemvx_locate(descs, ndesc, rbc, dc, blkc);
-        const GemvDesc& gc = descs[dc];
-        int row = blkc * GX_ROWS + r;
-        if (row < gc.out) {
-          float v = 0.f;
-          for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rgc) * kwn + k) * GX_ROWS + r];
-          if (mode & 1) v += gc.y[row];
-          gc.y[row] = maybe_round(v, mode & 2);
+    if (kw == 0) {  // lane r of the row group's first warp combines row r (and adds its expand)
+      asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
+      __syncwarp();
+      int row = row0 + lane;
+      if (lane < GX_ROWS && rb < total && row < g.out) {
+        float v = 0.f;
+        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * GX_ROWS + lane];
+        if (g.lb) {
+          const float* lb = slb + ((it & 1) * rgn + rg) * GX_ROWS * 32 + lane * g.lr;
+          float lo = 0.f;
+          for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[d * 32 + j];
+          v += g.lscale * lo;
         }
+        if (mode & 1) v += g.y[row];
+        g.y[row] = maybe_round(v, mode & 2);
       }
     }
     gx_mark(mode, 8 + 4 * it);
