@@ -71,8 +71,11 @@ func (c *CUDA) gemvOK(n, in int, w *Tensor) bool {
 }
 
 // gemvxOK reports whether nf4_gemvx takes an input of in features: whole
-// 32-element chunks, and at most 12 warps of 1024 features (GX_MAXTHREADS).
-func gemvxOK(in int, w *Tensor) bool { return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 }
+// 32-element chunks, at most 12 warps of 1024 features (GX_MAXTHREADS), and
+// fewer than 2^31 weights (its offsets are 32-bit).
+func gemvxOK(in int, w *Tensor) bool {
+	return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 && int64(w.shape[0])*int64(w.shape[1]) < 1<<31
+}
 
 // gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
 const gemvxRegs = 168
@@ -87,7 +90,7 @@ func (c *CUDA) gemvxPlan(in, total, jobs int) (grid, threads, smem, rgn int, ok 
 	kwn := (in + 1023) / 1024
 	rgn = max(1, 8/kwn)
 	threads = 32 * kwn * rgn
-	smem = (256*16*2 + 256 + 2*rgn*kwn*8 + 2*rgn*8*32) * 4 // see nf4_gemvx
+	smem = 65536 + (256*32*2+256+2*rgn*kwn*8+2*rgn*8*32)*4 // see nf4_gemvx
 	resident := c.sms * max(1, 65536/(threads*gemvxRegs))
 	grid = max(1, min((total+rgn-1)/rgn, resident), (jobs+rgn-1)/rgn)
 	return grid, threads, smem, rgn, grid <= resident
@@ -174,8 +177,8 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 	ds := make([]gemvDesc, len(ws))
 	m := &multiGemv{n: len(ws), in: ws[0].shape[1]}
 	for i, w := range ws {
-		if w.dt != backend.NF4 || w.shape[1] != m.in {
-			panic("cuda: multi-weight gemv needs NF4 weights of one input size")
+		if !gemvxOK(m.in, w) || w.shape[1] != m.in {
+			panic("cuda: multi-weight gemv needs NF4 weights of one input size that nf4_gemvx takes")
 		}
 		q := w.q
 		d := gemvDesc{packed: uint64(q.packed), qabs: uint64(q.qabs), absmax2: uint64(q.absmax2), y: uint64(ys[i].ptr),

@@ -431,7 +431,8 @@ F16_GEMV(4)
 #define GX_ROWS 8
 #define GX_MAXDESC 4  // weights of one multi-weight launch
 #define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
-#define GX_TAB 16  // byte-table replicas: one per bank pair of a half warp
+#define GX_TAB 16  // nf4_mmax_16's byte-table replicas: one per bank pair of a half warp
+#define GX_TAB32 32  // nf4_gemvx's: one per lane, so that one byte_perm makes a lookup's address
 
 // round_h11 rounds v to 11 significant bits (half's precision).
 __device__ __forceinline__ float round_h11(float v) {
@@ -441,20 +442,27 @@ __device__ __forceinline__ float round_h11(float v) {
 
 // dot32x returns sum_e Code[nibble e of w] * scale_e * x[e] over the 32 codes
 // of the chunk w: scale_e = 1 (the caller multiplies by absmax), or with
-// ROUNDW round_h11(Code * am). tb points at this lane's replica of the byte
-// table (entry b at byte offset 128 b).
+// ROUNDW round_h11(Code * am). The byte table of stage_btab32 sits at a
+// shared-memory address that is a multiple of 64 KB (entry b of lane l at
+// byte 256 b + 8 l of it); tabw holds that address with 8 * lane in its low
+// byte, so one byte_perm (code byte k into bits 8-15) makes a lookup's whole
+// address.
+__device__ __forceinline__ float2 lds_f2(u32 addr) {
+  float2 v;
+  asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(addr));
+  return v;
+}
 template <bool ROUNDW>
-__device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], const char* tb, float am) {
+__device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], u32 tabw, float am) {
   u32 words[4] = {w.x, w.y, w.z, w.w};
   float a0 = 0.f, a1 = 0.f;
 #pragma unroll
   for (int k = 0; k < 4; k++) {
     u32 v = words[k];
     float2 p[4];
-    p[0] = *reinterpret_cast<const float2*>(tb + ((v << 7) & 0x7f80));
-    p[1] = *reinterpret_cast<const float2*>(tb + ((v >> 1) & 0x7f80));
-    p[2] = *reinterpret_cast<const float2*>(tb + ((v >> 9) & 0x7f80));
-    p[3] = *reinterpret_cast<const float2*>(tb + ((v >> 17) & 0x7f80));
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+      p[i] = lds_f2(__byte_perm(v, tabw, 0x7604 | (i << 4)));
 #pragma unroll
     for (int i = 0; i < 4; i++) {
       float c0 = p[i].x, c1 = p[i].y;
@@ -494,6 +502,18 @@ __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
 }
 
+// stage_btab32 fills nf4_gemvx's byte table (entry 32 b + l, l a lane's
+// replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b; 64 KB) and
+// copies dmap (256 floats) into shared memory. A warp writes one entry's 32
+// replicas, so that its two code reads are uniform.
+__device__ __forceinline__ void stage_btab32(float2* tab, float* dmap, const float* dmap_g) {
+  for (int i = threadIdx.x; i < 256 * GX_TAB32; i += blockDim.x) {
+    int b = i / GX_TAB32;
+    tab[i] = make_float2(NF4_CODE[b >> 4], NF4_CODE[b & 15]);
+  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
+}
+
 // gemvx_locate finds the weight d and its local 8-row block of global block b.
 __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
   d = 0;
@@ -502,25 +522,24 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
 }
 
 // gemvx_load requests the codes, absmax codes and group scales of this
-// lane's chunk in the 8 rows of row block rb (ok[r]: row r exists).
+// lane's chunk c in the 8 rows of row block blk of weight g (ok[r]: row r
+// exists; none when !live). Offsets are 32-bit: a weight has fewer than
+// 2^31 elements (the Go side checks).
 __device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
-                                           bool (&ok)[GX_ROWS], const GemvDesc* descs, int ndesc, int total, int rb,
-                                           int in, int c, bool live) {
-  int d = 0, blk = rb;
-  if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
-  const GemvDesc& g = descs[d];
+                                           bool (&ok)[GX_ROWS], const GemvDesc& g, int blk, int in, int c,
+                                           bool live) {
   int row0 = blk * GX_ROWS;
+  u32 j = (u32)row0 * (u32)in + (u32)c * 32;
 #pragma unroll
-  for (int r = 0; r < GX_ROWS; r++) {
-    ok[r] = rb < total && live && row0 + r < g.out;
+  for (int r = 0; r < GX_ROWS; r++, j += in) {
+    ok[r] = live && row0 + r < g.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
     sa[r] = 0.f;
     if (ok[r]) {
-      long long j0 = (long long)(row0 + r) * in + (long long)c * 32;
-      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j0 >> 1)));
-      qa[r] = __ldg(g.qabs + (j0 >> 6));
-      sa[r] = __ldg(g.absmax2 + (j0 >> 14));
+      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j >> 1)));
+      qa[r] = __ldg(g.qabs + (j >> 6));
+      sa[r] = __ldg(g.absmax2 + (j >> 14));
     }
   }
 }
@@ -539,26 +558,20 @@ __device__ __forceinline__ bool gemvx_job(const GemvDesc* descs, int ndesc, int 
   return false;
 }
 
-// gemvx_lb_fetch starts copying the LoRA b rows of 8-row block rb (rank lr,
-// 32 lr bytes a row block, contiguous) into dst with cp.async, 16 bytes a
-// lane-step, and commits the copy group; the copy of a missing block or of
-// a desc without an expand copies nothing (the group is still committed, so
-// that the waits count groups the same way).
-__device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc* descs, int ndesc, int total, int rb,
-                                               int lane) {
-  if (rb < total) {
-    int d, blk;
-    gemvx_locate(descs, ndesc, rb, d, blk);
-    const GemvDesc& g = descs[d];
-    if (g.lb) {
-      long long row0 = (long long)blk * GX_ROWS;
-      int bytes = (int)(min((long long)GX_ROWS, g.out - row0) * g.lr * 4);
-      const char* src = reinterpret_cast<const char*>(g.lb + row0 * g.lr);
-      for (int ch = lane; ch < 2 * g.lr; ch += 32) {
-        int n = max(0, min(16, bytes - 16 * ch));
-        u32 sdst = (u32)__cvta_generic_to_shared(dst + 4 * ch);
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(sdst), "l"(src + 16 * ch), "r"(n) : "memory");
-      }
+// gemvx_lb_fetch starts copying the LoRA b rows of row block blk of weight
+// g (rank lr, 32 lr bytes a row block, contiguous) into dst with cp.async,
+// 16 bytes a lane-step, and commits the copy group; with !live or no expand
+// it copies nothing (the group is still committed, so that the waits count
+// groups the same way).
+__device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc& g, int blk, bool live, int lane) {
+  if (live && g.lb) {
+    long long row0 = (long long)blk * GX_ROWS;
+    int bytes = (int)(min((long long)GX_ROWS, g.out - row0) * g.lr * 4);
+    const char* src = reinterpret_cast<const char*>(g.lb + row0 * g.lr);
+    for (int ch = lane; ch < 2 * g.lr; ch += 32) {
+      int n = max(0, min(16, bytes - 16 * ch));
+      u32 sdst = (u32)__cvta_generic_to_shared(dst + 4 * ch);
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(sdst), "l"(src + 16 * ch), "r"(n) : "memory");
     }
   }
   asm volatile("cp.async.commit_group;" ::: "memory");
@@ -587,8 +600,8 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
   gx_trace[blockIdx.x == 0 ? 0 : 1][k] = t;
 }
 
-// Shared memory: the byte table (256 x GX_TAB float2, 32 KB), dmap (256
-// floats), the partial sums (2 x RG x KW x GX_ROWS floats), then the LoRA b
+// Shared memory: up to 64 KB of padding, the byte table (256 x GX_TAB32
+// float2, 64 KB, 64 KB-aligned), dmap (256 floats), the partial sums (2 x RG x KW x GX_ROWS floats), then the LoRA b
 // rows (2 x RG x GX_ROWS x 32 floats).
 //
 // In-kernel LoRA shrinks (lsync non-null; descs with `la`): every block
@@ -606,8 +619,11 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
-  float2* tab = reinterpret_cast<float2*>(smem4);
-  float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
+  // the byte table at the first 64 KB boundary of the shared window in the
+  // dynamic shared memory (the launch adds 64 KB for that)
+  u32 s0 = (u32)__cvta_generic_to_shared(smem4);
+  float2* tab = reinterpret_cast<float2*>(reinterpret_cast<char*>(smem4) + ((0x10000u - (s0 & 0xffffu)) & 0xffffu));
+  float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB32);
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
@@ -619,20 +635,36 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   bool live = c < nchunks;
   int slots = gridDim.x * rgn;
   int iters = (total + slots - 1) / slots;
+  bool anylora = false;
+  for (int d = 0; d < ndesc; d++) anylora |= descs[d].lb != nullptr;
   gx_mark(mode, 0);
-  // the first row block's codes are requested before the tables and x are
-  // staged, so that HBM latency overlaps the prologue
+  // the first row block's codes (and LoRA b rows) are requested before the
+  // tables and x are staged, so that HBM latency overlaps the prologue
   uint4 w[GX_ROWS];
   u32 qa[GX_ROWS];
   float sa[GX_ROWS];
   bool ok[GX_ROWS];
-  gemvx_load(w, qa, sa, ok, descs, ndesc, total, blockIdx.x * rgn + rg, in, c, live);
+  int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
+  if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
+  gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
+  if (anylora && kw == 0) gemvx_lb_fetch(slb + rg * GX_ROWS * 32, descs[d], blk, rb < total, lane);
   int jd = 0, jj = 0;
-  bool job = lsync && gemvx_job(descs, ndesc, blockIdx.x * rgn + rg, jd, jj);
-  if (kw == 0) gemvx_lb_fetch(slb + rg * GX_ROWS * 32, descs, ndesc, total, blockIdx.x * rgn + rg, lane);
+  bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
+  float4 av[8];  // this lane's 32 inputs of the shrink row
+  if (job) {
+    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
+#pragma unroll
+    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  float4 nw[8];  // this lane's 32 norm weights
+  if (normw) {
+#pragma unroll
+    for (int q = 0; q < 8; q++)
+      nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
   gx_mark(mode, 1);
-  stage_btab(tab, dmap, dmap_g);
-  pdl_start();  // x, y and the LoRA operands come from earlier kernels
+  stage_btab32(tab, dmap, dmap_g);
+  pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_mark(mode, 2);
 
   // this lane's 32 x values
@@ -647,12 +679,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
   }
-  float4 av[8];  // this lane's 32 inputs of the shrink row, requested before the norm's barrier
-  if (job) {
-    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
-#pragma unroll
-    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
   if (normw) {
     ss = warp_sum(ss);
     if (lane == 0 && rg == 0) ssq[kw] = ss;
@@ -660,12 +686,10 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     float tot = 0.f;
     for (int k = 0; k < kwn; k++) tot += ssq[k];
     float inv = rsqrtf(tot / in + eps);
-    if (live) {
 #pragma unroll
-      for (int q = 0; q < 8; q++) {
-        float4 w = reinterpret_cast<const float4*>(normw + (long long)c * 32)[q];
-        xr[4 * q] *= inv * w.x, xr[4 * q + 1] *= inv * w.y, xr[4 * q + 2] *= inv * w.z, xr[4 * q + 3] *= inv * w.w;
-      }
+    for (int q = 0; q < 8; q++) {
+      xr[4 * q] *= inv * nw[q].x, xr[4 * q + 1] *= inv * nw[q].y;
+      xr[4 * q + 2] *= inv * nw[q].z, xr[4 * q + 3] *= inv * nw[q].w;
     }
   }
   if (mode & 2) {  // fp16 compute: the staged operand is an op's output
@@ -692,30 +716,33 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
 
   descs = sdesc;
-  const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
-  for (int it = 0; it < iters; it++) {
-    int rb = (it * gridDim.x + blockIdx.x) * rgn + rg;
-    int d = 0, blk = rb;
-    if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
+  u32 tabw = (u32)__cvta_generic_to_shared(tab) | (lane * 8);
+  for (int it = 0; it < iters; it++, rb += slots) {
     const GemvDesc& g = descs[d];
     int row0 = blk * GX_ROWS;
-    // the next row block's codes are requested before this one is multiplied
+    // the next row block's codes (and b rows) are requested before this one
+    // is multiplied
+    int rbn = rb + slots, dn = d, blkn = blk;
+    if (rbn < total) gemvx_locate(descs, ndesc, rbn, dn, blkn);
     uint4 wn[GX_ROWS];
     u32 qan[GX_ROWS];
     float san[GX_ROWS];
     bool okn[GX_ROWS];
-    gemvx_load(wn, qan, san, okn, descs, ndesc, total, rb + slots, in, c, live);
-    // the LoRA expand (rank <= 32) happens in the combine, from shared
-    // memory: the b rows come one row block ahead (cp.async into slb), lt
-    // into slt before the first barrier (by then the shrinks are published)
-    if (kw == 0) gemvx_lb_fetch(slb + (((it + 1) & 1) * rgn + rg) * GX_ROWS * 32, descs, ndesc, total, rb + slots, lane);
+    gemvx_load(wn, qan, san, okn, descs[dn], blkn, in, c, live && rbn < total);
+    if (anylora && kw == 0)
+      gemvx_lb_fetch(slb + (((it + 1) & 1) * rgn + rg) * GX_ROWS * 32, descs[dn], blkn, rbn < total, lane);
+    // lane r of the row group's first warp combines row r below: its
+    // residual, when adding, is requested now
+    bool comb = kw == 0 && lane < GX_ROWS && rb < total && row0 + lane < g.out;
+    float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
     float acc[GX_ROWS];
+    float goff = g.offset;
 #pragma unroll
     for (int r = 0; r < GX_ROWS; r++) {
-      float am = ok[r] ? dmap[qa[r]] * sa[r] + g.offset : 0.f;
-      acc[r] = dot32x<ROUNDW>(w[r], xr, tb, am);
+      float am = ok[r] ? dmap[qa[r]] * sa[r] + goff : 0.f;
+      acc[r] = dot32x<ROUNDW>(w[r], xr, tabw, am);
     }
-    if (it == 0 && warp == 0) {  // every desc's lt into slt
+    if (anylora && it == 0 && warp == 0) {  // every desc's lt into slt
       gemvx_lora_ready(lsync, descs, ndesc);
       for (int i = lane; i < ndesc * 32; i += 32) {
         const GemvDesc& gd = descs[i >> 5];
@@ -731,24 +758,25 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     gx_mark(mode, 6 + 4 * it);
     __syncthreads();
     gx_mark(mode, 7 + 4 * it);
-    if (kw == 0) {  // lane r of the row group's first warp combines row r (and adds its expand)
-      asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
-      __syncwarp();
-      int row = row0 + lane;
-      if (lane < GX_ROWS && rb < total && row < g.out) {
+    if (kw == 0) {  // lane r combines row r in kw order and adds its LoRA expand
+      if (anylora) {
+        asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
+        __syncwarp();
+      }
+      if (comb) {
         float v = 0.f;
         for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * GX_ROWS + lane];
         if (g.lb) {
-          const float* lb = slb + ((it & 1) * rgn + rg) * GX_ROWS * 32 + lane * g.lr;
+          const float* lb = slb + (buf * rgn + rg) * GX_ROWS * 32 + lane * g.lr;
           float lo = 0.f;
           for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[d * 32 + j];
           v += g.lscale * lo;
         }
-        if (mode & 1) v += g.y[row];
-        g.y[row] = maybe_round(v, mode & 2);
+        g.y[row0 + lane] = maybe_round(v + yv, mode & 2);
       }
     }
     gx_mark(mode, 8 + 4 * it);
+    d = dn, blk = blkn;
   }
   gx_mark(mode, 23);
   if (lsync) {  // the last block out resets the counters
