@@ -270,12 +270,19 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
 	c.Rows(x, m.embed, ids)
 	defer c.bind()()
+	// up to 16 tokens: q,k,v and gate,up each in one launch (multi must have
+	// run for b)
+	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
 		c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
-		c.matmul(q, xn, l.wq, true)
-		c.matmul(k, xn, l.wk, true)
-		c.matmul(vv, xn, l.wv, true)
+		if many {
+			l.qkv.run(c, xn, true, gemvFuse{})
+		} else {
+			c.matmul(q, xn, l.wq, true)
+			c.matmul(k, xn, l.wk, true)
+			c.matmul(vv, xn, l.wv, true)
+		}
 		c.RoPE(q, pos, s.Heads, 10000, 1)
 		c.RoPE(k, pos, s.KVHeads, 10000, 1)
 		c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
@@ -283,6 +290,8 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
 		if lora {
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
+		} else if many {
+			l.gu.run(c, xn, true, gemvFuse{})
 		} else {
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)

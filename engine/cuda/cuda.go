@@ -203,7 +203,7 @@ func New(o Options) (b *CUDA, err error) {
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16",
+	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -216,7 +216,7 @@ var kernelNames = []string{
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16",
+	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

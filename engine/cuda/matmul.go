@@ -222,8 +222,9 @@ func (m *multiGemv) free() {
 	}
 }
 
-// run launches the products of x (n <= gemvMaxTokens rows) with the
-// prologue fusions f; each output is overwritten (or added to).
+// run launches the products of x (n <= gemvMaxTokens rows with the
+// prologue fusions f, or up to 16 rows without them); each output is
+// overwritten (or added to).
 func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	n := x.shape[0]
 	xsz := (m.in + 1023) / 1024 * 1024
@@ -238,6 +239,12 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 		grid, threads, smem, rgn, _ := c.gemvxPlan(m.in, m.blocks8, m.jobs)
 		c.launch(c.gemvxName(true), grid, 1, 1, threads, smem,
 			m.descs, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn, m.sync)
+		return
+	}
+	if n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld {
+		// the tensor-core kernel of nf4_mmax_16, over every weight's tiles
+		c.launch("nf4_mmaxm_16", min(m.blocks, c.sms), 1, 1, 512, mmaxSmem,
+			m.descs, m.n, m.blocks, x.ptr, c.dmap, n, m.in, mode)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
@@ -362,6 +369,10 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	}
 }
 
+// mmaxSmem is the dynamic shared memory of nf4_mmax_16 and nf4_mmaxm_16:
+// the byte table, dmap and the double-buffered partial sums.
+const mmaxSmem = (256*16*2 + 256 + 2*16*256) * 4
+
 // mmax runs nf4_mmax_16 for 2 to 16 tokens (in % 256 == 0): blocks of 16
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
@@ -370,9 +381,8 @@ func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
 	q := w.q
 	ks := (in + 4095) / 4096
 	gx := max(1, min((out+15)/16, c.sms/ks))
-	smem := (256*16*2 + 256 + 2*16*256) * 4
 	run := func(m int) {
-		c.launch("nf4_mmax_16", gx, ks, 1, 512, smem,
+		c.launch("nf4_mmax_16", gx, ks, 1, 512, mmaxSmem,
 			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {

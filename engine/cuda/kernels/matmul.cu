@@ -1176,21 +1176,20 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 #define MX_WARPS 16
 
 __device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&sa)[2], bool (&ok)[2],
-                                          const u8* packed, const u8* qabs, const float* absmax2, int tile, int g,
-                                          int out, int in, int col0, bool live, int tiles) {
+                                          const GemvDesc& d, int tile, int g, int in, int col0, bool live) {
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     int row = tile * 16 + g + 8 * h;
     w[2 * h] = w[2 * h + 1] = make_uint4(0, 0, 0, 0);
     qa[h] = 0, sa[h] = 0.f;
-    ok[h] = live && tile < tiles && row < out;
+    ok[h] = live && row < d.out;
     if (ok[h]) {
       long long j0 = (long long)row * in + col0;
-      const uint4* p = reinterpret_cast<const uint4*>(packed + (j0 >> 1));
+      const uint4* p = reinterpret_cast<const uint4*>(d.packed + (j0 >> 1));
       w[2 * h] = __ldg(p);
       w[2 * h + 1] = __ldg(p + 1);
-      qa[h] = __ldg(qabs + (j0 >> 6));
-      sa[h] = __ldg(absmax2 + (j0 >> 14));
+      qa[h] = __ldg(d.qabs + (j0 >> 6));
+      sa[h] = __ldg(d.absmax2 + (j0 >> 14));
     }
   }
 }
@@ -1201,10 +1200,13 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
   return pack_half2(p.x * am, p.y * am);
 }
 
-extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
-    nf4_mmax_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
-                const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {
+// nf4_mmax: the products of x with the weights of descs (several weights of
+// one x in one launch, as nf4_gemvx; 16-row tiles, desc.blocks of them a
+// weight, total in all).
+__device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n,
+                         int in, int mode, int ksplits) {
   extern __shared__ float4 smem4[];
+  __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
   float* red = dmap + 256;  // [2][MX_WARPS][256]
@@ -1212,14 +1214,16 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
   int g = lane >> 2, t = lane & 3;
   int col0 = blockIdx.y * 4096 + warp * 256 + t * 64;
   bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
-  int tiles = (out + 15) >> 4;
-  int iters = (tiles + gridDim.x - 1) / gridDim.x;
+  int iters = (total + gridDim.x - 1) / gridDim.x;
+  if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   uint4 w[4], wn[4];
   u32 qa[2], qan[2];
   float sa[2], san[2];
   bool ok[2], okn[2];
   // the first tile's codes are requested before the prologue
-  mmax_load(w, qa, sa, ok, packed, qabs, absmax2, blockIdx.x, g, out, in, col0, live, tiles);
+  int tile = blockIdx.x, d = 0, lt = tile;  // this iteration's tile: weight d, its tile lt
+  if (tile < total) gemv_locate(descs, ndesc, tile, d, lt);
+  mmax_load(w, qa, sa, ok, descs[d], lt, g, in, col0, live && tile < total);
   stage_btab(tab, dmap, dmap_g);
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
@@ -1235,14 +1239,23 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
       bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
     }
   __syncthreads();
+  descs = sdesc;
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
-  for (int it = 0; it < iters; it++) {
-    int tile = blockIdx.x + it * gridDim.x;
-    mmax_load(wn, qan, san, okn, packed, qabs, absmax2, tile + gridDim.x, g, out, in, col0, live, tiles);
+  for (int it = 0; it < iters; it++, tile += gridDim.x) {
+    const GemvDesc& gd = descs[d];
+    int tilen = tile + gridDim.x, dn = d, ltn = lt;
+    if (tilen < total) gemv_locate(descs, ndesc, tilen, dn, ltn);
+    mmax_load(wn, qan, san, okn, descs[dn], ltn, g, in, col0, live && tilen < total);
+    // threads < 256 store (row, token) pair threadIdx.x of this tile below;
+    // a residual they add to is requested now
+    int rl = threadIdx.x >> 4, tok = threadIdx.x & 15, row = lt * 16 + rl;
+    bool store = threadIdx.x < 256 && tile < total && row < gd.out && tok < n;
+    float* dst = gd.y + (long long)tok * gd.out + row;
+    float yv = store && ksplits == 1 && (mode & 1) ? *dst : 0.f;
     float am[2];
 #pragma unroll
-    for (int h = 0; h < 2; h++) am[h] = ok[h] ? dmap[qa[h]] * sa[h] + offset : 0.f;
+    for (int h = 0; h < 2; h++) am[h] = ok[h] ? dmap[qa[h]] * sa[h] + gd.offset : 0.f;
     float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
     if (live) {
       u32 wg[8] = {w[0].x, w[0].y, w[0].z, w[0].w, w[1].x, w[1].y, w[1].z, w[1].w};
@@ -1263,32 +1276,42 @@ extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
     float* rw = red + ((it & 1) * MX_WARPS + warp) * 256;
 #pragma unroll
     for (int nt = 0; nt < 2; nt++) {
-      int tok = 8 * nt + 2 * t;
-      rw[g * 16 + tok] = acc[nt][0];
-      rw[g * 16 + tok + 1] = acc[nt][1];
-      rw[(g + 8) * 16 + tok] = acc[nt][2];
-      rw[(g + 8) * 16 + tok + 1] = acc[nt][3];
+      int tk = 8 * nt + 2 * t;
+      rw[g * 16 + tk] = acc[nt][0];
+      rw[g * 16 + tk + 1] = acc[nt][1];
+      rw[(g + 8) * 16 + tk] = acc[nt][2];
+      rw[(g + 8) * 16 + tk + 1] = acc[nt][3];
     }
     __syncthreads();
-    if (threadIdx.x < 256 && tile < tiles) {
-      int rl = threadIdx.x >> 4, tok = threadIdx.x & 15, row = tile * 16 + rl;
-      if (row < out && tok < n) {
-        const float* rb = red + (it & 1) * MX_WARPS * 256 + threadIdx.x;
-        float v = 0.f;
+    if (store) {
+      const float* rb = red + (it & 1) * MX_WARPS * 256 + threadIdx.x;
+      float v = 0.f;
 #pragma unroll
-        for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256];
-        float* dst = y + (long long)tok * out + row;
-        if (ksplits > 1) {
-          atomicAdd(dst, v);
-        } else {
-          if (mode & 1) v += *dst;
-          *dst = maybe_round(v, mode & 2);
-        }
+      for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256];
+      if (ksplits > 1) {
+        atomicAdd(dst, v);
+      } else {
+        *dst = maybe_round(v + yv, mode & 2);
       }
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) w[i] = wn[i];
 #pragma unroll
     for (int h = 0; h < 2; h++) qa[h] = qan[h], sa[h] = san[h], ok[h] = okn[h];
+    d = dn, lt = ltn;
   }
+}
+
+extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
+    nf4_mmax_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
+                const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {
+  GemvDesc g = {packed, qabs, absmax2, y, nullptr, nullptr, nullptr, offset, out, 0, 0, 0.f, (out + 15) >> 4};
+  nf4_mmax(&g, 1, g.blocks, x, dmap_g, n, in, mode, ksplits);
+}
+
+// nf4_mmaxm_16: the multi-weight launch (no k splits: in <= 4096).
+extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
+    nf4_mmaxm_16(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n, int in,
+                 int mode) {
+  nf4_mmax(descs, ndesc, total, x, dmap_g, n, in, mode, 1);
 }
