@@ -272,7 +272,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	defer c.bind()()
 	// up to 16 tokens: q,k,v and gate,up each in one launch (multi must have
 	// run for b)
-	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil
+	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && !c.gemvOld
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
 		c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
@@ -487,8 +487,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		}
 		variant("without PDL for attention too", func() { c.pdlSkip = attention }, func() { c.pdlSkip = def })
 	}
-	if B == 1 {
-		variant("with v5's gemv (x in shared memory)", func() { c.gemvOld = true }, func() { c.gemvOld = false })
+	if B <= 16 {
+		variant("with v5's products", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
 		m.profile(b, log)

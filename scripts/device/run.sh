@@ -59,12 +59,16 @@ if [[ $STEPS == *bench* ]]; then
     grep -vE '^\s*$' "$OUT/sanitizer.log" | head -40
   fi
 fi
-if [[ $STEPS == *ncu* ]]; then  # stall reasons of one q/k/v gemvx in the decode graph (2-layer model)
-  (cd engine/cuda && LORAMIX_BENCH_LAYERS=2 LORAMIX_BENCH_BATCHES=1 timeout 300 "$CUDA_HOME/bin/ncu" \
-     --kernel-name regex:'nf4_gemvxm_1$' --launch-skip 8 --launch-count 1 --section WarpStateStats \
-     --section SchedulerStats --section Occupancy --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
-     --section InstructionStats /tmp/cuda.test -test.run '^$' -test.bench Generate -test.benchtime 1x) > "$OUT/ncu.log" 2>&1
-  grep -E "Stall|Warp Cycles|Issue|Eligible|Active Warps|Throughput|Pipe|Achieved|Executed|Registers|Duration" "$OUT/ncu.log" | head -60
+if [[ $STEPS == *ncu* ]]; then  # stall reasons of the decode products (2-layer model): q/k/v at batch 1 and 16
+  for k in "nf4_gemvxm_1 1" "nf4_mmaxm_16 16"; do
+    set -- $k
+    (cd engine/cuda && LORAMIX_BENCH_LAYERS=2 LORAMIX_BENCH_BATCHES=$2 timeout 300 "$CUDA_HOME/bin/ncu" \
+       --kernel-name regex:"$1\$" --launch-skip 8 --launch-count 1 \
+       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__issue_active.avg.per_cycle_active,smsp__warps_active.avg.per_cycle_active,gpu__time_duration.sum,dram__bytes_read.sum,lts__t_bytes.sum' \
+       /tmp/cuda.test -test.run '^$' -test.bench Generate -test.benchtime 1x) > "$OUT/ncu-$1.log" 2>&1
+    echo "== ncu $1 (batch $2): stalls per issued instruction"
+    grep -E "stalled|issue_active|warps_active|duration|bytes" "$OUT/ncu-$1.log" | awk '$NF+0 >= 0.05 || /duration|bytes|active/' | sed 's/smsp__average_warps_issue_stalled_//' | head -30
+  done
 fi
 if [[ $STEPS == *cli* ]]; then
   go build -tags cuda -o /tmp/loramix ./cmd/loramix 2>&1 | tail -5 | tee "$OUT/cli-build.log"
