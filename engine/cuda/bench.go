@@ -491,6 +491,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with v5's products", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
+		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
+	}
+	if B == 1 {
 		m.profile(b, log)
 	}
 	if cfg.LoRARank > 0 && B == 1 {
@@ -561,10 +564,10 @@ func (m *benchModel) traceGemvx(b *benchBufs, w *Tensor, name string) {
 	c, log := m.c, m.log
 	q := w.q
 	for rep := 0; rep < 3; rep++ { // the last of three (warm)
-		grid, threads, smem, rgn, _ := c.gemvxPlan(w.shape[1], (w.shape[0]+7)/8, 0)
-		c.launch("nf4_gemvx_1", grid, 1, 1, threads, smem, c.view(b.q, 1).ptr, c.view(b.xn, 1).ptr, q.packed, q.qabs,
+		p := c.gemvxPlan(w.shape[1], []int{w.shape[0]}, 0)
+		c.launch(c.gemvxName(false, p.rows), p.grid, 1, 1, p.threads, p.smem, c.view(b.q, 1).ptr, c.view(b.xn, 1).ptr, q.packed, q.qabs,
 			q.absmax2, c.dmap, q.offset, w.shape[0], w.shape[1], 16, cu.DevicePtr(0), cu.DevicePtr(0), 0, 0,
-			float32(0), cu.DevicePtr(0), cu.DevicePtr(0), float32(0), rgn, cu.DevicePtr(0), cu.DevicePtr(0))
+			float32(0), cu.DevicePtr(0), cu.DevicePtr(0), float32(0), p.rgn, cu.DevicePtr(0), cu.DevicePtr(0))
 	}
 	must("sync", c.Sync())
 	ptr, _, err := c.mod.Global("gx_trace")

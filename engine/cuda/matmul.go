@@ -77,23 +77,43 @@ func gemvxOK(in int, w *Tensor) bool {
 	return w.dt == backend.NF4 && in%32 == 0 && in <= 12*1024 && int64(w.shape[0])*int64(w.shape[1]) < 1<<31
 }
 
-// gemvxRegs is about what nf4_gemvx takes per thread (ptxas: 164-168).
-const gemvxRegs = 168
+// gxPlan is a launch of nf4_gemvx: blocks of kwn warps (one per 1024
+// inputs) times rgn row groups (rgn filling 8 warps), each row group walking
+// row blocks of `rows` rows, total of them over all the weights.
+type gxPlan struct {
+	rows, grid, threads, smem, rgn, total int
+	ok                                    bool // the grid stays resident (see gemvxPlan)
+}
 
-// gemvxPlan is the launch shape of nf4_gemvx over total 8-row blocks with
-// jobs in-kernel shrink rows: a block is kwn warps (one per 1024 inputs)
-// times rgn row groups, rgn filling 8 warps; as many blocks as the
-// registers let stay resident, and at least one row group per shrink row.
-// ok is false when the shrink rows need more blocks than stay resident (the
-// kernel's wait for them needs every block resident).
-func (c *CUDA) gemvxPlan(in, total, jobs int) (grid, threads, smem, rgn int, ok bool) {
+// gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
+// jobs in-kernel shrink rows: 8-row blocks, one block a SM (ptxas: 168
+// registers); or, with c.gx4 and in <= 8192, 4-row blocks and two a SM
+// (128 registers). As many blocks as stay resident, and at least one row
+// group per shrink row; ok is false when the shrink rows need more blocks
+// than stay resident (the kernel's wait for them needs every block
+// resident).
+func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
+	p := gxPlan{rows: 8}
+	regs := 168
+	if c.gx4 && in <= 8192 {
+		p.rows, regs = 4, 128
+	}
 	kwn := (in + 1023) / 1024
-	rgn = max(1, 8/kwn)
-	threads = 32 * kwn * rgn
-	smem = 65536 + (256*32*2+256+2*rgn*kwn*8+2*rgn*8*32)*4 // see nf4_gemvx
-	resident := c.sms * max(1, 65536/(threads*gemvxRegs))
-	grid = max(1, min((total+rgn-1)/rgn, resident), (jobs+rgn-1)/rgn)
-	return grid, threads, smem, rgn, grid <= resident
+	p.rgn = max(1, 8/kwn)
+	p.threads = 32 * kwn * p.rgn
+	// see nf4_gemvx: the byte table (64 KB-aligned with 8 rows), dmap, the
+	// partial sums, the LoRA b rows
+	p.smem = (256*32*2 + 256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
+	if p.rows == 8 {
+		p.smem += 65536
+	}
+	for _, o := range outs {
+		p.total += (o + p.rows - 1) / p.rows
+	}
+	resident := c.sms * max(1, 65536/(p.threads*regs))
+	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)
+	p.ok = p.grid <= resident
+	return p
 }
 
 // shrinkInKernel reports whether nf4_gemvx can compute the shrink of e
@@ -102,36 +122,40 @@ func (c *CUDA) shrinkInKernel(e *loraEp, in, out int) bool {
 	if e == nil || e.a == 0 || e.sync == 0 || e.r > 32 {
 		return false
 	}
-	_, _, _, _, ok := c.gemvxPlan(in, (out+7)/8, e.r)
-	return ok
+	return c.gemvxPlan(in, []int{out}, e.r).ok
 }
 
-// gemvx1 launches nf4_gemvx_1 (or _1r) for d (1, out) (+)= x (1, in) @ wᵀ
-// with the expand e (e.b zero: none) and the prologue fusions f.
-// With e.a and e.sync set the kernel computes the shrink e.t itself
-// (shrinkInKernel must hold).
+// gemvx1 launches nf4_gemvx_1 (or a variant, gemvxName) for d (1, out)
+// (+)= x (1, in) @ wᵀ with the expand e (e.b zero: none) and the prologue
+// fusions f. With e.a and e.sync set the kernel computes the shrink e.t
+// itself (shrinkInKernel must hold).
 func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 	out, in, q := w.shape[0], w.shape[1], w.q
 	jobs := 0
 	if e.a != 0 {
 		jobs = e.r
 	}
-	grid, threads, smem, rgn, ok := c.gemvxPlan(in, (out+7)/8, jobs)
-	if !ok {
+	p := c.gemvxPlan(in, []int{out}, jobs)
+	if !p.ok {
 		panic("cuda: gemvx: too many in-kernel shrink rows for the resident blocks")
 	}
-	c.launch(c.gemvxName(false), grid, 1, 1, threads, smem,
+	c.launch(c.gemvxName(false, p.rows), p.grid, 1, 1, p.threads, p.smem,
 		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, rgn, e.a, e.sync)
+		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, p.rgn, e.a, e.sync)
 }
 
-// gemvxName is the one-token kernel for the compute mode (r: weights rounded
-// to half) and for a descriptor list (m) or one weight.
-func (c *CUDA) gemvxName(multi bool) string {
-	name := "nf4_gemvx_1"
+// gemvxName is the one-token kernel for a descriptor list (m) or one
+// weight, row blocks of `rows`, and the compute mode (r: weights rounded to
+// half).
+func (c *CUDA) gemvxName(multi bool, rows int) string {
+	name := "nf4_gemvx"
 	if multi {
-		name = "nf4_gemvxm_1"
+		name += "m"
 	}
+	if rows == 4 {
+		name += "4"
+	}
+	name += "_1"
 	if c.half {
 		name += "r"
 	}
@@ -156,13 +180,13 @@ type gemvDesc struct {
 // multiGemv is an uploaded list of weights whose products of one x run in
 // one launch (nf4_gemvm_T).
 type multiGemv struct {
-	descs   cu.DevicePtr
-	sync    cu.DevicePtr // the in-kernel shrinks' counters (0: none)
-	jobs    int          // in-kernel shrink rows
-	n       int          // weights
-	blocks  int          // 16-row blocks (nf4_gemv)
-	blocks8 int          // 8-row blocks (nf4_gemvx)
-	in      int
+	descs  cu.DevicePtr
+	sync   cu.DevicePtr // the in-kernel shrinks' counters (0: none)
+	jobs   int          // in-kernel shrink rows
+	n      int          // weights
+	blocks int          // 16-row blocks (nf4_gemv)
+	outs   []int        // the weights' rows
+	in     int
 }
 
 // newMultiGemv uploads the descriptors of ws, whose products go to ys (each
@@ -196,10 +220,10 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 		}
 		ds[i] = d
 		m.blocks += int(d.blocks)
-		m.blocks8 += (w.shape[0] + 7) / 8
+		m.outs = append(m.outs, w.shape[0])
 	}
 	if m.jobs > 0 {
-		if _, _, _, _, ok := c.gemvxPlan(m.in, m.blocks8, m.jobs); !ok {
+		if !c.gemvxPlan(m.in, m.outs, m.jobs).ok {
 			panic("cuda: multi-weight gemv: too many in-kernel shrink rows for the resident blocks")
 		}
 		m.sync = c.newLoRASync()
@@ -236,9 +260,9 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 		mode |= 2
 	}
 	if n == 1 && !c.gemvOld {
-		grid, threads, smem, rgn, _ := c.gemvxPlan(m.in, m.blocks8, m.jobs)
-		c.launch(c.gemvxName(true), grid, 1, 1, threads, smem,
-			m.descs, m.n, m.blocks8, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, rgn, m.sync)
+		p := c.gemvxPlan(m.in, m.outs, m.jobs)
+		c.launch(c.gemvxName(true, p.rows), p.grid, 1, 1, p.threads, p.smem,
+			m.descs, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync)
 		return
 	}
 	if n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld {

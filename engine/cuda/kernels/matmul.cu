@@ -452,8 +452,10 @@ __device__ __forceinline__ float2 lds_f2(u32 addr) {
   asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(addr));
   return v;
 }
-template <bool ROUNDW>
-__device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], u32 tabw, float am) {
+// Without ALIGNED (a table at any address: tab) the byte_perm makes the
+// offset next to tabw = 8 * lane, and the base is added.
+template <bool ROUNDW, bool ALIGNED>
+__device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], const char* tab, u32 tabw, float am) {
   u32 words[4] = {w.x, w.y, w.z, w.w};
   float a0 = 0.f, a1 = 0.f;
 #pragma unroll
@@ -462,7 +464,8 @@ __device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], u32 tabw
     float2 p[4];
 #pragma unroll
     for (int i = 0; i < 4; i++)
-      p[i] = lds_f2(__byte_perm(v, tabw, 0x7604 | (i << 4)));
+      p[i] = ALIGNED ? lds_f2(__byte_perm(v, tabw, 0x7604 | (i << 4)))
+                     : *reinterpret_cast<const float2*>(tab + __byte_perm(v, tabw, 0x5504 | (i << 4)));
 #pragma unroll
     for (int i = 0; i < 4; i++) {
       float c0 = p[i].x, c1 = p[i].y;
@@ -491,6 +494,22 @@ __device__ __forceinline__ float warp_sum8(const float (&v)[8], int lane) {
   return c;
 }
 
+// warp_sum4 is warp_sum8 for v[0..3] (6 shuffles): lane l ends with the
+// sum of v[(l >> 3) & 3].
+__device__ __forceinline__ float warp_sum4(const float (&v)[4], int lane) {
+  bool h16 = lane & 16, h8 = lane & 8;
+  float a[2];
+#pragma unroll
+  for (int i = 0; i < 2; i++)
+    a[i] = (h16 ? v[i + 2] : v[i]) + __shfl_xor_sync(0xffffffffu, h16 ? v[i] : v[i + 2], 16);
+  float b = (h8 ? a[1] : a[0]) + __shfl_xor_sync(0xffffffffu, h8 ? a[0] : a[1], 8);
+  b += __shfl_xor_sync(0xffffffffu, b, 4);
+  b += __shfl_xor_sync(0xffffffffu, b, 2);
+  return b + __shfl_xor_sync(0xffffffffu, b, 1);
+}
+__device__ __forceinline__ float warp_sum_rows(const float (&v)[8], int lane) { return warp_sum8(v, lane); }
+__device__ __forceinline__ float warp_sum_rows(const float (&v)[4], int lane) { return warp_sum4(v, lane); }
+
 // stage_btab fills the byte table of nf4_gemvx and nf4_mmax_16 (entry
 // GX_TAB b + r, r a bank-pair replica, is (Code[b >> 4], Code[b & 15]): the
 // codes of byte b) and copies dmap (256 floats) into shared memory.
@@ -514,24 +533,25 @@ __device__ __forceinline__ void stage_btab32(float2* tab, float* dmap, const flo
   for (int i = threadIdx.x; i < 256; i += blockDim.x) dmap[i] = dmap_g[i];
 }
 
-// gemvx_locate finds the weight d and its local 8-row block of global block b.
+// gemvx_locate finds the weight d and its local ROWS-row block of global block b.
+template <int ROWS>
 __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
   d = 0;
   blk = b;
-  while (d + 1 < ndesc && blk >= (descs[d].out + GX_ROWS - 1) / GX_ROWS) blk -= (descs[d++].out + GX_ROWS - 1) / GX_ROWS;
+  while (d + 1 < ndesc && blk >= (descs[d].out + ROWS - 1) / ROWS) blk -= (descs[d++].out + ROWS - 1) / ROWS;
 }
 
 // gemvx_load requests the codes, absmax codes and group scales of this
 // lane's chunk c in the 8 rows of row block blk of weight g (ok[r]: row r
 // exists; none when !live). Offsets are 32-bit: a weight has fewer than
 // 2^31 elements (the Go side checks).
-__device__ __forceinline__ void gemvx_load(uint4 (&w)[GX_ROWS], u32 (&qa)[GX_ROWS], float (&sa)[GX_ROWS],
-                                           bool (&ok)[GX_ROWS], const GemvDesc& g, int blk, int in, int c,
-                                           bool live) {
-  int row0 = blk * GX_ROWS;
+template <int ROWS>
+__device__ __forceinline__ void gemvx_load(uint4 (&w)[ROWS], u32 (&qa)[ROWS], float (&sa)[ROWS], bool (&ok)[ROWS],
+                                           const GemvDesc& g, int blk, int in, int c, bool live) {
+  int row0 = blk * ROWS;
   u32 j = (u32)row0 * (u32)in + (u32)c * 32;
 #pragma unroll
-  for (int r = 0; r < GX_ROWS; r++, j += in) {
+  for (int r = 0; r < ROWS; r++, j += in) {
     ok[r] = live && row0 + r < g.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
@@ -563,12 +583,13 @@ __device__ __forceinline__ bool gemvx_job(const GemvDesc* descs, int ndesc, int 
 // 16 bytes a lane-step, and commits the copy group; with !live or no expand
 // it copies nothing (the group is still committed, so that the waits count
 // groups the same way).
+template <int ROWS>
 __device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc& g, int blk, bool live, int lane) {
   if (live && g.lb) {
-    long long row0 = (long long)blk * GX_ROWS;
-    int bytes = (int)(min((long long)GX_ROWS, g.out - row0) * g.lr * 4);
+    long long row0 = (long long)blk * ROWS;
+    int bytes = (int)(min((long long)ROWS, g.out - row0) * g.lr * 4);
     const char* src = reinterpret_cast<const char*>(g.lb + row0 * g.lr);
-    for (int ch = lane; ch < 2 * g.lr; ch += 32) {
+    for (int ch = lane; ch < ROWS * g.lr / 4; ch += 32) {
       int n = max(0, min(16, bytes - 16 * ch));
       u32 sdst = (u32)__cvta_generic_to_shared(dst + 4 * ch);
       asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(sdst), "l"(src + 16 * ch), "r"(n) : "memory");
@@ -611,7 +632,7 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // their first products (all blocks of the grid are resident, so the wait
 // ends). The last block to finish resets lsync for the next launch. This
 // replaces a separate shrink launch before the product.
-template <bool ROUNDW>
+template <bool ROUNDW, int ROWS>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync) {
   extern __shared__ float4 smem4[];
@@ -619,16 +640,19 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
-  // the byte table at the first 64 KB boundary of the shared window in the
-  // dynamic shared memory (the launch adds 64 KB for that)
+  // 8 rows (one block a SM): the byte table at the first 64 KB boundary of
+  // the shared window in the dynamic shared memory (the launch adds 64 KB
+  // for that); 4 rows (two blocks a SM): at its start
+  const bool aligned = ROWS == 8;
   u32 s0 = (u32)__cvta_generic_to_shared(smem4);
-  float2* tab = reinterpret_cast<float2*>(reinterpret_cast<char*>(smem4) + ((0x10000u - (s0 & 0xffffu)) & 0xffffu));
+  float2* tab = reinterpret_cast<float2*>(reinterpret_cast<char*>(smem4) +
+                                          (aligned ? ((0x10000u - (s0 & 0xffffu)) & 0xffffu) : 0));
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB32);
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   int kwn = (in + 1023) >> 10;
-  float* slb = red + 2 * rgn * kwn * GX_ROWS;  // [2][rgn][GX_ROWS * 32]: b rows of a row group's row block
+  float* slb = red + 2 * rgn * kwn * ROWS;  // [2][rgn][ROWS * 32]: b rows of a row group's row block
   int kw = warp % kwn, rg = warp / kwn;
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
@@ -640,14 +664,14 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   gx_mark(mode, 0);
   // the first row block's codes (and LoRA b rows) are requested before the
   // tables and x are staged, so that HBM latency overlaps the prologue
-  uint4 w[GX_ROWS];
-  u32 qa[GX_ROWS];
-  float sa[GX_ROWS];
-  bool ok[GX_ROWS];
+  uint4 w[ROWS];
+  u32 qa[ROWS];
+  float sa[ROWS];
+  bool ok[ROWS];
   int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
-  if (rb < total) gemvx_locate(descs, ndesc, rb, d, blk);
+  if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
   gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
-  if (anylora && kw == 0) gemvx_lb_fetch(slb + rg * GX_ROWS * 32, descs[d], blk, rb < total, lane);
+  if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
   float4 av[8];  // this lane's 32 inputs of the shrink row
@@ -716,31 +740,32 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
 
   descs = sdesc;
-  u32 tabw = (u32)__cvta_generic_to_shared(tab) | (lane * 8);
+  u32 tabw = (aligned ? (u32)__cvta_generic_to_shared(tab) : 0u) | (lane * 8);
+  const char* tb = reinterpret_cast<const char*>(tab);
   for (int it = 0; it < iters; it++, rb += slots) {
     const GemvDesc& g = descs[d];
-    int row0 = blk * GX_ROWS;
+    int row0 = blk * ROWS;
     // the next row block's codes (and b rows) are requested before this one
     // is multiplied
     int rbn = rb + slots, dn = d, blkn = blk;
-    if (rbn < total) gemvx_locate(descs, ndesc, rbn, dn, blkn);
-    uint4 wn[GX_ROWS];
-    u32 qan[GX_ROWS];
-    float san[GX_ROWS];
-    bool okn[GX_ROWS];
+    if (rbn < total) gemvx_locate<ROWS>(descs, ndesc, rbn, dn, blkn);
+    uint4 wn[ROWS];
+    u32 qan[ROWS];
+    float san[ROWS];
+    bool okn[ROWS];
     gemvx_load(wn, qan, san, okn, descs[dn], blkn, in, c, live && rbn < total);
     if (anylora && kw == 0)
-      gemvx_lb_fetch(slb + (((it + 1) & 1) * rgn + rg) * GX_ROWS * 32, descs[dn], blkn, rbn < total, lane);
+      gemvx_lb_fetch<ROWS>(slb + (((it + 1) & 1) * rgn + rg) * ROWS * 32, descs[dn], blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
-    bool comb = kw == 0 && lane < GX_ROWS && rb < total && row0 + lane < g.out;
+    bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
-    float acc[GX_ROWS];
+    float acc[ROWS];
     float goff = g.offset;
 #pragma unroll
-    for (int r = 0; r < GX_ROWS; r++) {
+    for (int r = 0; r < ROWS; r++) {
       float am = ok[r] ? dmap[qa[r]] * sa[r] + goff : 0.f;
-      acc[r] = dot32x<ROUNDW>(w[r], xr, tabw, am);
+      acc[r] = dot32x<ROUNDW, ROWS == 8>(w[r], xr, tb, tabw, am);
     }
     if (anylora && it == 0 && warp == 0) {  // every desc's lt into slt
       gemvx_lora_ready(lsync, descs, ndesc);
@@ -750,11 +775,11 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       }
     }
 #pragma unroll
-    for (int r = 0; r < GX_ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
+    for (int r = 0; r < ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     gx_mark(mode, 5 + 4 * it);  // products done (this row block's codes had arrived)
-    float s = warp_sum8(acc, lane);
+    float s = warp_sum_rows(acc, lane);  // row r's sum in lane r * 32 / ROWS
     int buf = it & 1;
-    if ((lane & 3) == 0) red[((buf * rgn + rg) * kwn + kw) * GX_ROWS + (lane >> 2)] = s;
+    if ((lane & (32 / ROWS - 1)) == 0) red[((buf * rgn + rg) * kwn + kw) * ROWS + lane / (32 / ROWS)] = s;
     gx_mark(mode, 6 + 4 * it);
     __syncthreads();
     gx_mark(mode, 7 + 4 * it);
@@ -765,9 +790,9 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       }
       if (comb) {
         float v = 0.f;
-        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * GX_ROWS + lane];
+        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
         if (g.lb) {
-          const float* lb = slb + (buf * rgn + rg) * GX_ROWS * 32 + lane * g.lr;
+          const float* lb = slb + (buf * rgn + rg) * ROWS * 32 + lane * g.lr;
           float lo = 0.f;
           for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[d * 32 + j];
           v += g.lscale * lo;
@@ -785,23 +810,29 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
 }
 
-#define NF4_GEMVX(SUFFIX, ROUNDW)                                                                            \
-  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
-      nf4_gemvx_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,  \
-                          const float* dmap, float offset, int out, int in, int mode, const float* lb,       \
-                          const float* lt, int lr, int lstride, float lscale, const float* x2,               \
-                          const float* normw, float eps, int rgn, const float* la, u32* lsync) {             \
+// nf4_gemvx_1 (one weight) and nf4_gemvxm_1 (descs): 8-row blocks, one
+// block a SM; nf4_gemvx4_1, nf4_gemvxm4_1: 4-row blocks, two blocks a SM
+// (in <= 8192). Suffix r: fp16 compute (ROUNDW).
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, THREADS, PERSM)                                                \
+  extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
+      nf4_gemvx##NAME##_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs,                \
+                                  const float* absmax2, const float* dmap, float offset, int out, int in,    \
+                                  int mode, const float* lb, const float* lt, int lr, int lstride,           \
+                                  float lscale, const float* x2, const float* normw, float eps, int rgn,     \
+                                  const float* la, u32* lsync) {                                             \
     GemvDesc g = {packed, qabs, absmax2, y, lb, lt, la, offset, out, lr, lstride, lscale, 0};                \
-    nf4_gemvx<ROUNDW>(&g, 1, (out + GX_ROWS - 1) / GX_ROWS, x, dmap, in, mode, x2, normw, eps, rgn, lsync);  \
+    nf4_gemvx<ROUNDW, ROWS>(&g, 1, (out + ROWS - 1) / ROWS, x, dmap, in, mode, x2, normw, eps, rgn, lsync);  \
   }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)                                            \
-      nf4_gemvxm_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap,   \
-                           int in, int mode, const float* x2, const float* normw, float eps, int rgn,        \
-                           u32* lsync) {                                                                     \
-    nf4_gemvx<ROUNDW>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync);                   \
+  extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
+      nf4_gemvxm##NAME##_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x,              \
+                                   const float* dmap, int in, int mode, const float* x2, const float* normw, \
+                                   float eps, int rgn, u32* lsync) {                                         \
+    nf4_gemvx<ROUNDW, ROWS>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync);             \
   }
-NF4_GEMVX(, false)
-NF4_GEMVX(r, true)
+NF4_GEMVX(, , false, 8, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, 256, 2)
+NF4_GEMVX(4, r, true, 4, 256, 2)
 
 // ---- tensor-core path -------------------------------------------------------
 
