@@ -359,10 +359,14 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		l.kc, l.vc = c.newT(backend.F16, B, span, kvd), c.newT(backend.F16, B, span, kvd)
 	}
 	b := m.bufs(B*P, B)
-	if B <= gemvMaxTokens {
+	if B <= 16 { // the multi-weight products of the fused step (<= 4 tokens) and of step (<= 16)
+		rank := 0
+		if B <= gemvMaxTokens {
+			rank = cfg.LoRARank
+		}
 		func() {
 			defer c.bind()()
-			m.multi(b, cfg.LoRARank)
+			m.multi(b, rank)
 		}()
 	}
 	defer func() {
