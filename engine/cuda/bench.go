@@ -80,7 +80,6 @@ type benchModel struct {
 	layers []*benchLayer
 	bytes  int64     // weights read per decode step
 	log    io.Writer // the profile's
-	noMany bool      // step: no multi-weight products (the spec's reference)
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -271,16 +270,15 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
 	c.Rows(x, m.embed, ids)
 	defer c.bind()()
-	// 2 to 16 tokens (fp32 compute, no adapter): q,k,v and gate,up each in one launch
-	// with the RMSNorm in its prologue, SwiGLU in the down product's (multi
-	// must have run for b)
-	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && !c.gemvOld && !c.half && !lora && !m.noMany
+	// up to 16 tokens: q,k,v and gate,up each in one launch (multi must have
+	// run for b)
+	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && !c.gemvOld
 	for _, l := range m.layers {
+		// the norms zero the outputs of the products after them, which add
+		c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
 		if many {
-			l.qkv.run(c, x, false, gemvFuse{normw: l.attnNorm.ptr, eps: eps})
+			l.qkv.run(c, xn, true, gemvFuse{})
 		} else {
-			// the norms zero the outputs of the products after them, which add
-			c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
 			c.matmul(q, xn, l.wq, true)
 			c.matmul(k, xn, l.wk, true)
 			c.matmul(vv, xn, l.wv, true)
@@ -289,25 +287,19 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		c.RoPE(k, pos, s.KVHeads, 10000, 1)
 		c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		c.MatMulAdd(x, att, l.wo)
-		if !many {
-			c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
-		}
+		c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
 		if lora {
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
 		} else if many {
-			l.gu.run(c, x, false, gemvFuse{normw: l.mlpNorm.ptr, eps: eps})
+			l.gu.run(c, xn, true, gemvFuse{})
 		} else {
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		switch {
-		case many:
-			c.mmaxFused(x, g, l.wd, true, gemvFuse{x2: u.ptr})
-		case lora:
-			c.SiLUMul(g, g, u)
+		c.SiLUMul(g, g, u)
+		if lora {
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
-		default:
-			c.SiLUMul(g, g, u)
+		} else {
 			c.MatMulAdd(x, g, l.wd)
 		}
 	}

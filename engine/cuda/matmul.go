@@ -246,9 +246,8 @@ func (m *multiGemv) free() {
 	}
 }
 
-// run launches the products of x (up to 16 rows; from 2 rows on, the
-// tensor-core kernel, whose RMSNorm fusion scales the sums instead of the
-// operand: see nf4_mmax) with the prologue fusions f; each output is
+// run launches the products of x (n <= gemvMaxTokens rows with the
+// prologue fusions f, or up to 16 rows without them); each output is
 // overwritten (or added to).
 func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	n := x.shape[0]
@@ -266,31 +265,14 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 			m.descs, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync)
 		return
 	}
-	if n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && (n > gemvMaxTokens || f == (gemvFuse{})) && !c.gemvOld {
+	if n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld {
 		// the tensor-core kernel of nf4_mmax_16, over every weight's tiles
 		c.launch("nf4_mmaxm_16", min(m.blocks, c.sms), 1, 1, 512, mmaxSmem,
-			m.descs, m.n, m.blocks, x.ptr, c.dmap, n, m.in, mode, f.x2, f.normw, f.eps)
+			m.descs, m.n, m.blocks, x.ptr, c.dmap, n, m.in, mode)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
 		m.descs, m.n, m.blocks, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
-}
-
-// mmaxFused is the product of 2 to 16 tokens (in % 256 == 0) by
-// nf4_mmax_16 with the prologue fusions f (RMSNorm up to 4096 inputs).
-func (c *CUDA) mmaxFused(d, x, w *Tensor, accumulate bool, f gemvFuse) {
-	n, in, out := x.shape[0], x.shape[1], w.shape[0]
-	if n < 2 || n > 16 || in%256 != 0 || w.dt != backend.NF4 || d.shape[0] != n || d.shape[1] != out {
-		panic(fmt.Sprintf("cuda: fused mmax of x %v, w %v %v into %v", x.shape, w.dt, w.shape, d.shape))
-	}
-	mode := 0
-	if accumulate {
-		mode |= 1
-	}
-	if c.half {
-		mode |= 2
-	}
-	c.mmax(d, x, w, n, out, in, mode, f)
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
@@ -354,7 +336,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			}
 			c.gemvx1(d, x, w, mode, e, gemvFuse{})
 		case n >= 2 && n <= 16 && in%256 == 0 && !c.gemvOld:
-			c.mmax(d, x, w, n, out, in, mode, gemvFuse{})
+			c.mmax(d, x, w, n, out, in, mode)
 		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&
 			!c.half: // float32 weights: not for fp16 compute
 			var e loraEp
@@ -419,16 +401,13 @@ const mmaxSmem = (256*16*2 + 256 + 2*16*256) * 4
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
 // the 16-row tiles.
-func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int, f gemvFuse) {
+func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
 	q := w.q
 	ks := (in + 4095) / 4096
-	if f.normw != 0 && ks > 1 {
-		panic("cuda: nf4_mmax_16 fuses RMSNorm only up to 4096 inputs")
-	}
 	gx := max(1, min((out+15)/16, c.sms/ks))
 	run := func(m int) {
 		c.launch("nf4_mmax_16", gx, ks, 1, 512, mmaxSmem,
-			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks, f.x2, f.normw, f.eps)
+			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {
 		run(mode)

@@ -1233,17 +1233,11 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
 
 // nf4_mmax: the products of x with the weights of descs (several weights of
 // one x in one launch, as nf4_gemvx; 16-row tiles, desc.blocks of them a
-// weight, total in all). Prologue fusions as gemv_stage_fused: with x2 the
-// operand is silu(x)*x2; with normw (one k split only) it is RMSNorm(x)*normw,
-// of which the fragments hold x*normw and the per-token factor
-// 1/sqrt(mean(x^2)+eps) scales the sums (the same product up to the fp16
-// rounding of the fragments).
+// weight, total in all).
 __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n,
-                         int in, int mode, int ksplits, const float* x2, const float* normw, float eps) {
+                         int in, int mode, int ksplits) {
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
-  __shared__ float sss[MX_WARPS][16];  // the warps' sums of squares per token
-  __shared__ float sinv[16];           // the tokens' norm factors
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
   float* red = dmap + 256;  // [2][MX_WARPS][256]
@@ -1265,41 +1259,17 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
-  float ssq[2] = {0.f, 0.f};
 #pragma unroll
   for (int s = 0; s < 16; s++)
 #pragma unroll
     for (int nt = 0; nt < 2; nt++) {
       int tok = 8 * nt + g;
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (live && tok < n) {
-        long long j = (long long)tok * in + col0 + 4 * s;
-        v = *reinterpret_cast<const float4*>(x + j);
-        if (x2) v = silu_mul4(v, *reinterpret_cast<const float4*>(x2 + j));
-        if (normw) {
-          ssq[nt] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-          float4 w = __ldg(reinterpret_cast<const float4*>(normw + col0 + 4 * s));
-          v.x *= w.x, v.y *= w.y, v.z *= w.z, v.w *= w.w;
-        }
-      }
+      if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
       bf[s][2 * nt] = pack_half2(v.x, v.y);
       bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
     }
-  if (normw) {  // the lanes t of a row group hold one token's 256 inputs of this warp
-#pragma unroll
-    for (int nt = 0; nt < 2; nt++) {
-      ssq[nt] += __shfl_xor_sync(0xffffffffu, ssq[nt], 1);
-      ssq[nt] += __shfl_xor_sync(0xffffffffu, ssq[nt], 2);
-      if (t == 0) sss[warp][8 * nt + g] = ssq[nt];
-    }
-  }
   __syncthreads();
-  if (normw && threadIdx.x < 16) {
-    float tot = 0.f;
-    for (int k = 0; k < MX_WARPS; k++) tot += sss[k][threadIdx.x];
-    sinv[threadIdx.x] = rsqrtf(tot / in + eps);
-  }
-  if (normw) __syncthreads();
   descs = sdesc;
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
@@ -1349,7 +1319,6 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
       float v = 0.f;
 #pragma unroll
       for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256];
-      if (normw) v *= sinv[tok];
       if (ksplits > 1) {
         atomicAdd(dst, v);
       } else {
@@ -1366,15 +1335,14 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 
 extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
     nf4_mmax_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
-                const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits, const float* x2,
-                const float* normw, float eps) {
+                const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {
   GemvDesc g = {packed, qabs, absmax2, y, nullptr, nullptr, nullptr, offset, out, 0, 0, 0.f, (out + 15) >> 4};
-  nf4_mmax(&g, 1, g.blocks, x, dmap_g, n, in, mode, ksplits, x2, normw, eps);
+  nf4_mmax(&g, 1, g.blocks, x, dmap_g, n, in, mode, ksplits);
 }
 
 // nf4_mmaxm_16: the multi-weight launch (no k splits: in <= 4096).
 extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
     nf4_mmaxm_16(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n, int in,
-                 int mode, const float* x2, const float* normw, float eps) {
-  nf4_mmax(descs, ndesc, total, x, dmap_g, n, in, mode, 1, x2, normw, eps);
+                 int mode) {
+  nf4_mmax(descs, ndesc, total, x, dmap_g, n, in, mode, 1);
 }
