@@ -80,6 +80,7 @@ type benchModel struct {
 	layers []*benchLayer
 	bytes  int64     // weights read per decode step
 	log    io.Writer // the profile's
+	noMany bool      // step: one launch per weight (the spec's reference)
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -270,9 +271,10 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
 	c.Rows(x, m.embed, ids)
 	defer c.bind()()
-	// up to 16 tokens: q,k,v and gate,up each in one launch (multi must have
-	// run for b)
-	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && !c.gemvOld
+	// 2 to 16 tokens: q,k,v and gate,up each in one launch of nf4_mmaxm_16
+	// (multi must have run for b)
+	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && s.Hidden%256 == 0 && s.Hidden <= 4096 && !c.gemvOld &&
+		!m.noMany
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
 		c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)

@@ -70,3 +70,66 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 		Entry("down over 8192 inputs", BenchShape{Name: "wider", Hidden: 512, Intermediate: 8448, Layers: 1, Heads: 8, KVHeads: 8, Vocab: 1000}),
 	)
 })
+
+// From 2 to 16 tokens, step runs q,k,v and gate,up as multi-weight
+// tensor-core products (nf4_mmaxm_16): the logits must equal those of one
+// launch per weight (the same kernel body).
+var _ = Describe("the benchmark model's batch step", Label("gpu"), func() {
+	DescribeTable("decodes a batch the same with multi-weight products as with one launch per weight", func(s BenchShape) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		m := newBenchModel(c, s, 0, 9)
+		const B, P = 6, 4
+		kvd := s.KVHeads * s.Hidden / s.Heads
+		for _, l := range m.layers {
+			l.kc, l.vc = c.newT(backend.F16, B, 16, kvd), c.newT(backend.F16, B, 16, kvd)
+		}
+		b := m.bufs(B*P, B)
+		func() { defer c.bind()(); m.multi(b, 0) }()
+		ids, seq, pos, last := make([]int32, B*P), make([]int32, B*P), make([]int32, B*P), make([]int32, B)
+		for i := range ids {
+			ids[i], seq[i], pos[i] = int32(7*i+3), int32(i/P), int32(i%P)
+		}
+		for i := range last {
+			last[i] = int32(i*P + P - 1)
+		}
+		c.SetInt32(b.ids, ids)
+		c.SetInt32(b.seq, seq)
+		c.SetInt32(b.pos, pos)
+		c.SetInt32(b.last, last)
+		m.step(b, b.ids, B*P, B, false) // the prompts: more than 16 tokens, plain ops
+		logits := func(noMany bool) []float32 {
+			next, nseq, npos, nlast := make([]int32, B), make([]int32, B), make([]int32, B), make([]int32, B)
+			for i := range next {
+				next[i], nseq[i], npos[i], nlast[i] = int32(100+i), int32(i), P, int32(i)
+			}
+			c.SetInt32(c.view(b.ids, B), next)
+			c.SetInt32(c.view(b.seq, B), nseq)
+			c.SetInt32(c.view(b.pos, B), npos)
+			c.SetInt32(c.view(b.last, B), nlast)
+			m.noMany = noMany
+			m.step(b, c.view(b.ids, B), B, B, false)
+			out := make([]float32, B*s.Vocab)
+			c.Float32(out, c.view(b.logits, B))
+			return out
+		}
+		want, got := logits(true), logits(false)
+		var num, den float64
+		for i := range want {
+			d := float64(got[i] - want[i])
+			num += d * d
+			den += float64(want[i]) * float64(want[i])
+		}
+		Expect(den).To(BeNumerically(">", 0))
+		rel := math.Sqrt(num / den)
+		AddReportEntry("batch step "+s.Name+" multi vs single rel err", rel)
+		Expect(rel).To(BeNumerically("<", 1e-6))
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("small", BenchShape{Name: "small", Hidden: 256, Intermediate: 768, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}),
+		Entry("a 7B layer", BenchShape{Name: "7b-layer", Hidden: 4096, Intermediate: 11008, Layers: 1, Heads: 32, KVHeads: 32, Vocab: 1000}),
+	)
+})

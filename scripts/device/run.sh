@@ -45,7 +45,7 @@ if [[ $STEPS == *specs* ]]; then
 import json,sys
 for s in json.load(open(sys.argv[1]))[0]['SpecReports']:
     for e in s.get('ReportEntries') or []:
-        if 'world' in e['Name'] or 'fp16' in e['Name']: print(e['Name'], e['Value']['AsJSON'])
+        if 'world' in e['Name'] or 'fp16' in e['Name'] or 'batch step' in e['Name']: print(e['Name'], e['Value']['AsJSON'])
     if s['State']=='failed': print('FAILED', s.get('LeafNodeText'), s['Failure']['Message'][:300])
 " "$OUT/specs.json" 2>&1 | tail -30
 fi
