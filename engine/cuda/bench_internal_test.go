@@ -16,19 +16,8 @@ import (
 // one-token products compute themselves there).
 var _ = Describe("the benchmark model", Label("gpu"), func() {
 	DescribeTable("decodes the same logits with the fused kernels as with the plain ops", func(s BenchShape) {
-		c, err := New(Options{})
-		if err != nil {
-			Skip("no CUDA device: " + err.Error())
-		}
-		defer c.Close()
-		m := newBenchModel(c, s, 8, 7)
 		const P = 5
-		kvd := s.KVHeads * s.Hidden / s.Heads
-		for _, l := range m.layers {
-			l.kc, l.vc = c.newT(backend.F16, 1, 16, kvd), c.newT(backend.F16, 1, 16, kvd)
-		}
-		b := m.bufs(P, 1)
-		func() { defer c.bind()(); m.multi(b, 8) }()
+		c, m, b := testModel(s, 8, 7, 1, P)
 		c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
 		c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
 		c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})
@@ -49,14 +38,7 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 		}
 		for _, lora := range []bool{false, true} {
 			want, got := logits(false, lora), logits(true, lora)
-			var num, den float64
-			for i := range want {
-				d := float64(got[i] - want[i])
-				num += d * d
-				den += float64(want[i]) * float64(want[i])
-			}
-			Expect(den).To(BeNumerically(">", 0))
-			Expect(math.Sqrt(num/den)).To(BeNumerically("<", 1e-5), "lora %v", lora)
+			Expect(relErr(got, want)).To(BeNumerically("<", 1e-5), "lora %v", lora)
 			// again: the in-kernel shrinks' counters were reset, and the
 			// fused step is deterministic
 			Expect(logits(true, lora)).To(Equal(got), "lora %v, second fused step", lora)
@@ -76,19 +58,8 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 // launch per weight (the same kernel body).
 var _ = Describe("the benchmark model's batch step", Label("gpu"), func() {
 	DescribeTable("decodes a batch the same with multi-weight products as with one launch per weight", func(s BenchShape) {
-		c, err := New(Options{})
-		if err != nil {
-			Skip("no CUDA device: " + err.Error())
-		}
-		defer c.Close()
-		m := newBenchModel(c, s, 0, 9)
 		const B, P = 6, 4
-		kvd := s.KVHeads * s.Hidden / s.Heads
-		for _, l := range m.layers {
-			l.kc, l.vc = c.newT(backend.F16, B, 16, kvd), c.newT(backend.F16, B, 16, kvd)
-		}
-		b := m.bufs(B*P, B)
-		func() { defer c.bind()(); m.multi(b, 0) }()
+		c, m, b := testModel(s, 0, 9, B, B*P)
 		ids, seq, pos, last := make([]int32, B*P), make([]int32, B*P), make([]int32, B*P), make([]int32, B)
 		for i := range ids {
 			ids[i], seq[i], pos[i] = int32(7*i+3), int32(i/P), int32(i%P)
@@ -117,14 +88,7 @@ var _ = Describe("the benchmark model's batch step", Label("gpu"), func() {
 			return out
 		}
 		want, got := logits(true), logits(false)
-		var num, den float64
-		for i := range want {
-			d := float64(got[i] - want[i])
-			num += d * d
-			den += float64(want[i]) * float64(want[i])
-		}
-		Expect(den).To(BeNumerically(">", 0))
-		rel := math.Sqrt(num / den)
+		rel := relErr(got, want)
 		AddReportEntry("batch step "+s.Name+" multi vs single rel err", rel)
 		Expect(rel).To(BeNumerically("<", 1e-6))
 		Expect(c.Sync()).To(Succeed())
@@ -133,3 +97,35 @@ var _ = Describe("the benchmark model's batch step", Label("gpu"), func() {
 		Entry("a 7B layer", BenchShape{Name: "7b-layer", Hidden: 4096, Intermediate: 11008, Layers: 1, Heads: 32, KVHeads: 32, Vocab: 1000}),
 	)
 })
+
+// testModel opens the card (skipping the spec without one) and builds a
+// random benchmark model of shape s: adapters of rank (0: none), KV caches
+// of B sequences of 16 positions, buffers for steps of up to T tokens, and
+// its multi-weight products.
+func testModel(s BenchShape, rank int, seed uint64, B, T int) (*CUDA, *benchModel, *benchBufs) {
+	c, err := New(Options{})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	DeferCleanup(c.Close)
+	m := newBenchModel(c, s, rank, seed)
+	kvd := s.KVHeads * s.Hidden / s.Heads
+	for _, l := range m.layers {
+		l.kc, l.vc = c.newT(backend.F16, B, 16, kvd), c.newT(backend.F16, B, 16, kvd)
+	}
+	b := m.bufs(T, B)
+	func() { defer c.bind()(); m.multi(b, rank) }()
+	return c, m, b
+}
+
+// relErr is |got - want| / |want| (Euclidean norms); want must not be zero.
+func relErr(got, want []float32) float64 {
+	var num, den float64
+	for i := range want {
+		d := float64(got[i] - want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	Expect(den).To(BeNumerically(">", 0))
+	return math.Sqrt(num / den)
+}
