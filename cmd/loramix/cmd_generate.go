@@ -235,16 +235,7 @@ func loadModel(dir string, q llama.Quant, compute backend.DType, threads int) (*
 
 // loadModelOn opens a checkpoint folder and builds the model on b.
 func loadModelOn(b backend.Backend, dir string, q llama.Quant) (*llama.Model, error) {
-	cfg, err := checkpoint.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	w, err := checkpoint.OpenWeights(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	return llama.Load(b, cfg, w, llama.Options{Quant: q})
+	return llama.LoadDir(b, dir, llama.Options{Quant: q})
 }
 
 func parseGenIDs(s string) ([]int32, error) {

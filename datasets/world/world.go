@@ -13,7 +13,6 @@ import (
 
 	"loramix/engine/adapter"
 	"loramix/engine/backend"
-	"loramix/engine/checkpoint"
 	"loramix/engine/llama"
 	"loramix/engine/merge"
 )
@@ -68,17 +67,7 @@ func (g *Golden) Prompts() [][]int32 {
 // Load loads the base model onto b in quantization q and adds the world's
 // adapters under their names.
 func Load(b backend.Backend, q llama.Quant) (*llama.Model, error) {
-	dir := filepath.Join(Dir(), "base")
-	cfg, err := checkpoint.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	w, err := checkpoint.OpenWeights(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	m, err := llama.Load(b, cfg, w, llama.Options{Quant: q})
+	m, err := llama.LoadDir(b, filepath.Join(Dir(), "base"), llama.Options{Quant: q})
 	if err != nil {
 		return nil, err
 	}

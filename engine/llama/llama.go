@@ -121,6 +121,21 @@ type group struct {
 	rows backend.Tensor
 }
 
+// LoadDir builds a model from the Hugging Face checkpoint folder dir (its
+// config.json and weights) as Load does, closing the weights afterwards.
+func LoadDir(b backend.Backend, dir string, o Options) (*Model, error) {
+	cfg, err := checkpoint.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := checkpoint.OpenWeights(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	return Load(b, cfg, w, o)
+}
+
 // Load builds a model from a checkpoint's config and weights. Linear layers
 // of the decoder are quantized to NF4 or converted as o.Quant says; the
 // weights are read once and may be closed afterwards.

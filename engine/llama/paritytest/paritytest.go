@@ -11,7 +11,6 @@ import (
 	"runtime"
 
 	"loramix/engine/backend"
-	"loramix/engine/checkpoint"
 	"loramix/engine/llama"
 	"loramix/engine/safetensors"
 )
@@ -61,15 +60,5 @@ func ReadGolden(model string) (*Golden, error) {
 
 // LoadTiny loads the tiny checkpoint model onto b.
 func LoadTiny(b backend.Backend, model string, o llama.Options) (*llama.Model, error) {
-	dir := TinyDir(model)
-	cfg, err := checkpoint.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	w, err := checkpoint.OpenWeights(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	return llama.Load(b, cfg, w, o)
+	return llama.LoadDir(b, TinyDir(model), o)
 }
