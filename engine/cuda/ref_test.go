@@ -3,6 +3,8 @@ package cuda_test
 import (
 	"math"
 	"math/rand/v2"
+	"regexp"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -99,6 +101,36 @@ var _ = Describe("kernel index math (CPU mirrors)", func() {
 		Entry("64-token tile, two token tiles", 20, 128, 67, 64),
 	)
 
+	// Kernels are launched with programmatic dependent launch: one that
+	// touched an earlier kernel's memory before pdl_wait would race with it.
+	It("has every kernel wait for the kernels before it (pdl_wait)", func() {
+		bodies, globals := kernelFunctions(cuda.Source())
+		Expect(globals).To(HaveLen(strings.Count(cuda.Source(), "__global__")), "every kernel parsed")
+		waits := map[string]bool{}
+		for changed := true; changed; { // a function waits if it, or a function it calls, does
+			changed = false
+			for name, body := range bodies {
+				if waits[name] {
+					continue
+				}
+				w := strings.Contains(body, "pdl_wait()") || strings.Contains(body, "pdl_start()")
+				for callee := range waits {
+					w = w || regexp.MustCompile(`\b`+callee+`\s*[(<]`).MatchString(body)
+				}
+				if w {
+					waits[name], changed = true, true
+				}
+			}
+		}
+		var missing []string
+		for _, g := range globals {
+			if !waits[g] {
+				missing = append(missing, g)
+			}
+		}
+		Expect(missing).To(BeEmpty())
+	})
+
 	It("embeds every kernel source and keys the cache by architecture", func() {
 		Expect(cuda.Source()).To(ContainSubstring("nf4_gemv"))
 		Expect(cuda.Source()).To(ContainSubstring("attention_f16"))
@@ -106,3 +138,44 @@ var _ = Describe("kernel index math (CPU mirrors)", func() {
 		Expect(cuda.CacheKey("90", "13.0")).NotTo(Equal(cuda.CacheKey("90", "12.8")))
 	})
 })
+
+// kernelFunctions returns the body of every function defined in the kernel
+// source src (comments removed), by name, and the names of the __global__
+// ones (macro-made names keep their ## pieces).
+func kernelFunctions(src string) (bodies map[string]string, globals []string) {
+	src = regexp.MustCompile(`//[^\n]*`).ReplaceAllString(src, "")
+	src = strings.ReplaceAll(src, "\\\n", "\n") // macro line continuations
+	head := regexp.MustCompile(`(__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s*)?|__device__\s+(?:__forceinline__\s+)?[\w\s*&:<>,]*?)\b([A-Za-z_][\w#]*)\s*\(`)
+	bodies = map[string]string{}
+	for _, m := range head.FindAllStringSubmatchIndex(src, -1) {
+		name := src[m[4]:m[5]]
+		// the parameter list, then the body's braces (a declaration has none)
+		i, depth := m[1], 1
+		for ; i < len(src) && depth > 0; i++ {
+			switch src[i] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+		}
+		j := i + strings.IndexAny(src[i:], "{;")
+		if j < i || src[j] == ';' {
+			continue
+		}
+		k := j + 1
+		for depth = 1; k < len(src) && depth > 0; k++ {
+			switch src[k] {
+			case '{':
+				depth++
+			case '}':
+				depth--
+			}
+		}
+		bodies[name] = src[j:k]
+		if strings.HasPrefix(src[m[0]:m[1]], "__global__") {
+			globals = append(globals, name)
+		}
+	}
+	return bodies, globals
+}
