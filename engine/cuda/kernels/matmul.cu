@@ -457,7 +457,7 @@ __device__ __forceinline__ float2 lds_f2(u32 addr) {
 template <bool ROUNDW, bool ALIGNED>
 __device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], const char* tab, u32 tabw, float am) {
   u32 words[4] = {w.x, w.y, w.z, w.w};
-  float a0 = 0.f, a1 = 0.f;
+  float a[4] = {0.f, 0.f, 0.f, 0.f};  // four chains of dependent FMAs, not two
 #pragma unroll
   for (int k = 0; k < 4; k++) {
     u32 v = words[k];
@@ -470,11 +470,12 @@ __device__ __forceinline__ float dot32x(uint4 w, const float (&xr)[32], const ch
     for (int i = 0; i < 4; i++) {
       float c0 = p[i].x, c1 = p[i].y;
       if (ROUNDW) c0 = round_h11(__fmul_rn(c0, am)), c1 = round_h11(__fmul_rn(c1, am));
-      a0 = fmaf(c0, xr[8 * k + 2 * i], a0);
-      a1 = fmaf(c1, xr[8 * k + 2 * i + 1], a1);
+      a[2 * (i & 1)] = fmaf(c0, xr[8 * k + 2 * i], a[2 * (i & 1)]);
+      a[2 * (i & 1) + 1] = fmaf(c1, xr[8 * k + 2 * i + 1], a[2 * (i & 1) + 1]);
     }
   }
-  return ROUNDW ? a0 + a1 : (a0 + a1) * am;
+  float sum = (a[0] + a[2]) + (a[1] + a[3]);
+  return ROUNDW ? sum : sum * am;
 }
 
 // warp_sum8 sums each of v[0..7] over the warp with 9 shuffles instead of 40:
