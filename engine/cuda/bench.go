@@ -497,7 +497,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with v5's products", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
-		variant("with 8-row gemvx, 1 block a SM", func() { c.gx8 = true }, func() { c.gx8 = false })
+		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 	}
 	if B == 1 {
 		m.profile(b, log)

@@ -48,7 +48,7 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 		Entry("one warp a row group", BenchShape{Name: "small", Hidden: 256, Intermediate: 544, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}),
 		// 2048 inputs: 2 warps a row group share the norm; 5504: 6 warps, the last one 12 lanes wide
 		Entry("several warps a row group", BenchShape{Name: "wide", Hidden: 2048, Intermediate: 5504, Layers: 1, Heads: 16, KVHeads: 16, Vocab: 1000}),
-		// 8448 inputs to down: its product has 8-row blocks, one block a SM
+		// 8448 inputs to down: more than 8 k-warps, one row group a block
 		Entry("down over 8192 inputs", BenchShape{Name: "wider", Hidden: 512, Intermediate: 8448, Layers: 1, Heads: 8, KVHeads: 8, Vocab: 1000}),
 	)
 })

@@ -51,7 +51,7 @@ type CUDA struct {
 	// the dequantize-then-cuBLAS path for products of many tokens
 	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
 	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gx8      bool // nf4_gemvx with 8-row blocks for every input size (the benchmark's variant)
+	gx4      bool // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
 	gemvOld  bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
 	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x

@@ -86,16 +86,17 @@ type gxPlan struct {
 }
 
 // gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
-// jobs in-kernel shrink rows: up to 8192 inputs, 4-row blocks and two
-// blocks a SM (128 registers; 2% faster batch-1 decode than the other on an
-// H100); beyond (or with c.gx8), 8-row blocks and one a SM (168 registers). As many blocks as stay resident, and at least one row
+// jobs in-kernel shrink rows: 8-row blocks, one block a SM (168 registers);
+// with c.gx4, up to 8192 inputs, 4-row blocks and two a SM (128 registers,
+// with spills; 2% slower batch-1 decode on an H100 since dot32x has four
+// FMA chains, 2% faster before). As many blocks as stay resident, and at least one row
 // group per shrink row; ok is false when the shrink rows need more blocks
 // than stay resident (the kernel's wait for them needs every block
 // resident).
 func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	p := gxPlan{rows: 8}
 	regs := 168
-	if !c.gx8 && in <= 8192 {
+	if c.gx4 && in <= 8192 {
 		p.rows, regs = 4, 128
 	}
 	kwn := (in + 1023) / 1024

@@ -13,11 +13,10 @@ import (
 
 // A multi-weight launch (several weights of one x: q,k,v or gate,up) must
 // compute exactly what one launch per weight computes: the same kernel body
-// walks the weights' row blocks or tiles in turn. The 8-row gemvx (the
-// default beyond 8192 inputs) is held to the 4-row one within float32
-// summation order.
+// walks the weights' row blocks or tiles in turn. The 4-row gemvx variant
+// is held to the default 8-row one within float32 summation order.
 var _ = Describe("multi-weight products", Label("gpu"), func() {
-	DescribeTable("match the single-weight products", func(n, in int, half, gx8 bool) {
+	DescribeTable("match the single-weight products", func(n, in int, half, gx4 bool) {
 		c, err := New(Options{})
 		if err != nil {
 			Skip("no CUDA device: " + err.Error())
@@ -44,9 +43,9 @@ var _ = Describe("multi-weight products", Label("gpu"), func() {
 				fill(singleY[i])
 			}
 			// the multi-weight launch, with the variant under test
-			c.gx8 = gx8
+			c.gx4 = gx4
 			func() { defer c.bind()(); m.run(c, x, accumulate, gemvFuse{}) }()
-			c.gx8 = false
+			c.gx4 = false
 			for i, w := range ws {
 				if accumulate {
 					c.MatMulAdd(singleY[i], x, w)
@@ -56,11 +55,11 @@ var _ = Describe("multi-weight products", Label("gpu"), func() {
 				got, want := make([]float32, n*outs[i]), make([]float32, n*outs[i])
 				c.Float32(got, multiY[i])
 				c.Float32(want, singleY[i])
-				if !gx8 {
+				if !gx4 {
 					Expect(got).To(Equal(want), "weight %d, accumulate %v", i, accumulate) // the same kernel body
 					continue
 				}
-				// 8-row blocks against 4: the warp's butterfly sums in another order
+				// 4-row blocks against 8: the warp's butterfly sums in another order
 				for j := range want {
 					Expect(got[j]).To(BeNumerically("~", want[j], 1e-5*(1+math.Abs(float64(want[j])))),
 						"weight %d, accumulate %v, output %d", i, accumulate, j)
@@ -69,11 +68,11 @@ var _ = Describe("multi-weight products", Label("gpu"), func() {
 		}
 		Expect(c.Sync()).To(Succeed())
 	},
-		Entry("one token (nf4_gemvxm4_1)", 1, 4096, false, false),
-		Entry("one token, fp16 compute (nf4_gemvxm4_1r)", 1, 1056, true, false),
-		Entry("one token, 8-row blocks (nf4_gemvxm_1)", 1, 4096, false, true),
-		Entry("one token, 8-row blocks, fp16 compute (nf4_gemvxm_1r)", 1, 2048, true, true),
-		Entry("one token, over 8192 inputs (nf4_gemvxm_1)", 1, 8224, false, false),
+		Entry("one token (nf4_gemvxm_1)", 1, 4096, false, false),
+		Entry("one token, fp16 compute (nf4_gemvxm_1r)", 1, 1056, true, false),
+		Entry("one token, 4-row blocks (nf4_gemvxm4_1)", 1, 4096, false, true),
+		Entry("one token, 4-row blocks, fp16 compute (nf4_gemvxm4_1r)", 1, 2048, true, true),
+		Entry("one token, 4-row variant over 8192 inputs: 8-row blocks", 1, 8224, false, true),
 		Entry("3 tokens (nf4_mmaxm_16)", 3, 512, false, false),
 		Entry("16 tokens (nf4_mmaxm_16)", 16, 4096, false, false),
 		Entry("7 tokens, fp16 compute (nf4_mmaxm_16)", 7, 256, true, false),
