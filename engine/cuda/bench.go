@@ -244,10 +244,9 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 			l.gu.run(c, x, false, nrm)
 		}
 		if lora {
-			ed = &loraEp{b: l.lora[2][1].ptr, t: t, r: r, stride: r, scale: 2}
-			if inKernel && c.shrinkInKernel(&loraEp{a: l.lora[2][0].ptr, sync: l.downSync, r: r}, s.Intermediate, s.Hidden) {
-				ed.a, ed.sync = l.lora[2][0].ptr, l.downSync
-			} else {
+			ed = &loraEp{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, sync: l.downSync, r: r, stride: r, scale: 2}
+			if !inKernel || !c.shrinkInKernel(ed, s.Intermediate, s.Hidden) {
+				ed.a, ed.sync = 0, 0
 				c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
 					l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
 			}

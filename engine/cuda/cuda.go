@@ -34,7 +34,7 @@ type CUDA struct {
 	sms     int
 	maxSmem int // dynamic shared memory a block of the big-smem kernels may use
 	loraT   cu.DevicePtr
-	loraN   int64 // floats in loraT
+	loraB   int64 // bytes in loraT
 	ropeInv map[ropeKey]cu.DevicePtr
 
 	// the split attention's scratch (attScratch)
@@ -478,7 +478,6 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 		panic("cuda: unknown kernel " + name)
 	}
 	vals := make([]uint64, len(args))
-	ptrs := make([]unsafe.Pointer, len(args))
 	for i, a := range args {
 		switch v := a.(type) {
 		case cu.DevicePtr:
@@ -494,12 +493,15 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 		default:
 			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
 		}
-		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
 	var err error
 	if c.pdl && !c.pdlSkip[name] {
 		err = launchPDL(f, gx, gy, gz, block, smem, c.stream, vals)
 	} else {
+		ptrs := make([]unsafe.Pointer, len(vals))
+		for i := range vals {
+			ptrs[i] = unsafe.Pointer(&vals[i])
+		}
 		err = f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs)
 	}
 	if err != nil {

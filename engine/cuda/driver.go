@@ -112,11 +112,10 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 // cgo forbids passing Go pointers to Go pointers.
 func launchPDL(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, vals []uint64) error {
 	n := max(len(vals), 1)
-	buf := C.malloc(C.size_t(8 * n))
-	ptrs := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(uintptr(0))))
+	buf := C.malloc(C.size_t(n) * C.size_t(8+unsafe.Sizeof(uintptr(0)))) // the slots, then their pointers
 	defer C.free(buf)
-	defer C.free(ptrs)
 	slots := unsafe.Slice((*uint64)(buf), n)
+	ptrs := unsafe.Add(buf, 8*n)
 	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), n)
 	for i, v := range vals {
 		slots[i] = v

@@ -253,13 +253,7 @@ func (m *multiGemv) free() {
 func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	n := x.shape[0]
 	xsz := (m.in + 1023) / 1024 * 1024
-	mode := 0
-	if accumulate {
-		mode |= 1
-	}
-	if c.half {
-		mode |= 2
-	}
+	mode := c.productMode(accumulate)
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
 		c.launch(c.gemvxName(true, p.rows), p.grid, 1, 1, p.threads, p.smem,
@@ -282,13 +276,7 @@ func (c *CUDA) gemvFused(d, x, w *Tensor, accumulate bool, ep *loraEp, f gemvFus
 	if !c.gemvOK(n, in, w) || d.shape[0] != n || d.shape[1] != out || (ep != nil && ep.r > 32) {
 		panic(fmt.Sprintf("cuda: fused gemv of x %v, w %v %v into %v", x.shape, w.dt, w.shape, d.shape))
 	}
-	mode := 0
-	if accumulate {
-		mode |= 1
-	}
-	if c.half {
-		mode |= 2
-	}
+	mode := c.productMode(accumulate)
 	var e loraEp
 	if ep != nil {
 		e = *ep
@@ -317,13 +305,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	if n == 0 {
 		return
 	}
-	mode := 0
-	if accumulate {
-		mode |= 1
-	}
-	if c.half {
-		mode |= 2
-	}
+	mode := c.productMode(accumulate)
 	xsz := (in + 1023) / 1024 * 1024
 	switch w.dt {
 	case backend.NF4:
@@ -441,22 +423,9 @@ func (c *CUDA) dequantGemm(d, x, w *Tensor, n, out, in, mode int) {
 		c.blas = b
 	}
 	xb := int64(n) * int64(in) * 2
-	if xb > c.x16N {
-		if c.x16 != 0 {
-			must("cuStreamSynchronize", c.stream.Synchronize())
-			cu.MemFree(c.x16)
-		}
-		c.x16, c.x16N = c.alloc(xb), xb
-	}
+	c.growScratch(&c.x16, &c.x16N, xb)
 	chunk := max(1, min(out, wChunkBytes/(2*in)))
-	wb := int64(chunk) * int64(in) * 2
-	if wb > c.w16N {
-		if c.w16 != 0 {
-			must("cuStreamSynchronize", c.stream.Synchronize())
-			cu.MemFree(c.w16)
-		}
-		c.w16, c.w16N = c.alloc(wb), wb
-	}
+	c.growScratch(&c.w16, &c.w16N, int64(chunk)*int64(in)*2)
 	c.launch("f32_to_f16", gridFor(xb/4, 256), 1, 1, 256, 0, c.x16, x.ptr, xb/4)
 	q := w.q
 	beta := float32(0)
@@ -551,15 +520,29 @@ func (c *CUDA) addLoRA(d, x, a, b *Tensor, scale float32, rows *Tensor) {
 // intermediate. It grows by reallocating, which must not happen during a
 // graph capture: ReserveLoRA sizes it beforehand.
 func (c *CUDA) loraScratch(n int64) cu.DevicePtr {
-	if n > c.loraN {
-		if c.loraT != 0 {
-			must("cuStreamSynchronize", c.stream.Synchronize())
-			cu.MemFree(c.loraT)
-		}
-		c.loraN = max(n, 4096)
-		c.loraT = c.alloc(4 * c.loraN)
-	}
+	c.growScratch(&c.loraT, &c.loraB, 4*max(n, 4096))
 	return c.loraT
+}
+
+// growScratch makes the scratch buffer *p (*have bytes) hold at least
+// bytes: a larger one replaces it once the queued work that may use it is
+// done.
+func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
+	if bytes <= *have {
+		return
+	}
+	if *p != 0 {
+		must("cuStreamSynchronize", c.stream.Synchronize())
+		cu.MemFree(*p)
+	}
+	*p, *have = c.alloc(bytes), bytes
+}
+
+// productMode is the `mode` of the product kernels: bit 0 adds into the
+// output, bit 1 rounds it to fp16 (fp16 compute).
+func (c *CUDA) productMode(accumulate bool) int {
+	mode := c.productMode(accumulate)
+	return mode
 }
 
 // MatMulLoRA computes dst = x @ wᵀ and adds each adapter's update. One
