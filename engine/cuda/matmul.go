@@ -541,7 +541,13 @@ func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
 // productMode is the `mode` of the product kernels: bit 0 adds into the
 // output, bit 1 rounds it to fp16 (fp16 compute).
 func (c *CUDA) productMode(accumulate bool) int {
-	mode := c.productMode(accumulate)
+	mode := 0
+	if accumulate {
+		mode |= 1
+	}
+	if c.half {
+		mode |= 2
+	}
 	return mode
 }
 
