@@ -81,6 +81,7 @@ type benchModel struct {
 	bytes  int64     // weights read per decode step
 	log    io.Writer // the profile's
 	noMany bool      // step: one launch per weight (the spec's reference)
+	only   string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -217,7 +218,9 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 	v := func(t *Tensor) *Tensor { return c.view(t, n) }
 	x, q, k, vv, att, g, u := v(b.x), v(b.q), v(b.k), v(b.v), v(b.att), v(b.g), v(b.u)
 	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
-	c.Rows(x, m.embed, ids)
+	if m.on("head") {
+		c.Rows(x, m.embed, ids)
+	}
 	r := 0
 	var t cu.DevicePtr
 	if lora {
@@ -226,22 +229,31 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 	}
 	for _, l := range m.layers {
 		nrm := gemvFuse{normw: l.attnNorm.ptr, eps: eps}
-		l.qkv.run(c, x, false, nrm) // q, k, v
-		c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
-		c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-		c.gemvFused(x, att, l.wo, true, nil, gemvFuse{})
+		if m.on("qkv") {
+			l.qkv.run(c, x, false, nrm) // q, k, v
+		}
+		if m.on("attention") {
+			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+		}
+		if m.on("o") {
+			c.gemvFused(x, att, l.wo, true, nil, gemvFuse{})
+		}
 		nrm = gemvFuse{normw: l.mlpNorm.ptr, eps: eps}
 		var ed *loraEp
 		// one token: the products compute their shrinks themselves
 		inKernel := n == 1 && !c.gemvOld
-		if lora {
+		if lora && m.on("gate,up") {
 			if !inKernel {
 				c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
 					l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
 			}
 			l.guLoRA.run(c, x, false, nrm) // gate, up with their expands
-		} else {
+		} else if m.on("gate,up") {
 			l.gu.run(c, x, false, nrm)
+		}
+		if !m.on("down") {
+			continue
 		}
 		if lora {
 			ed = &loraEp{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, sync: l.downSync, r: r, stride: r, scale: 2}
@@ -252,6 +264,9 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 			}
 		}
 		c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
+	}
+	if !m.on("head") {
+		return
 	}
 	h, logits := c.view(b.h, n), c.view(b.logits, n)
 	c.RMSNorm(h, x, m.norm, eps)
@@ -268,41 +283,62 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	v := func(t *Tensor) *Tensor { return c.view(t, n) }
 	x, xn, q, k, vv, att, g, u := v(b.x), v(b.xn), v(b.q), v(b.k), v(b.v), v(b.att), v(b.g), v(b.u)
 	seq, pos := c.view(b.seq, n), c.view(b.pos, n)
-	c.Rows(x, m.embed, ids)
 	defer c.bind()()
+	if m.on("head") {
+		c.Rows(x, m.embed, ids)
+	}
 	// 2 to 16 tokens: q,k,v and gate,up each in one launch of nf4_mmaxm_16
 	// (multi must have run for b)
 	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && s.Hidden%256 == 0 && s.Hidden <= 4096 && !c.gemvOld &&
 		!m.noMany
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
-		c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
-		if many {
+		if m.on("small") {
+			c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
+		}
+		switch {
+		case !m.on("qkv"):
+		case many:
 			l.qkv.run(c, xn, true, gemvFuse{})
-		} else {
+		default:
 			c.matmul(q, xn, l.wq, true)
 			c.matmul(k, xn, l.wk, true)
 			c.matmul(vv, xn, l.wv, true)
 		}
-		c.RoPE(q, pos, s.Heads, 10000, 1)
-		c.RoPE(k, pos, s.KVHeads, 10000, 1)
-		c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-		c.MatMulAdd(x, att, l.wo)
-		c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
-		if lora {
+		if m.on("attention") {
+			c.RoPE(q, pos, s.Heads, 10000, 1)
+			c.RoPE(k, pos, s.KVHeads, 10000, 1)
+			c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+		}
+		if m.on("o") {
+			c.MatMulAdd(x, att, l.wo)
+		}
+		if m.on("small") {
+			c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
+		}
+		switch {
+		case !m.on("gate,up"):
+		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
-		} else if many {
+		case many:
 			l.gu.run(c, xn, true, gemvFuse{})
-		} else {
+		default:
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		c.SiLUMul(g, g, u)
-		if lora {
+		if m.on("small") {
+			c.SiLUMul(g, g, u)
+		}
+		switch {
+		case !m.on("down"):
+		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
-		} else {
+		default:
 			c.MatMulAdd(x, g, l.wd)
 		}
+	}
+	if !m.on("head") {
+		return
 	}
 	h, logits := c.view(b.h, rows), c.view(b.logits, rows)
 	c.Rows(h, x, c.view(b.last, rows))
@@ -310,6 +346,15 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	c.MatMul(logits, h, m.lmHead)
 	c.Argmax(c.view(b.next, rows), logits)
 }
+
+// stepKinds are the kinds of kernel of a step that the profile times apart
+// (benchModel.only): the products, attention (RoPE, the KV store and
+// attention), small (norms and SwiGLU between the products of step) and
+// head (the embedding rows, final norm, lm_head and argmax).
+var stepKinds = []string{"qkv", "attention", "o", "gate,up", "down", "small", "head"}
+
+// on reports whether step and stepFused run kernels of kind k.
+func (m *benchModel) on(k string) bool { return m.only == "" || m.only == k }
 
 // Bench runs the generation benchmark on the card and returns one result
 // per batch size. Progress lines go to log.
@@ -497,6 +542,20 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 {
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
+		variant("with gemvx blocks of 12 warps", func() { c.gx12 = true }, func() { c.gx12 = false })
+	}
+	if B <= 16 {
+		def := c.l2ahead
+		for _, a := range []int{0, 1, 3} {
+			if a != def {
+				variant(fmt.Sprintf("with L2 lookahead %d (default %d)", a, def), func() { c.l2ahead = a }, func() { c.l2ahead = def })
+			}
+		}
+	}
+	if B == 1 || B == 16 { // the step's time by kind of kernel, each over every layer (weights from HBM)
+		for _, k := range stepKinds {
+			variant("only "+k, func() { m.only = k }, func() { m.only = "" })
+		}
 	}
 	if B == 1 {
 		m.profile(b, log)

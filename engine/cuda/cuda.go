@@ -47,11 +47,15 @@ type CUDA struct {
 	pdl       bool            // programmatic dependent launch (sm_90 on; LORAMIX_CUDA_PDL=0 turns it off)
 	pdlSkip   map[string]bool // kernels launched without it even so (pdlSkipDefault)
 	capturing bool
+	// the one-token and 2-16 token products ask the L2 for their codes this
+	// many row blocks beyond the next one (0-3; LORAMIX_CUDA_L2AHEAD)
+	l2ahead int
 
 	// the dequantize-then-cuBLAS path for products of many tokens
 	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
 	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gx4      bool // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
+	gx12     bool // nf4_gemvx: row groups filling 12 warps, not 8 (the benchmark's variant)
 	gemvOld  bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
 	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
@@ -159,6 +163,10 @@ func New(o Options) (b *CUDA, err error) {
 	// wrote (kernels/common.cuh), so each may be launched early
 	c.pdl = attrs[0] >= 9 && driverVersion() >= 12030 && os.Getenv("LORAMIX_CUDA_PDL") != "0"
 	c.pdlSkip = pdlSkipDefault
+	c.l2ahead = l2aheadDefault
+	if v, err := strconv.Atoi(os.Getenv("LORAMIX_CUDA_L2AHEAD")); err == nil && v >= 0 && v <= 3 {
+		c.l2ahead = v
+	}
 	c.sms = attrs[2]
 	if c.maxSmem, err = maxSmemOptin(o.Device); err != nil {
 		return nil, err

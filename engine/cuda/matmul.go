@@ -101,6 +101,9 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	}
 	kwn := (in + 1023) / 1024
 	p.rgn = max(1, 8/kwn)
+	if c.gx12 && p.rows == 8 {
+		p.rgn = max(1, 12/kwn) // 168 registers x 384 threads still fit the SM
+	}
 	p.threads = 32 * kwn * p.rgn
 	// see nf4_gemvx: the byte table (64 KB-aligned with 8 rows), dmap, the
 	// partial sums, the LoRA b rows
@@ -538,10 +541,14 @@ func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
 	*p, *have = c.alloc(bytes), bytes
 }
 
+// l2aheadDefault is CUDA.l2ahead's default.
+const l2aheadDefault = 2
+
 // productMode is the `mode` of the product kernels: bit 0 adds into the
-// output, bit 1 rounds it to fp16 (fp16 compute).
+// output, bit 1 rounds it to fp16 (fp16 compute), bits 8-9 the L2
+// lookahead of nf4_gemvx and nf4_mmax.
 func (c *CUDA) productMode(accumulate bool) int {
-	mode := 0
+	mode := c.l2ahead << 8
 	if accumulate {
 		mode |= 1
 	}
