@@ -544,14 +544,6 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with gemvx blocks of 12 warps", func() { c.gx12 = true }, func() { c.gx12 = false })
 	}
-	if B <= 16 {
-		def := c.l2ahead
-		for _, a := range []int{0, 1, 3} {
-			if a != def {
-				variant(fmt.Sprintf("with L2 lookahead %d (default %d)", a, def), func() { c.l2ahead = a }, func() { c.l2ahead = def })
-			}
-		}
-	}
 	if B == 1 || B == 16 { // the step's time by kind of kernel, each over every layer (weights from HBM)
 		for _, k := range stepKinds {
 			variant("only "+k, func() { m.only = k }, func() { m.only = "" })

@@ -47,9 +47,6 @@ type CUDA struct {
 	pdl       bool            // programmatic dependent launch (sm_90 on; LORAMIX_CUDA_PDL=0 turns it off)
 	pdlSkip   map[string]bool // kernels launched without it even so (pdlSkipDefault)
 	capturing bool
-	// the one-token and 2-16 token products ask the L2 for their codes this
-	// many row blocks beyond the next one (0-3; LORAMIX_CUDA_L2AHEAD)
-	l2ahead int
 
 	// the dequantize-then-cuBLAS path for products of many tokens
 	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
@@ -163,10 +160,6 @@ func New(o Options) (b *CUDA, err error) {
 	// wrote (kernels/common.cuh), so each may be launched early
 	c.pdl = attrs[0] >= 9 && driverVersion() >= 12030 && os.Getenv("LORAMIX_CUDA_PDL") != "0"
 	c.pdlSkip = pdlSkipDefault
-	c.l2ahead = l2aheadDefault
-	if v, err := strconv.Atoi(os.Getenv("LORAMIX_CUDA_L2AHEAD")); err == nil && v >= 0 && v <= 3 {
-		c.l2ahead = v
-	}
 	c.sms = attrs[2]
 	if c.maxSmem, err = maxSmemOptin(o.Device); err != nil {
 		return nil, err

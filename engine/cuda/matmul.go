@@ -541,14 +541,10 @@ func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
 	*p, *have = c.alloc(bytes), bytes
 }
 
-// l2aheadDefault is CUDA.l2ahead's default.
-const l2aheadDefault = 2
-
 // productMode is the `mode` of the product kernels: bit 0 adds into the
-// output, bit 1 rounds it to fp16 (fp16 compute), bits 8-9 the L2
-// lookahead of nf4_gemvx and nf4_mmax.
+// output, bit 1 rounds it to fp16 (fp16 compute).
 func (c *CUDA) productMode(accumulate bool) int {
-	mode := c.l2ahead << 8
+	mode := 0
 	if accumulate {
 		mode |= 1
 	}

@@ -58,19 +58,6 @@ __device__ __forceinline__ u32 pack_half2(float lo, float hi) {
   return r;
 }
 
-// l2_prefetch asks the L2 for `rows` segments of `bytes` bytes, `stride`
-// bytes apart from p: thread i of n takes lines i, i + n, ... (128 bytes
-// each). A hint: no register waits for it, so it keeps HBM busy ahead of
-// the loads that will hit.
-__device__ __forceinline__ void l2_prefetch(const void* p, int rows, u32 bytes, u32 stride, int i, int n) {
-  u32 lines = (bytes + 127) >> 7;
-  for (u32 k = i; k < (u32)rows * lines; k += n) {
-    u32 r = k / lines;
-    const char* a = reinterpret_cast<const char*>(p) + (size_t)r * stride + ((k - r * lines) << 7);
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
-  }
-}
-
 __device__ __forceinline__ float maybe_round(float v, int round) {
   return round ? round_half(v) : v;
 }

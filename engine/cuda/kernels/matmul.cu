@@ -565,20 +565,6 @@ __device__ __forceinline__ void gemvx_load(uint4 (&w)[ROWS], u32 (&qa)[ROWS], fl
   }
 }
 
-// gemvx_l2 asks the L2 for the codes and absmax codes of global row block
-// rb (none past total), thread i of the row group's n.
-template <int ROWS>
-__device__ __forceinline__ void gemvx_l2(const GemvDesc* descs, int ndesc, int total, int rb, int in, int i, int n) {
-  if (rb >= total) return;
-  int d, blk;
-  gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
-  const GemvDesc& g = descs[d];
-  int row0 = blk * ROWS, rows = min(ROWS, g.out - row0);
-  u32 j = (u32)row0 * (u32)in;
-  l2_prefetch(g.packed + (j >> 1), 1, (u32)rows * in / 2, 0, i, n);
-  l2_prefetch(g.qabs + (j >> 6), 1, (u32)rows * in / 64, 0, (i + n - 4) % n, n);
-}
-
 // gemvx_job finds the LoRA shrink row of job s: the rows of the descs'
 // `la` in order. Sets the desc d and rank j; false past the last job.
 __device__ __forceinline__ bool gemvx_job(const GemvDesc* descs, int ndesc, int s, int& d, int& j) {
@@ -687,9 +673,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
   gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
-  // mode bits 8-9: the L2 lookahead, row blocks beyond the next one
-  const int ahead = (mode >> 8) & 3;
-  for (int k = 1; k <= ahead; k++) gemvx_l2<ROWS>(descs, ndesc, total, rb + k * slots, in, kw * 32 + lane, kwn * 32);
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
   float4 av[8];  // this lane's 32 inputs of the shrink row
@@ -772,7 +755,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     float san[ROWS];
     bool okn[ROWS];
     gemvx_load(wn, qan, san, okn, descs[dn], blkn, in, c, live && rbn < total);
-    if (ahead) gemvx_l2<ROWS>(descs, ndesc, total, rb + (ahead + 1) * slots, in, kw * 32 + lane, kwn * 32);
     if (anylora && kw == 0)
       gemvx_lb_fetch<ROWS>(slb + (((it + 1) & 1) * rgn + rg) * ROWS * 32, descs[dn], blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
@@ -1244,19 +1226,6 @@ __device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&s
   }
 }
 
-// mmax_l2 asks the L2 for the codes and absmax codes of tile `tile` (none
-// past total) in this block's k split: 16 row segments of up to 4096 inputs.
-__device__ __forceinline__ void mmax_l2(const GemvDesc* descs, int ndesc, int total, int tile, int in) {
-  if (tile >= total) return;
-  int d, lt;
-  gemv_locate(descs, ndesc, tile, d, lt);
-  const GemvDesc& g = descs[d];
-  int row0 = lt * 16, rows = min(16, g.out - row0), k0 = blockIdx.y * 4096, kn = min(4096, in - k0);
-  long long j = (long long)row0 * in + k0;
-  l2_prefetch(g.packed + (j >> 1), rows, (u32)kn / 2, (u32)in / 2, threadIdx.x, blockDim.x);
-  l2_prefetch(g.qabs + (j >> 6), rows, (u32)kn / 64, (u32)in / 64, (threadIdx.x + 256) % blockDim.x, blockDim.x);
-}
-
 // mmax_a returns the half2 A register of byte b (two codes) scaled by am.
 __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
   float2 p = *reinterpret_cast<const float2*>(tb + (b << 7));
@@ -1287,8 +1256,6 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   int tile = blockIdx.x, d = 0, lt = tile;  // this iteration's tile: weight d, its tile lt
   if (tile < total) gemv_locate(descs, ndesc, tile, d, lt);
   mmax_load(w, qa, sa, ok, descs[d], lt, g, in, col0, live && tile < total);
-  const int ahead = (mode >> 8) & 3;  // mode bits 8-9: the L2 lookahead, tiles beyond the next one
-  for (int k = 1; k <= ahead; k++) mmax_l2(descs, ndesc, total, tile + k * gridDim.x, in);
   stage_btab(tab, dmap, dmap_g);
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
@@ -1312,7 +1279,6 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     int tilen = tile + gridDim.x, dn = d, ltn = lt;
     if (tilen < total) gemv_locate(descs, ndesc, tilen, dn, ltn);
     mmax_load(wn, qan, san, okn, descs[dn], ltn, g, in, col0, live && tilen < total);
-    if (ahead) mmax_l2(descs, ndesc, total, tile + (ahead + 1) * gridDim.x, in);
     // threads < 256 store (row, token) pair threadIdx.x of this tile below;
     // a residual they add to is requested now
     int rl = threadIdx.x >> 4, tok = threadIdx.x & 15, row = lt * 16 + rl;
