@@ -291,21 +291,34 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	// (multi must have run for b)
 	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && s.Hidden%256 == 0 && s.Hidden <= 4096 && !c.gemvOld &&
 		!m.noMany
+	// a decode of 2-16 tokens also stores the KV cache with RoPE (ropeKV)
+	// and runs the down product on silu(gate) * up (nf4_mmax's x2)
+	fuseDown := many && !lora && s.Intermediate%256 == 0
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
+		// (the multi-weight products store)
 		if m.on("small") {
-			c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
+			if many {
+				c.rmsnormZero(xn, x, l.attnNorm, eps)
+			} else {
+				c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
+			}
 		}
 		switch {
 		case !m.on("qkv"):
 		case many:
-			l.qkv.run(c, xn, true, gemvFuse{})
+			l.qkv.run(c, xn, false, gemvFuse{})
 		default:
 			c.matmul(q, xn, l.wq, true)
 			c.matmul(k, xn, l.wk, true)
 			c.matmul(vv, xn, l.wv, true)
 		}
-		if m.on("attention") {
+		switch {
+		case !m.on("attention"):
+		case many:
+			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+		default:
 			c.RoPE(q, pos, s.Heads, 10000, 1)
 			c.RoPE(k, pos, s.KVHeads, 10000, 1)
 			c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
@@ -314,25 +327,31 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 			c.MatMulAdd(x, att, l.wo)
 		}
 		if m.on("small") {
-			c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
+			if many {
+				c.rmsnormZero(xn, x, l.mlpNorm, eps)
+			} else {
+				c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
+			}
 		}
 		switch {
 		case !m.on("gate,up"):
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
 		case many:
-			l.gu.run(c, xn, true, gemvFuse{})
+			l.gu.run(c, xn, false, gemvFuse{})
 		default:
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		if m.on("small") {
+		if m.on("small") && !fuseDown {
 			c.SiLUMul(g, g, u)
 		}
 		switch {
 		case !m.on("down"):
 		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
+		case fuseDown:
+			c.mmax(x, g, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true), u.ptr)
 		default:
 			c.MatMulAdd(x, g, l.wd)
 		}
@@ -543,6 +562,13 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	if B == 1 {
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with gemvx blocks of 12 warps", func() { c.gx12 = true }, func() { c.gx12 = false })
+	}
+	if B == 16 {
+		def := c.att
+		for _, a := range []attSplit{{8, 4}, {8, 8}, {16, 16}} {
+			variant(fmt.Sprintf("with attention split below %d pairs an SM, %d blocks", a.pairsPerSM, a.blocksPerSM),
+				func() { c.att = a }, func() { c.att = def })
+		}
 	}
 	if B == 1 || B == 16 { // the step's time by kind of kernel, each over every layer (weights from HBM)
 		for _, k := range stepKinds {

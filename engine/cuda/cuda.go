@@ -49,11 +49,12 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas bool // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad     bool // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gx4      bool // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
-	gx12     bool // nf4_gemvx: row groups filling 12 warps, not 8 (the benchmark's variant)
-	gemvOld  bool // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	noCublas bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
+	gx12     bool     // nf4_gemvx: row groups filling 12 warps, not 8 (the benchmark's variant)
+	att      attSplit // when the decode attention splits positions (attSplitDefault)
+	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
 	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N     int64        // bytes
@@ -160,6 +161,7 @@ func New(o Options) (b *CUDA, err error) {
 	// wrote (kernels/common.cuh), so each may be launched early
 	c.pdl = attrs[0] >= 9 && driverVersion() >= 12030 && os.Getenv("LORAMIX_CUDA_PDL") != "0"
 	c.pdlSkip = pdlSkipDefault
+	c.att = attSplitDefault
 	c.sms = attrs[2]
 	if c.maxSmem, err = maxSmemOptin(o.Device); err != nil {
 		return nil, err
@@ -727,33 +729,43 @@ func (c *CUDA) ropeKV(q, k, v, kc, vc, seq, pos *Tensor, heads, kvHeads int, the
 }
 
 // The split attention (attention_split_*): few (token, head) pairs spread
-// their positions over S blocks each, about attSplitBlocksPerSM blocks an SM
+// their positions over S blocks each, about c.att.blocksPerSM blocks an SM
 // when every split holds keys, at most attMaxSplits (ATS_MAX_SPLITS in
 // ops.cu) and none that could never hold keys (a split holds at least
 // attMinChunk = ATS_MIN_CHUNK positions).
 const (
-	attSplitBlocksPerSM = 4
-	attMaxSplits        = 64
-	attMinChunk         = 16
-	attMaxHeadDim       = 256
+	attMaxSplits  = 64
+	attMinChunk   = 16
+	attMaxHeadDim = 256
+	// the most that attSplit's fields may be set to (the scratch's size)
+	attMaxBlocksPerSM = 16
+	attMaxPairsPerSM  = 16
 )
+
+// attSplit says when and how finely the decode attention splits positions:
+// fewer than pairsPerSM*sms (token, head) pairs split, into about
+// blocksPerSM blocks an SM.
+type attSplit struct{ pairsPerSM, blocksPerSM int }
+
+// attSplitDefault is CUDA.att's default.
+var attSplitDefault = attSplit{pairsPerSM: 2, blocksPerSM: 4}
 
 // attSplits returns the number of position splits for pairs (token, head)
 // pairs over caches of maxLen positions, or 0 when there are enough pairs
 // to fill the card with one block each (prefill: attention_f32/f16).
 func (c *CUDA) attSplits(pairs, maxLen int) int {
-	if pairs >= 2*c.sms {
+	if pairs >= c.att.pairsPerSM*c.sms {
 		return 0
 	}
-	s := (attSplitBlocksPerSM*c.sms + pairs - 1) / pairs
+	s := (c.att.blocksPerSM*c.sms + pairs - 1) / pairs
 	return max(1, min(s, attMaxSplits, (maxLen+attMinChunk-1)/attMinChunk))
 }
 
 // attScratchMax is the scratch that covers every split launch: fewer than
-// 2*sms pairs of at most ceil(attSplitBlocksPerSM*sms/pairs) splits each is
-// fewer than (attSplitBlocksPerSM+2)*sms blocks, each with hd+2 floats.
+// P = attMaxPairsPerSM*sms pairs of at most ceil(B/pairs) splits each (B =
+// attMaxBlocksPerSM*sms) is fewer than B + P blocks, each with hd+2 floats.
 func (c *CUDA) attScratchMax() (floats int64, counters int) {
-	return int64((attSplitBlocksPerSM+2)*c.sms) * (attMaxHeadDim + 2), 2 * c.sms
+	return int64((attMaxBlocksPerSM+attMaxPairsPerSM)*c.sms) * (attMaxHeadDim + 2), attMaxPairsPerSM * c.sms
 }
 
 // attScratch returns the split attention's scratch, of at least floats

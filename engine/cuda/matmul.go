@@ -322,7 +322,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			}
 			c.gemvx1(d, x, w, mode, e, gemvFuse{})
 		case n >= 2 && n <= 16 && in%256 == 0 && !c.gemvOld:
-			c.mmax(d, x, w, n, out, in, mode)
+			c.mmax(d, x, w, n, out, in, mode, 0)
 		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&
 			!c.half: // float32 weights: not for fp16 compute
 			var e loraEp
@@ -387,13 +387,13 @@ const mmaxSmem = (256*16*2 + 256 + 2*16*256) * 4
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
 // the 16-row tiles.
-func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
+func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int, x2 cu.DevicePtr) {
 	q := w.q
 	ks := (in + 4095) / 4096
 	gx := max(1, min((out+15)/16, c.sms/ks))
 	run := func(m int) {
 		c.launch("nf4_mmax_16", gx, ks, 1, 512, mmaxSmem,
-			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
+			d.ptr, x.ptr, x2, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {
 		run(mode)

@@ -78,3 +78,52 @@ var _ = Describe("multi-weight products", Label("gpu"), func() {
 		Entry("7 tokens, fp16 compute (nf4_mmaxm_16)", 7, 256, true, false),
 	)
 })
+
+// nf4_mmax_16 with x2 multiplies by silu(x) * x2 (the down projection of a
+// batch decode): it must equal SiLUMul, then the plain product. With one k
+// split the sums run in the same order (bit for bit); with several the
+// splits add atomically, in any order.
+var _ = Describe("the SwiGLU-fused batch product", Label("gpu"), func() {
+	DescribeTable("equals SiLUMul then the product", func(n, in int, half bool) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		c.half = half
+		const out = 72
+		g, u, h := c.newT(backend.F32, n, in), c.newT(backend.F32, n, in), c.newT(backend.F32, n, in)
+		fused, plain := c.newT(backend.F32, n, out), c.newT(backend.F32, n, out)
+		var w *Tensor
+		func() {
+			defer c.bind()()
+			w, _ = c.randomNF4(out, in, 21)
+			c.fillUniform(g, -4, 4, 22)
+			c.fillUniform(u, -1, 1, 23)
+			c.fillUniform(fused, -2, 2, 24) // the residual both add to
+			c.fillUniform(plain, -2, 2, 24)
+		}()
+		func() {
+			defer c.bind()()
+			c.mmax(fused, g, w, n, out, in, c.productMode(true), u.ptr)
+		}()
+		c.SiLUMul(h, g, u)
+		c.MatMulAdd(plain, h, w)
+		got, want := make([]float32, n*out), make([]float32, n*out)
+		c.Float32(got, fused)
+		c.Float32(want, plain)
+		if in <= 4096 {
+			Expect(got).To(Equal(want))
+		} else {
+			for j := range want {
+				Expect(got[j]).To(BeNumerically("~", want[j], 1e-5*(1+math.Abs(float64(want[j])))), "output %d", j)
+			}
+		}
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("5 tokens, one k split", 5, 1024, false),
+		Entry("16 tokens, fp16 compute, one k split", 16, 4096, true),
+		Entry("9 tokens over 3 k splits (a 7B down projection's width)", 9, 11008, false),
+		Entry("12 tokens, fp16 compute, 3 k splits", 12, 11008, true),
+	)
+})
