@@ -291,9 +291,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	// (multi must have run for b)
 	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && s.Hidden%256 == 0 && s.Hidden <= 4096 && !c.gemvOld &&
 		!m.noMany
-	// a decode of 2-16 tokens also stores the KV cache with RoPE (ropeKV)
-	// and runs the down product on silu(gate) * up (nf4_mmax's x2)
-	fuseDown := many && !lora && s.Intermediate%256 == 0
+	// a decode of 2-16 tokens stores the KV cache with RoPE (ropeKV)
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
 		// (the multi-weight products store)
@@ -343,15 +341,13 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		if m.on("small") && !fuseDown {
+		if m.on("small") {
 			c.SiLUMul(g, g, u)
 		}
 		switch {
 		case !m.on("down"):
 		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
-		case fuseDown:
-			c.mmax(x, g, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true), u.ptr)
 		default:
 			c.MatMulAdd(x, g, l.wd)
 		}
@@ -561,11 +557,12 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 {
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
-		variant("with gemvx blocks of 12 warps", func() { c.gx12 = true }, func() { c.gx12 = false })
+		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
+		variant("with 4-row gemvx, 1 block a SM + 1 spare", func() { c.gx4, c.gxSpare = true, true }, func() { c.gx4, c.gxSpare = false, false })
 	}
 	if B == 16 {
 		def := c.att
-		for _, a := range []attSplit{{8, 4}, {8, 8}, {16, 16}} {
+		for _, a := range []attSplit{{2, 4}, {8, 4}, {16, 16}} {
 			variant(fmt.Sprintf("with attention split below %d pairs an SM, %d blocks", a.pairsPerSM, a.blocksPerSM),
 				func() { c.att = a }, func() { c.att = def })
 		}

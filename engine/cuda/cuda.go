@@ -52,7 +52,8 @@ type CUDA struct {
 	noCublas bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
 	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
-	gx12     bool     // nf4_gemvx: row groups filling 12 warps, not 8 (the benchmark's variant)
+	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
+	gxSpare  bool     // nf4_gemvx: one block a SM fewer than fit (the benchmark's variant)
 	att      attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
@@ -748,7 +749,7 @@ const (
 type attSplit struct{ pairsPerSM, blocksPerSM int }
 
 // attSplitDefault is CUDA.att's default.
-var attSplitDefault = attSplit{pairsPerSM: 2, blocksPerSM: 4}
+var attSplitDefault = attSplit{pairsPerSM: 8, blocksPerSM: 8}
 
 // attSplits returns the number of position splits for pairs (token, head)
 // pairs over caches of maxLen positions, or 0 when there are enough pairs

@@ -78,21 +78,23 @@ func gemvxOK(in int, w *Tensor) bool {
 }
 
 // gxPlan is a launch of nf4_gemvx: blocks of kwn warps (one per 1024
-// inputs) times rgn row groups (rgn filling 8 warps), each row group walking
-// row blocks of `rows` rows, total of them over all the weights.
+// inputs) times rgn row groups (rgn filling 12 warps with 8-row blocks, 8
+// with 4-row ones), each row group walking row blocks of `rows` rows, total
+// of them over all the weights.
 type gxPlan struct {
 	rows, grid, threads, smem, rgn, total int
 	ok                                    bool // the grid stays resident (see gemvxPlan)
 }
 
 // gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
-// jobs in-kernel shrink rows: 8-row blocks, one block a SM (168 registers);
-// with c.gx4, up to 8192 inputs, 4-row blocks and two a SM (128 registers,
-// with spills; 2% slower batch-1 decode on an H100 since dot32x has four
-// FMA chains, 2% faster before). As many blocks as stay resident, and at least one row
-// group per shrink row; ok is false when the shrink rows need more blocks
-// than stay resident (the kernel's wait for them needs every block
-// resident).
+// jobs in-kernel shrink rows: 8-row blocks, one block of up to 12 warps a
+// SM (168 registers; 12 warps rather than v7's 8 made batch-1 decode 1.02x
+// faster on an H100); with c.gx4, up to 8192 inputs, 4-row blocks and two a
+// SM (128 registers, with spills; as fast as 8-row blocks since dot32x has
+// four FMA chains). As many blocks as stay resident (with c.gxSpare one a
+// SM fewer), and at least one row group per shrink row; ok is false when the
+// shrink rows need more blocks than stay resident (the kernel's wait for
+// them needs every block resident).
 func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	p := gxPlan{rows: 8}
 	regs := 168
@@ -100,9 +102,9 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 		p.rows, regs = 4, 128
 	}
 	kwn := (in + 1023) / 1024
-	p.rgn = max(1, 8/kwn)
-	if c.gx12 && p.rows == 8 {
-		p.rgn = max(1, 12/kwn) // 168 registers x 384 threads still fit the SM
+	p.rgn = max(1, 12/kwn) // 8-row blocks: 168 registers x 384 threads fit the SM
+	if p.rows == 4 || c.gx8 {
+		p.rgn = max(1, 8/kwn)
 	}
 	p.threads = 32 * kwn * p.rgn
 	// see nf4_gemvx: the byte table (64 KB-aligned with 8 rows), dmap, the
@@ -114,7 +116,11 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	for _, o := range outs {
 		p.total += (o + p.rows - 1) / p.rows
 	}
-	resident := c.sms * max(1, 65536/(p.threads*regs))
+	perSM := max(1, 65536/(p.threads*regs))
+	if c.gxSpare && perSM > 1 {
+		perSM-- // room for the next kernel's blocks to start (PDL) while these run
+	}
+	resident := c.sms * perSM
 	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)
 	p.ok = p.grid <= resident
 	return p
@@ -322,7 +328,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			}
 			c.gemvx1(d, x, w, mode, e, gemvFuse{})
 		case n >= 2 && n <= 16 && in%256 == 0 && !c.gemvOld:
-			c.mmax(d, x, w, n, out, in, mode, 0)
+			c.mmax(d, x, w, n, out, in, mode)
 		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&
 			!c.half: // float32 weights: not for fp16 compute
 			var e loraEp
@@ -387,13 +393,13 @@ const mmaxSmem = (256*16*2 + 256 + 2*16*256) * 4
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
 // the 16-row tiles.
-func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int, x2 cu.DevicePtr) {
+func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
 	q := w.q
 	ks := (in + 4095) / 4096
 	gx := max(1, min((out+15)/16, c.sms/ks))
 	run := func(m int) {
 		c.launch("nf4_mmax_16", gx, ks, 1, 512, mmaxSmem,
-			d.ptr, x.ptr, x2, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
+			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {
 		run(mode)

@@ -44,15 +44,6 @@ __device__ __forceinline__ float4 silu_mul4(float4 v, float4 u) {
                      v.z / (1.f + expf(-v.z)) * u.z, v.w / (1.f + expf(-v.w)) * u.w);
 }
 
-// silu_mul4r is silu_mul4 with silu_mul's roundings (round: fp16 compute,
-// the SiLU and the product each rounded to half, as the CPU backend).
-__device__ __forceinline__ float4 silu_mul4r(float4 v, float4 u, int round) {
-  float a[4] = {v.x, v.y, v.z, v.w}, b[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) a[i] = maybe_round(maybe_round(a[i] / (1.f + expf(-a[i])), round) * b[i], round);
-  return make_float4(a[0], a[1], a[2], a[3]);
-}
-
 // gemv_stage_fused is gemv_stage_x with two optional fusions: with x2 the
 // staged value is silu(x)*x2 (the SwiGLU before the down projection); with
 // normw each token row is then RMS-normalized and scaled by normw (the
@@ -1256,10 +1247,9 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
 
 // nf4_mmax: the products of x with the weights of descs (several weights of
 // one x in one launch, as nf4_gemvx; 16-row tiles, desc.blocks of them a
-// weight, total in all). With x2 (same shape as x) the operand is
-// silu(x) * x2, the SwiGLU before the down projection.
-__device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const float* x2,
-                         const float* dmap_g, int n, int in, int mode, int ksplits) {
+// weight, total in all).
+__device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n,
+                         int in, int mode, int ksplits) {
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
@@ -1289,11 +1279,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     for (int nt = 0; nt < 2; nt++) {
       int tok = 8 * nt + g;
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (live && tok < n) {
-        long long e = (long long)tok * in + col0 + 4 * s;
-        v = *reinterpret_cast<const float4*>(x + e);
-        if (x2) v = silu_mul4r(v, *reinterpret_cast<const float4*>(x2 + e), mode & 2);  // SwiGLU
-      }
+      if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
       bf[s][2 * nt] = pack_half2(v.x, v.y);
       bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
     }
@@ -1362,15 +1348,15 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 }
 
 extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
-    nf4_mmax_16(float* y, const float* x, const float* x2, const u8* packed, const u8* qabs, const float* absmax2,
+    nf4_mmax_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
                 const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {
   GemvDesc g = {packed, qabs, absmax2, y, nullptr, nullptr, nullptr, offset, out, 0, 0, 0.f, (out + 15) >> 4};
-  nf4_mmax(&g, 1, g.blocks, x, x2, dmap_g, n, in, mode, ksplits);
+  nf4_mmax(&g, 1, g.blocks, x, dmap_g, n, in, mode, ksplits);
 }
 
 // nf4_mmaxm_16: the multi-weight launch (no k splits: in <= 4096).
 extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
     nf4_mmaxm_16(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n, int in,
                  int mode) {
-  nf4_mmax(descs, ndesc, total, x, nullptr, dmap_g, n, in, mode, 1);
+  nf4_mmax(descs, ndesc, total, x, dmap_g, n, in, mode, 1);
 }
