@@ -90,6 +90,7 @@ type benchBufs struct {
 	x, xn, q, k, v, att       *Tensor
 	g, u                      *Tensor
 	h, logits                 *Tensor
+	xn16, att16, g16          *Tensor // F16, up to 16 rows: the batch decode's product operands
 }
 
 func (c *CUDA) fillBytes(p uint64, bytes int64, seed uint64) {
@@ -178,6 +179,8 @@ func (m *benchModel) bufs(T, rows int) *benchBufs {
 		k: c.newT(backend.F32, T, kvd), v: c.newT(backend.F32, T, kvd),
 		g: c.newT(backend.F32, T, s.Intermediate), u: c.newT(backend.F32, T, s.Intermediate),
 		h: c.newT(backend.F32, rows, s.Hidden), logits: c.newT(backend.F32, rows, s.Vocab),
+		xn16: c.newT(backend.F16, min(T, 16), s.Hidden), att16: c.newT(backend.F16, min(T, 16), s.Hidden),
+		g16: c.newT(backend.F16, min(T, 16), s.Intermediate),
 	}
 }
 
@@ -287,23 +290,34 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	if m.on("head") {
 		c.Rows(x, m.embed, ids)
 	}
-	// 2 to 16 tokens: q,k,v and gate,up each in one launch of nf4_mmaxm_16
-	// (multi must have run for b)
-	many := n >= 2 && n <= 16 && m.layers[0].qkv != nil && s.Hidden%256 == 0 && s.Hidden <= 4096 && !c.gemvOld &&
-		!m.noMany
-	// a decode of 2-16 tokens stores the KV cache with RoPE (ropeKV)
+	// 2 to 16 tokens (a batch decode): RoPE with the KV store (ropeKV), and
+	// q,k,v and gate,up each in one launch of nf4_mmaxm_16 (multi must have
+	// run for b). Without an adapter their operands, and those of o and down,
+	// are stored in half by the kernels before them (the products round them
+	// so anyway): each of the 132 blocks of a product reads all of it.
+	decode := n >= 2 && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
+	many := decode && m.layers[0].qkv != nil && s.Hidden <= 4096 && !c.gemvOld && !m.noMany
+	half := many && !lora
+	var xn16, att16, g16 *Tensor
+	if half {
+		xn16, att16, g16 = c.view(b.xn16, n), c.view(b.att16, n), c.view(b.g16, n)
+	}
 	for _, l := range m.layers {
 		// the norms zero the outputs of the products after them, which add
 		// (the multi-weight products store)
-		if m.on("small") {
-			if many {
-				c.rmsnormZero(xn, x, l.attnNorm, eps)
-			} else {
-				c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
-			}
+		switch {
+		case !m.on("small"):
+		case half:
+			c.RMSNorm(xn16, x, l.attnNorm, eps)
+		case many:
+			c.rmsnormZero(xn, x, l.attnNorm, eps)
+		default:
+			c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
 		}
 		switch {
 		case !m.on("qkv"):
+		case half:
+			l.qkv.run(c, xn16, false, gemvFuse{})
 		case many:
 			l.qkv.run(c, xn, false, gemvFuse{})
 		default:
@@ -313,41 +327,59 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("attention"):
-		case many:
+		case decode:
 			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
-			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+			if half {
+				c.attend(att16, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+			} else {
+				c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+			}
 		default:
 			c.RoPE(q, pos, s.Heads, 10000, 1)
 			c.RoPE(k, pos, s.KVHeads, 10000, 1)
 			c.Attention(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		}
-		if m.on("o") {
+		switch {
+		case !m.on("o"):
+		case half:
+			c.mmax(x, att16, l.wo, n, s.Hidden, s.Hidden, c.productMode(true))
+		default:
 			c.MatMulAdd(x, att, l.wo)
 		}
-		if m.on("small") {
-			if many {
-				c.rmsnormZero(xn, x, l.mlpNorm, eps)
-			} else {
-				c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
-			}
+		switch {
+		case !m.on("small"):
+		case half:
+			c.RMSNorm(xn16, x, l.mlpNorm, eps)
+		case many && !lora: // with the adapter the products below add
+			c.rmsnormZero(xn, x, l.mlpNorm, eps)
+		default:
+			c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
 		}
 		switch {
 		case !m.on("gate,up"):
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
+		case half:
+			l.gu.run(c, xn16, false, gemvFuse{})
 		case many:
 			l.gu.run(c, xn, false, gemvFuse{})
 		default:
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		if m.on("small") {
+		switch {
+		case !m.on("small"):
+		case half:
+			c.SiLUMul(g16, g, u)
+		default:
 			c.SiLUMul(g, g, u)
 		}
 		switch {
 		case !m.on("down"):
 		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
+		case half:
+			c.mmax(x, g16, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true))
 		default:
 			c.MatMulAdd(x, g, l.wd)
 		}
@@ -431,7 +463,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		}()
 	}
 	defer func() {
-		for _, t := range []*Tensor{b.ids, b.seq, b.pos, b.last, b.next, b.x, b.xn, b.q, b.k, b.v, b.att, b.g, b.u, b.h, b.logits} {
+		for _, t := range []*Tensor{b.ids, b.seq, b.pos, b.last, b.next, b.x, b.xn, b.q, b.k, b.v, b.att, b.g, b.u, b.h, b.logits,
+			b.xn16, b.att16, b.g16} {
 			c.Free(t)
 		}
 		for _, l := range m.layers {

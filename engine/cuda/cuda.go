@@ -577,11 +577,13 @@ func (c *CUDA) Rows(dst, src, idx backend.Tensor) {
 	}
 }
 
-// RMSNorm computes dst[i] = x[i] / sqrt(mean(x[i]²) + eps) * w.
+// RMSNorm computes dst[i] = x[i] / sqrt(mean(x[i]²) + eps) * w. dst may
+// be F16 (the results rounded to half: the operand of a batch product).
 func (c *CUDA) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 	d, xx, ww := ct(dst), ct(x), ct(w)
 	n, dim := xx.shape[0], xx.shape[1]
-	wantShape("RMSNorm dst", d, backend.F32, n, dim)
+	d32, d16 := outPtrs(d)
+	wantShape("RMSNorm dst", d, d.dt, n, dim)
 	var w32, w16 cu.DevicePtr
 	switch ww.dt {
 	case backend.F32:
@@ -598,7 +600,19 @@ func (c *CUDA) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 		panic(fmt.Sprintf("cuda: RMSNorm: weight %v for rows of %d", ww.shape, dim))
 	}
 	defer c.bind()()
-	c.launch("rmsnorm", n, 1, 1, 256, 0, d.ptr, xx.ptr, w32, w16, dim, eps, c.roundFlag())
+	c.launch("rmsnorm", n, 1, 1, 256, 0, d32, xx.ptr, w32, w16, dim, eps, c.roundFlag(), d16)
+}
+
+// outPtrs returns the (float32, fp16) output pointers of the kernels that
+// can store either (store_f in ops.cu): one of them is d's, the other zero.
+func outPtrs(d *Tensor) (f32, f16 cu.DevicePtr) {
+	switch d.dt {
+	case backend.F32:
+		return d.ptr, 0
+	case backend.F16:
+		return 0, d.ptr
+	}
+	panic(fmt.Sprintf("cuda: an output of %v (want F32 or F16)", d.dt))
 }
 
 type ropeKey struct {
@@ -810,7 +824,7 @@ func (c *CUDA) attSmem(pairs, maxLen, hd int) int {
 }
 
 // attend attends causally over the caches (k and v already stored):
-// d (n, heads*hd) float32 from q (n, heads*hd), kc and vc (slots, maxLen,
+// d (n, heads*hd) float32 (or F16: rounded to half) from q (n, heads*hd), kc and vc (slots, maxLen,
 // kvHeads*hd) F32 or F16, seq and pos (n). Few (token, head) pairs (decode)
 // go to the split kernel, which fills the card; many to one block a pair.
 // The context must be bound.
@@ -825,22 +839,23 @@ func (c *CUDA) attend(d, q, kc, vc, seq, pos *Tensor, heads, kvHeads int) {
 		c.attScratch(c.attScratchMax())
 	}
 	f16 := kc.dt == backend.F16
+	d32, d16 := outPtrs(d)
 	if S := c.attSplits(n*heads, maxLen); S > 0 {
 		part, count := c.attScratch(int64(n*heads*S)*int64(hd+2), n*heads)
 		name := "attention_split_f32"
 		if f16 {
 			name = "attention_split_f16"
 		}
-		c.launch(name, n, heads, S, 32*4, 0, d.ptr, part, count, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
-			heads, kvHeads, hd, maxLen, c.roundFlag())
+		c.launch(name, n, heads, S, 32*4, 0, d32, part, count, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
+			heads, kvHeads, hd, maxLen, c.roundFlag(), d16)
 		return
 	}
 	name := "attention_f32"
 	if f16 {
 		name = "attention_f16"
 	}
-	c.launch(name, n, heads, 1, 512, c.attSmem(n*heads, maxLen, hd), d.ptr, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
-		heads, kvHeads, hd, maxLen, c.roundFlag())
+	c.launch(name, n, heads, 1, 512, c.attSmem(n*heads, maxLen, hd), d32, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
+		heads, kvHeads, hd, maxLen, c.roundFlag(), d16)
 }
 
 // SiLUMul computes dst = silu(gate) * up.
@@ -855,7 +870,7 @@ func (c *CUDA) Add(dst, a, b backend.Tensor) {
 }
 
 func (c *CUDA) elementwise(name string, d, a, b *Tensor) {
-	if d.dt != backend.F32 || a.dt != backend.F32 || b.dt != backend.F32 ||
+	if (d.dt != backend.F32 && d.dt != backend.F16) || a.dt != backend.F32 || b.dt != backend.F32 ||
 		!sameShape(d.shape, a.shape) || !sameShape(d.shape, b.shape) {
 		panic(fmt.Sprintf("cuda: %s: %v %v, %v %v, %v %v", name, d.dt, d.shape, a.dt, a.shape, b.dt, b.shape))
 	}
@@ -864,7 +879,8 @@ func (c *CUDA) elementwise(name string, d, a, b *Tensor) {
 		return
 	}
 	defer c.bind()()
-	c.launch(name, gridFor(n, 256), 1, 1, 256, 0, d.ptr, a.ptr, b.ptr, n, c.roundFlag())
+	d32, d16 := outPtrs(d)
+	c.launch(name, gridFor(n, 256), 1, 1, 256, 0, d32, a.ptr, b.ptr, n, c.roundFlag(), d16)
 }
 
 // Argmax writes the index of the largest logit of each row (ties: the

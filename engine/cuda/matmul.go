@@ -269,10 +269,15 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 			m.descs, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync)
 		return
 	}
-	if n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld {
+	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld
+	if x.dt != backend.F32 && !tc {
+		panic(fmt.Sprintf("cuda: multi-weight product of a %v x %v: only the 2-16 token kernel takes fp16", x.dt, x.shape))
+	}
+	if tc {
 		// the tensor-core kernel of nf4_mmax_16, over every weight's tiles
+		x32, x16 := outPtrs(x)
 		c.launch("nf4_mmaxm_16", min(m.blocks, c.sms), 1, 1, 512, mmaxSmem,
-			m.descs, m.n, m.blocks, x.ptr, c.dmap, n, m.in, mode)
+			m.descs, m.n, m.blocks, x32, x16, c.dmap, n, m.in, mode)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
@@ -392,14 +397,16 @@ const mmaxSmem = (256*16*2 + 256 + 2*16*256) * 4
 // mmax runs nf4_mmax_16 for 2 to 16 tokens (in % 256 == 0): blocks of 16
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
-// the 16-row tiles.
+// the 16-row tiles. x is F32, or F16 (already rounded to half, as the
+// kernel would: the same result from half the bytes).
 func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
 	q := w.q
 	ks := (in + 4095) / 4096
 	gx := max(1, min((out+15)/16, c.sms/ks))
+	x32, x16 := outPtrs(x) // F16 x: already rounded to half
 	run := func(m int) {
 		c.launch("nf4_mmax_16", gx, ks, 1, 512, mmaxSmem,
-			d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
+			d.ptr, x32, x16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {
 		run(mode)

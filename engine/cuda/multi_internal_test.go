@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"loramix/engine/backend"
+	"loramix/engine/dtype"
 )
 
 // A multi-weight launch (several weights of one x: q,k,v or gate,up) must
@@ -77,4 +78,74 @@ var _ = Describe("multi-weight products", Label("gpu"), func() {
 		Entry("16 tokens (nf4_mmaxm_16)", 16, 4096, false, false),
 		Entry("7 tokens, fp16 compute (nf4_mmaxm_16)", 7, 256, true, false),
 	)
+})
+
+// The batch decode stores its products' operands in half (the products
+// round them so anyway): RMSNorm, SiLUMul and attention into F16 tensors
+// must store exactly the half of their float32 results, and the products
+// of an F16 x must equal those of the float32 x it rounds, bit for bit.
+var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
+	It("are the float32 results rounded to half, and give the same products", func() {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		const n, in, out, heads, maxLen = 5, 512, 264, 4, 48
+		halfOf := func(t *Tensor) []float32 { // t's values rounded to half, read back
+			v := make([]float32, t.elems())
+			c.Float32(v, t)
+			for i := range v {
+				v[i] = dtype.F16ToF32(dtype.F32ToF16(v[i]))
+			}
+			return v
+		}
+		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+		x, a, b := c.newT(backend.F32, n, in), c.newT(backend.F32, n, in), c.newT(backend.F32, n, in)
+		w := c.newT(backend.F32, in)
+		y32, y16 := c.newT(backend.F32, n, in), c.newT(backend.F16, n, in)
+		q := c.newT(backend.F32, n, in)
+		kc, vc := c.newT(backend.F16, n, maxLen, in), c.newT(backend.F16, n, maxLen, in)
+		seq, pos := c.newT(backend.I32, n), c.newT(backend.I32, n)
+		func() {
+			defer c.bind()()
+			for i, t := range []*Tensor{x, a, b, w, q, kc, vc} {
+				c.fillUniform(t, -2, 2, uint64(40+i))
+			}
+		}()
+		c.SetInt32(seq, []int32{0, 1, 2, 3, 4})
+		c.SetInt32(pos, []int32{0, 7, 20, 33, 47})
+
+		c.RMSNorm(y32, x, w, 1e-5)
+		c.RMSNorm(y16, x, w, 1e-5)
+		Expect(read(y16)).To(Equal(halfOf(y32)), "RMSNorm")
+		c.SiLUMul(y32, a, b)
+		c.SiLUMul(y16, a, b)
+		Expect(read(y16)).To(Equal(halfOf(y32)), "SiLUMul")
+		func() {
+			defer c.bind()()
+			c.attend(y32, q, kc, vc, seq, pos, heads, heads)
+			c.attend(y16, q, kc, vc, seq, pos, heads, heads)
+		}()
+		Expect(read(y16)).To(Equal(halfOf(y32)), "attention")
+
+		// the products: x as float32 and as its half
+		var wt *Tensor
+		p32, p16 := c.newT(backend.F32, n, out), c.newT(backend.F32, n, out)
+		func() {
+			defer c.bind()()
+			wt, _ = c.randomNF4(out, in, 47)
+			c.mmax(p32, y32, wt, n, out, in, c.productMode(false))
+			c.mmax(p16, y16, wt, n, out, in, c.productMode(false))
+		}()
+		Expect(read(p16)).To(Equal(read(p32)), "nf4_mmax_16")
+		m := func() *multiGemv {
+			defer c.bind()()
+			return c.newMultiGemv([]*Tensor{wt}, []*Tensor{p16}, nil)
+		}()
+		defer func() { defer c.bind()(); m.free() }()
+		func() { defer c.bind()(); m.run(c, y16, false, gemvFuse{}) }()
+		Expect(read(p16)).To(Equal(read(p32)), "nf4_mmaxm_16")
+		Expect(c.Sync()).To(Succeed())
+	})
 })

@@ -1247,9 +1247,11 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
 
 // nf4_mmax: the products of x with the weights of descs (several weights of
 // one x in one launch, as nf4_gemvx; 16-row tiles, desc.blocks of them a
-// weight, total in all).
-__device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n,
-                         int in, int mode, int ksplits) {
+// weight, total in all). x is float32 (rounded to half here) or, when x16
+// is non-null, already half (x16, the same layout; x unused): 16-byte loads
+// straight into the fragments, half the bytes that every block reads.
+__device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16,
+                         const float* dmap_g, int n, int in, int mode, int ksplits) {
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
@@ -1273,16 +1275,30 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
-#pragma unroll
-  for (int s = 0; s < 16; s++)
+  if (x16) {  // 8 halves a load: inputs 8q..8q+7 are steps 2q (k 0-3) and 2q+1 (k 4-7)
 #pragma unroll
     for (int nt = 0; nt < 2; nt++) {
       int tok = 8 * nt + g;
-      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
-      bf[s][2 * nt] = pack_half2(v.x, v.y);
-      bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
+      const uint4* p = reinterpret_cast<const uint4*>(x16 + (long long)tok * in + col0);
+#pragma unroll
+      for (int q = 0; q < 8; q++) {
+        uint4 v = live && tok < n ? p[q] : make_uint4(0, 0, 0, 0);
+        bf[2 * q][2 * nt] = v.x, bf[2 * q][2 * nt + 1] = v.y;
+        bf[2 * q + 1][2 * nt] = v.z, bf[2 * q + 1][2 * nt + 1] = v.w;
+      }
     }
+  } else {
+#pragma unroll
+    for (int s = 0; s < 16; s++)
+#pragma unroll
+      for (int nt = 0; nt < 2; nt++) {
+        int tok = 8 * nt + g;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
+        bf[s][2 * nt] = pack_half2(v.x, v.y);
+        bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
+      }
+  }
   __syncthreads();
   descs = sdesc;
 
@@ -1348,15 +1364,15 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 }
 
 extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
-    nf4_mmax_16(float* y, const float* x, const u8* packed, const u8* qabs, const float* absmax2,
+    nf4_mmax_16(float* y, const float* x, const u16* x16, const u8* packed, const u8* qabs, const float* absmax2,
                 const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {
   GemvDesc g = {packed, qabs, absmax2, y, nullptr, nullptr, nullptr, offset, out, 0, 0, 0.f, (out + 15) >> 4};
-  nf4_mmax(&g, 1, g.blocks, x, dmap_g, n, in, mode, ksplits);
+  nf4_mmax(&g, 1, g.blocks, x, x16, dmap_g, n, in, mode, ksplits);
 }
 
 // nf4_mmaxm_16: the multi-weight launch (no k splits: in <= 4096).
 extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
-    nf4_mmaxm_16(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int n, int in,
-                 int mode) {
-  nf4_mmax(descs, ndesc, total, x, dmap_g, n, in, mode, 1);
+    nf4_mmaxm_16(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,
+                 int n, int in, int mode) {
+  nf4_mmax(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1);
 }

@@ -19,12 +19,14 @@ extern "C" __global__ void rows_f16(float* dst, const u16* src, const int* idx, 
 
 // rmsnorm: one block per row. dst[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w;
 // w is float32 (w32) or fp16 (w16), whichever is non-null. dst may be x.
+// With dst16 non-null the rows go there, rounded to half, instead of dst.
 extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32, const u16* w16, int d, float eps,
-                                   int round) {
+                                   int round, u16* dst16) {
   pdl_start();
   __shared__ float red[32];
   const float* xr = x + (long long)blockIdx.x * d;
   float* yr = dst + (long long)blockIdx.x * d;
+  u16* hr = dst16 + (long long)blockIdx.x * d;
   float ss = 0.f;
 #pragma unroll 8  // independent loads in flight: the row is L2 latency, not bandwidth
   for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
@@ -33,7 +35,12 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
 #pragma unroll 8
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     float w = w32 ? w32[c] : half_to_float(w16[c]);
-    yr[c] = maybe_round(w * maybe_round(xr[c] * inv, round), round);  // the CPU backend's roundings
+    float v = maybe_round(w * maybe_round(xr[c] * inv, round), round);  // the CPU backend's roundings
+    if (dst16) {
+      hr[c] = float_to_half(v);
+    } else {
+      yr[c] = v;
+    }
   }
 }
 
@@ -108,6 +115,16 @@ extern "C" __global__ void kv_store_f16(u16* kc, u16* vc, const float* k, const 
   }
 }
 
+// store_f stores v at dst[i], or rounded to half at dst16[i] when dst16 is
+// non-null (an output that a tensor-core product reads next).
+__device__ __forceinline__ void store_f(float* dst, u16* dst16, long long i, float v) {
+  if (dst16) {
+    dst16[i] = float_to_half(v);
+  } else {
+    dst[i] = v;
+  }
+}
+
 // load4 reads 4 consecutive cache values (8 bytes of fp16 or 16 of fp32).
 __device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 __device__ __forceinline__ float4 load4(const u16* p) {
@@ -126,7 +143,7 @@ __device__ __forceinline__ float4 load4(const u16* p) {
 // Dynamic shared memory: max_len scores, then ATT_WARPS*hd partial outputs.
 template <typename KV>
 __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc, const int* seq,
-                          const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+                          const int* pos, int heads, int kv_heads, int hd, int max_len, int round, u16* dst16) {
   extern __shared__ float4 smem4[];
   float* sc = reinterpret_cast<float*>(smem4);
   float* part = sc + max_len;
@@ -207,20 +224,20 @@ __device__ void attention(float* dst, const float* q, const KV* kc, const KV* vc
     float acc = 0.f;
 #pragma unroll
     for (int w = 0; w < ATT_WARPS; w++) acc += part[w * hd + d];
-    dst[((long long)i * heads + h) * hd + d] = maybe_round(acc * inv, round);
+    store_f(dst, dst16, ((long long)i * heads + h) * hd + d, maybe_round(acc * inv, round));
   }
 }
 extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_f32(float* dst, const float* q, const float* kc, const float* vc, const int* seq, const int* pos,
-                  int heads, int kv_heads, int hd, int max_len, int round) {
+                  int heads, int kv_heads, int hd, int max_len, int round, u16* dst16) {
   pdl_start();
-  attention<float>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+  attention<float>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round, dst16);
 }
 extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_f16(float* dst, const float* q, const u16* kc, const u16* vc, const int* seq, const int* pos,
-                  int heads, int kv_heads, int hd, int max_len, int round) {
+                  int heads, int kv_heads, int hd, int max_len, int round, u16* dst16) {
   pdl_start();
-  attention<u16>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+  attention<u16>(dst, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round, dst16);
 }
 
 // The split ("flash-decoding") attention for few (token, head) pairs: block
@@ -270,7 +287,7 @@ template <> struct KVRaw<u16> {
 template <typename KV>
 __device__ void attention_split(float* dst, float* part, int* count, const float* q, const KV* kc, const KV* vc,
                                 const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len,
-                                int round) {
+                                int round, u16* dst16) {
   __shared__ float4 so[ATS_WARPS * 64];  // the warps' o (dims/4 a row); later the merge's partial sums
   __shared__ float sm[ATS_WARPS], sl[ATS_WARPS];
   __shared__ float wsh[ATS_MAX_SPLITS];  // exp(m_s - M) of each split, in the merge
@@ -411,39 +428,45 @@ __device__ void attention_split(float* dst, float* part, int* count, const float
     }
     acc.x = maybe_round(acc.x * inv, round), acc.y = maybe_round(acc.y * inv, round);
     acc.z = maybe_round(acc.z * inv, round), acc.w = maybe_round(acc.w * inv, round);
-    *reinterpret_cast<float4*>(dst + (long long)pair * hd + 4 * threadIdx.x) = acc;
+    long long o = (long long)pair * hd + 4 * threadIdx.x;
+    if (dst16) {
+      *reinterpret_cast<uint2*>(dst16 + o) = make_uint2(pack_half2(acc.x, acc.y), pack_half2(acc.z, acc.w));
+    } else {
+      *reinterpret_cast<float4*>(dst + o) = acc;
+    }
   }
 }
 extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
     attention_split_f32(float* dst, float* part, int* count, const float* q, const float* kc, const float* vc,
-                        const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+                        const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round,
+                        u16* dst16) {
   pdl_start();
-  attention_split<float>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+  attention_split<float>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round, dst16);
 }
 extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
     attention_split_f16(float* dst, float* part, int* count, const float* q, const u16* kc, const u16* vc,
-                        const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round) {
+                        const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len, int round,
+                        u16* dst16) {
   pdl_start();
-  attention_split<u16>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round);
+  attention_split<u16>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round, dst16);
 }
 
-// silu_mul: dst = gate/(1+exp(-gate)) * up.
-extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* up, long long count, int round) {
+// silu_mul: dst = gate/(1+exp(-gate)) * up; add: dst = a + b (store_f).
+extern "C" __global__ void silu_mul(float* dst, const float* gate, const float* up, long long count, int round,
+                                    u16* dst16) {
   pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x) {
     float gv = gate[i];
     float sg = maybe_round(gv / (1.f + expf(-gv)), round);  // rounded twice, as the CPU backend
-    dst[i] = maybe_round(sg * up[i], round);
+    store_f(dst, dst16, i, maybe_round(sg * up[i], round));
   }
 }
-
-// add: dst = a + b.
-extern "C" __global__ void add(float* dst, const float* a, const float* b, long long count, int round) {
+extern "C" __global__ void add(float* dst, const float* a, const float* b, long long count, int round, u16* dst16) {
   pdl_start();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x)
-    dst[i] = maybe_round(a[i] + b[i], round);
+    store_f(dst, dst16, i, maybe_round(a[i] + b[i], round));
 }
 
 // lora_shrink: t[i, j] = x[rows[i]] . a[j] (rows null: row i); one block
