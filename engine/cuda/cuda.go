@@ -469,9 +469,13 @@ func (c *CUDA) Free(t backend.Tensor) {
 var pdlSkipDefault = map[string]bool{"rmsnorm_zero": true, "rmsnorm": true, "silu_mul": true, "add": true,
 	"rows_f16": true, "rows_f32": true, "argmax": true, "inc_i32": true}
 
+// paramStruct is a kernel parameter passed by value that is larger than a
+// word: a struct's bytes as 8-byte words (its size rounded up to 8).
+type paramStruct []uint64
+
 // launch runs kernel name on the backend's stream. Arguments are device
-// pointers, ints (passed as C int), float32 or uint64; each takes one
-// 8-byte slot, of which the kernel reads its parameter's size. With c.pdl
+// pointers, ints (passed as C int), float32 or uint64, each in one 8-byte
+// slot of which the kernel reads its parameter's size, or a paramStruct. With c.pdl
 // the kernel may start while the one before it finishes (programmatic
 // dependent launch): its prologue up to pdl_wait overlaps that kernel's
 // tail, and in a captured graph the launch gap shrinks too.
@@ -480,26 +484,32 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	if !ok {
 		panic("cuda: unknown kernel " + name)
 	}
-	vals := make([]uint64, len(args))
+	vals := make([]uint64, 0, len(args))
+	sizes := make([]int, len(args))
+	byValue := false
 	for i, a := range args {
+		sizes[i] = 1
 		switch v := a.(type) {
 		case cu.DevicePtr:
-			vals[i] = uint64(v)
+			vals = append(vals, uint64(v))
 		case int:
-			vals[i] = uint64(uint32(int32(v)))
+			vals = append(vals, uint64(uint32(int32(v))))
 		case int64:
-			vals[i] = uint64(v)
+			vals = append(vals, uint64(v))
 		case float32:
-			vals[i] = uint64(math.Float32bits(v))
+			vals = append(vals, uint64(math.Float32bits(v)))
 		case uint64:
-			vals[i] = v
+			vals = append(vals, v)
+		case paramStruct:
+			vals = append(vals, v...)
+			sizes[i], byValue = len(v), true
 		default:
 			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
 		}
 	}
 	var err error
-	if c.pdl && !c.pdlSkip[name] {
-		err = launchPDL(f, gx, gy, gz, block, smem, c.stream, vals)
+	if pdl := c.pdl && !c.pdlSkip[name]; pdl || byValue {
+		err = launchEx(f, gx, gy, gz, block, smem, c.stream, vals, sizes, pdl)
 	} else {
 		ptrs := make([]unsafe.Pointer, len(vals))
 		for i := range vals {

@@ -296,22 +296,27 @@ type chainLink struct {
 	accumulate bool
 }
 
-// gxChain is an uploaded chain of one-token products that nf4_gemvx_chain
-// runs as the phases of one persistent launch (see there), each reading
-// what the ones before wrote.
+// gxChain is a chain of one-token products that nf4_gemvx_chain runs as
+// the phases of one persistent launch (see there), each reading what the
+// ones before wrote: its GxChain parameter (up to gxMaxPhase phases, then
+// their count) and counters.
 type gxChain struct {
-	phases, bar cu.DevicePtr
-	n, smem     int
+	param paramStruct
+	bar   cu.DevicePtr
+	smem  int
 }
 
-// newGemvxChain uploads the links as a chain. Their
+// gxMaxPhase is GX_MAXPHASE.
+const gxMaxPhase = 4
+
+// newGemvxChain makes a chain of the links (at most gxMaxPhase). Their
 // buffers, LoRA scratch and counters must outlive it; fp32 compute only.
 func (c *CUDA) newGemvxChain(links []chainLink) *gxChain {
-	if c.half {
-		panic("cuda: gemvx chain: fp32 compute only")
+	if c.half || len(links) > gxMaxPhase || len(links) == 0 {
+		panic(fmt.Sprintf("cuda: gemvx chain of %d products (fp16 compute %v)", len(links), c.half))
 	}
-	ps := make([]gxPhase, len(links))
-	ch := &gxChain{n: len(links)}
+	var ps [gxMaxPhase]gxPhase
+	ch := &gxChain{}
 	for i, l := range links {
 		p := c.gemvxPlan(l.m.in, l.m.outs, l.m.jobs)
 		if p.rows != 8 || p.threads > 384 || !p.ok || l.x.shape[0] != 1 {
@@ -322,25 +327,23 @@ func (c *CUDA) newGemvxChain(links []chainLink) *gxChain {
 			mode: int32(c.productMode(l.accumulate)), rgn: int32(p.rgn), eps: l.f.eps}
 		ch.smem = max(ch.smem, p.smem)
 	}
-	bytes := int64(len(ps)) * int64(unsafe.Sizeof(gxPhase{}))
-	ch.phases = c.alloc(bytes)
-	must("cuMemcpyHtoD", cu.MemcpyHtoD(ch.phases, unsafe.Pointer(&ps[0]), bytes))
+	words := int(unsafe.Sizeof(ps)) / 8
+	ch.param = append(paramStruct(unsafe.Slice((*uint64)(unsafe.Pointer(&ps[0])), words)), uint64(len(links)))
 	ch.bar = c.newLoRASync() // two zeroed counters, as the shrinks'
 	return ch
 }
 
 // run launches the chain: one 12-warp block a SM, all resident.
 func (ch *gxChain) run(c *CUDA) {
-	c.launch("nf4_gemvx_chain", c.sms, 1, 1, 384, ch.smem, ch.phases, ch.n, c.dmap, ch.bar)
+	c.launch("nf4_gemvx_chain", c.sms, 1, 1, 384, ch.smem, ch.param, c.dmap, ch.bar)
 }
 
-// free releases the chain (nil: nothing); the caller holds the context.
+// free releases the chain's counters (nil: nothing); the caller holds the
+// context.
 func (ch *gxChain) free() {
-	if ch == nil {
-		return
+	if ch != nil {
+		cu.MemFree(ch.bar)
 	}
-	cu.MemFree(ch.phases)
-	cu.MemFree(ch.bar)
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.

@@ -646,6 +646,9 @@ __device__ __forceinline__ void chain_wait(u32* bar, u32 target) {
   __syncthreads();
 }
 
+// ldx4 reads 4 floats of an operand; past the L1 in a chain (see nf4_gemvx).
+__device__ __forceinline__ float4 ldx4(const float4* p, bool chain) { return chain ? __ldcg(p) : *p; }
+
 // gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
 // and of the last block record the global timer (ns) at phase ends.
 __device__ u64 gx_trace[2][24];
@@ -668,14 +671,13 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // ends). The last block to finish resets lsync for the next launch. This
 // replaces a separate shrink launch before the product.
 //
-// In a chain (nf4_gemvx_chain: bar non-null) this is phase `phase` of one
-// persistent launch: the byte table stays from phase 0, and instead of the
-// PDL wait the block waits for every block to finish the phase before
+// In a chain (nf4_gemvx_chain: CHAIN) this is phase `phase` of one
+// persistent launch: instead of the PDL wait the block waits for every block to finish the phase before
 // (chain_wait), after requesting its first codes; at the end it counts
 // itself done (chain_arrive). Warps beyond the phase's kwn x rgn idle. x, x2
 // and the residual are read past the L1 (__ldcg): other blocks wrote them
 // in earlier phases of the same launch.
-template <bool ROUNDW, int ROWS>
+template <bool ROUNDW, int ROWS, bool CHAIN = false>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
                           int phase = 0, u32* bar = nullptr) {
@@ -698,7 +700,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   int kwn = (in + 1023) >> 10;
   float* slb = red + 2 * rgn * kwn * ROWS;  // [2][rgn][ROWS * 32]: b rows of a row group's row block
   int kw = warp % kwn, rg = warp / kwn;
-  bool act = rg < rgn;  // a chain's block may have more warps than this phase uses
+  bool act = !CHAIN || rg < rgn;  // a chain's block may have more warps than this phase uses
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
   bool live = c < nchunks;
@@ -732,8 +734,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_mark(mode, 1);
-  if (phase == 0) stage_btab32(tab, dmap, dmap_g);
-  if (phase > 0) {
+  stage_btab32(tab, dmap, dmap_g);  // (a chain builds it again: skipped, the loop spilled)
+  if (CHAIN && phase > 0) {
     chain_wait(bar, (u32)phase * gridDim.x);  // x, y come from the phases before
   } else {
     pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
@@ -745,9 +747,10 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = live ? __ldcg(reinterpret_cast<const float4*>(x + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 v = live ? ldx4(reinterpret_cast<const float4*>(x + (long long)c * 32) + q, CHAIN)
+                    : make_float4(0.f, 0.f, 0.f, 0.f);
     if (x2 && live) {
-      v = silu_mul4(v, __ldcg(reinterpret_cast<const float4*>(x2 + (long long)c * 32) + q));
+      v = silu_mul4(v, ldx4(reinterpret_cast<const float4*>(x2 + (long long)c * 32) + q, CHAIN));
     }
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
@@ -808,7 +811,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
     bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
-    float yv = comb && (mode & 1) ? __ldcg(g.y + row0 + lane) : 0.f;
+    float yv = comb && (mode & 1) ? (CHAIN ? __ldcg(g.y + row0 + lane) : g.y[row0 + lane]) : 0.f;
     float acc[ROWS];
     float goff = g.offset;
 #pragma unroll
@@ -857,7 +860,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     __syncthreads();
     if (threadIdx.x == 0 && atomicAdd(lsync + 1, 1u) == gridDim.x - 1) lsync[0] = 0, lsync[1] = 0;
   }
-  if (bar) chain_arrive(bar);
+  if (CHAIN) chain_arrive(bar);
 }
 
 // nf4_gemvx_1 (one weight) and nf4_gemvxm_1 (descs): 8-row blocks, one
@@ -894,20 +897,29 @@ struct GxPhase {
   int ndesc, total, in, mode, rgn;
   float eps;
 };
+#define GX_MAXPHASE 4
+struct GxChain {
+  GxPhase ph[GX_MAXPHASE];
+  int n;
+};
 
-// nf4_gemvx_chain runs nphase one-token products, each reading what the
-// ones before wrote (o, gate/up, down and the next layer's q/k/v), as the
-// phases of one persistent launch of one 12-warp block a SM: one launch,
-// one byte table, and each phase's first codes requested while the other
-// blocks finish the phase before. bar: two zeroed counters, which the
-// last block out leaves zeroed.
+// nf4_gemvx_chain runs ch.n one-token products, each reading what the ones
+// before wrote (o, gate/up, down and the next layer's q/k/v), as the phases
+// of one persistent launch of one 12-warp block a SM: one launch, and each
+// phase's first codes and byte table while the other blocks finish the
+// phase before. The chain is passed by value, and the phases are
+// unrolled, so that their arguments stay in the parameter bank as a
+// kernel's do (read from memory, they took registers and the loop spilled).
+// bar: two zeroed counters, which the last block out leaves zeroed.
 extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)
-    nf4_gemvx_chain(const GxPhase* phases, int nphase, const float* dmap, u32* bar) {
-  for (int p = 0; p < nphase; p++) {
-    GxPhase ph = phases[p];
-    nf4_gemvx<false, 8>(ph.descs, ph.ndesc, ph.total, ph.x, dmap, ph.in, ph.mode, ph.x2, ph.normw, ph.eps, ph.rgn,
-                        ph.lsync, p, bar);
-  }
+    nf4_gemvx_chain(const GxChain ch, const float* dmap, u32* bar) {
+#pragma unroll
+  for (int p = 0; p < GX_MAXPHASE; p++)
+    if (p < ch.n) {
+      const GxPhase ph = ch.ph[p];
+      nf4_gemvx<false, 8, true>(ph.descs, ph.ndesc, ph.total, ph.x, dmap, ph.in, ph.mode, ph.x2, ph.normw, ph.eps,
+                                ph.rgn, ph.lsync, p, bar);
+    }
   if (threadIdx.x == 0 && atomicAdd(bar + 1, 1u) == gridDim.x - 1) bar[0] = 0, bar[1] = 0;
 }
 
