@@ -69,25 +69,19 @@ type benchLayer struct {
 	lora                       [3][2]*Tensor // gate, up, down: A (r, in), B (out, r)
 	qkv, gu, guLoRA            *multiGemv    // the fused decode's multi-weight products
 	downSync                   cu.DevicePtr  // the counters of down's in-kernel shrink
-	// the fused decode's chains: o, gate/up, down and the next layer's
-	// q/k/v in one launch (without and with the adapter), and their
-	// single-weight products
-	chain, chainLoRA  *gxChain
-	o, down, downLoRA *multiGemv
 }
 
 type benchModel struct {
-	c       *CUDA
-	s       BenchShape
-	embed   *Tensor // (vocab, hidden) F16
-	norm    *Tensor // (hidden) F32
-	lmHead  *Tensor // (vocab, hidden) F16
-	layers  []*benchLayer
-	bytes   int64     // weights read per decode step
-	log     io.Writer // the profile's
-	noMany  bool      // step: one launch per weight (the spec's reference)
-	noChain bool      // stepFused: one launch per product, no chains (the benchmark's variant)
-	only    string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
+	c      *CUDA
+	s      BenchShape
+	embed  *Tensor // (vocab, hidden) F16
+	norm   *Tensor // (hidden) F32
+	lmHead *Tensor // (vocab, hidden) F16
+	layers []*benchLayer
+	bytes  int64     // weights read per decode step
+	log    io.Writer // the profile's
+	noMany bool      // step: one launch per weight (the spec's reference)
+	only   string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -213,40 +207,6 @@ func (m *benchModel) multi(b *benchBufs, rank int) {
 			l.downSync = c.newLoRASync()
 		}
 	}
-	if c.half || !gemvxOK(m.s.Hidden, m.layers[0].wq) || !gemvxOK(m.s.Intermediate, m.layers[0].wd) {
-		return
-	}
-	// the chains of the one-token step (stepFused): after attention, o, gate/up,
-	// down and the next layer's q/k/v
-	for i, l := range m.layers {
-		x1 := func(t *Tensor) *Tensor { return c.view(t, 1) }
-		l.o = c.newMultiGemv([]*Tensor{l.wo}, []*Tensor{x1(b.x)}, nil)
-		l.down = c.newMultiGemv([]*Tensor{l.wd}, []*Tensor{x1(b.x)}, nil)
-		links := func(gu, down *multiGemv) []chainLink {
-			ls := []chainLink{
-				{m: l.o, x: x1(b.att), accumulate: true},
-				{m: gu, x: x1(b.x), f: gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}},
-				{m: down, x: x1(b.g), f: gemvFuse{x2: b.u.ptr}, accumulate: true},
-			}
-			if i+1 < len(m.layers) {
-				next := m.layers[i+1]
-				ls = append(ls, chainLink{m: next.qkv, x: x1(b.x), f: gemvFuse{normw: next.attnNorm.ptr, eps: 1e-5}})
-			}
-			return ls
-		}
-		l.chain = c.newGemvxChain(links(l.gu, l.down))
-		if rank > 0 {
-			l.downLoRA = c.newMultiGemv([]*Tensor{l.wd}, []*Tensor{x1(b.x)}, []*loraEp{
-				{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, r: rank, stride: rank, scale: 2}})
-			l.chainLoRA = c.newGemvxChain(links(l.guLoRA, l.downLoRA))
-		}
-	}
-}
-
-// chained reports whether stepFused runs n tokens through the chains.
-func (m *benchModel) chained(n int) bool {
-	c := m.c
-	return n == 1 && m.layers[0].chain != nil && !m.noChain && m.only == "" && !c.half && !c.gemvOld && !c.gx4 && !c.gx8
 }
 
 // stepFused is step for a decode of at most 4 tokens, with the fusions of
@@ -270,23 +230,7 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 		r = m.layers[0].lora[0][0].shape[0]
 		t = c.loraScratch(int64(2 * gemvMaxTokens * r)) // the size multi reserved: no reallocation
 	}
-	if m.chained(n) { // q/k/v of the first layer, then attention and a chain a layer
-		l0 := m.layers[0]
-		l0.qkv.run(c, x, false, gemvFuse{normw: l0.attnNorm.ptr, eps: eps})
-		for _, l := range m.layers {
-			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
-			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-			if lora {
-				l.chainLoRA.run(c)
-			} else {
-				l.chain.run(c)
-			}
-		}
-	}
 	for _, l := range m.layers {
-		if m.chained(n) {
-			break
-		}
 		nrm := gemvFuse{normw: l.attnNorm.ptr, eps: eps}
 		if m.on("qkv") {
 			l.qkv.run(c, x, false, nrm) // q, k, v
@@ -528,12 +472,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			c.Free(l.vc)
 			func() {
 				defer c.bind()()
-				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA, l.o, l.down, l.downLoRA} {
+				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA} {
 					mg.free()
 				}
-				l.chain.free()
-				l.chainLoRA.free()
-				l.chain, l.chainLoRA, l.o, l.down, l.downLoRA = nil, nil, nil, nil, nil
 				if l.downSync != 0 {
 					cu.MemFree(l.downSync)
 				}
@@ -648,9 +589,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with v5's products", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
-		variant("with 4-row gemvx, 2 blocks a SM, no chains", func() { c.gx4 = true }, func() { c.gx4 = false })
-		variant("without chains: a launch a product", func() { m.noChain = true }, func() { m.noChain = false })
-		variant("with 8-warp gemvx blocks, no chains (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
+		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
+		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
+		variant("with 4-row gemvx, 1 block a SM + 1 spare", func() { c.gx4, c.gxSpare = true, true }, func() { c.gx4, c.gxSpare = false, false })
 	}
 	if B == 16 {
 		def := c.att

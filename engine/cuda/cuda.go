@@ -53,6 +53,7 @@ type CUDA struct {
 	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
 	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
+	gxSpare  bool     // nf4_gemvx: one block a SM fewer than fit (the benchmark's variant)
 	att      attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
@@ -208,7 +209,7 @@ var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx4_1", "nf4_gemvxm4_1", "nf4_gemvx4_1r",
-	"nf4_gemvxm4_1r", "nf4_gemvx_chain", "nf4_mmax_16", "nf4_mmaxm_16",
+	"nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -222,7 +223,7 @@ var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx4_1", "nf4_gemvxm4_1", "nf4_gemvx4_1r",
-	"nf4_gemvxm4_1r", "nf4_gemvx_chain", "nf4_mmax_16", "nf4_mmaxm_16",
+	"nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 
@@ -469,13 +470,9 @@ func (c *CUDA) Free(t backend.Tensor) {
 var pdlSkipDefault = map[string]bool{"rmsnorm_zero": true, "rmsnorm": true, "silu_mul": true, "add": true,
 	"rows_f16": true, "rows_f32": true, "argmax": true, "inc_i32": true}
 
-// paramStruct is a kernel parameter passed by value that is larger than a
-// word: a struct's bytes as 8-byte words (its size rounded up to 8).
-type paramStruct []uint64
-
 // launch runs kernel name on the backend's stream. Arguments are device
-// pointers, ints (passed as C int), float32 or uint64, each in one 8-byte
-// slot of which the kernel reads its parameter's size, or a paramStruct. With c.pdl
+// pointers, ints (passed as C int), float32 or uint64; each takes one
+// 8-byte slot, of which the kernel reads its parameter's size. With c.pdl
 // the kernel may start while the one before it finishes (programmatic
 // dependent launch): its prologue up to pdl_wait overlaps that kernel's
 // tail, and in a captured graph the launch gap shrinks too.
@@ -484,32 +481,26 @@ func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	if !ok {
 		panic("cuda: unknown kernel " + name)
 	}
-	vals := make([]uint64, 0, len(args))
-	sizes := make([]int, len(args))
-	byValue := false
+	vals := make([]uint64, len(args))
 	for i, a := range args {
-		sizes[i] = 1
 		switch v := a.(type) {
 		case cu.DevicePtr:
-			vals = append(vals, uint64(v))
+			vals[i] = uint64(v)
 		case int:
-			vals = append(vals, uint64(uint32(int32(v))))
+			vals[i] = uint64(uint32(int32(v)))
 		case int64:
-			vals = append(vals, uint64(v))
+			vals[i] = uint64(v)
 		case float32:
-			vals = append(vals, uint64(math.Float32bits(v)))
+			vals[i] = uint64(math.Float32bits(v))
 		case uint64:
-			vals = append(vals, v)
-		case paramStruct:
-			vals = append(vals, v...)
-			sizes[i], byValue = len(v), true
+			vals[i] = v
 		default:
 			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
 		}
 	}
 	var err error
-	if pdl := c.pdl && !c.pdlSkip[name]; pdl || byValue {
-		err = launchEx(f, gx, gy, gz, block, smem, c.stream, vals, sizes, pdl)
+	if c.pdl && !c.pdlSkip[name] {
+		err = launchPDL(f, gx, gy, gz, block, smem, c.stream, vals)
 	} else {
 		ptrs := make([]unsafe.Pointer, len(vals))
 		for i := range vals {

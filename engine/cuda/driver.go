@@ -43,7 +43,7 @@ static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
 // f may start before the kernel ahead of it finishes (its griddepcontrol.wait
 // then waits for it).
 static CUresult lm_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned smem,
-                              CUstream s, void **params, int pdl) {
+                              CUstream s, void **params) {
 	CUlaunchAttribute attr;
 	memset(&attr, 0, sizeof attr);
 	attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
@@ -55,7 +55,7 @@ static CUresult lm_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned g
 	cfg.sharedMemBytes = smem;
 	cfg.hStream = s;
 	cfg.attrs = &attr;
-	cfg.numAttrs = pdl ? 1 : 0;
+	cfg.numAttrs = 1;
 	return cuLaunchKernelEx(&cfg, f, params, NULL);
 }
 static CUresult lm_begin_capture(CUstream s) {
@@ -105,30 +105,24 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 	return int(dyn), err
 }
 
-// launchEx launches f, with programmatic dependent launch when pdl. vals
-// holds the parameters as 8-byte words, sizes[i] words for parameter i (one
-// for a scalar or pointer, whose value starts the word; more for a struct
-// passed by value). Written here because gorgonia.org/cu has no
-// cuLaunchKernelEx and its Launch copies 8 bytes a parameter. The words and
-// their pointers are copied to C memory, as cgo forbids passing Go pointers
-// to Go pointers.
-func launchEx(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, vals []uint64, sizes []int, pdl bool) error {
-	n, np := max(len(vals), 1), max(len(sizes), 1)
-	buf := C.malloc(C.size_t(n)*8 + C.size_t(np)*C.size_t(unsafe.Sizeof(uintptr(0)))) // the words, then the pointers
+// launchPDL launches f with programmatic dependent launch; vals holds one
+// 8-byte slot per kernel parameter (the kernel reads its parameter's size
+// from the slot's start). Written here because gorgonia.org/cu has no
+// cuLaunchKernelEx. The slots and their pointers are copied to C memory, as
+// cgo forbids passing Go pointers to Go pointers.
+func launchPDL(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, vals []uint64) error {
+	n := max(len(vals), 1)
+	buf := C.malloc(C.size_t(n) * C.size_t(8+unsafe.Sizeof(uintptr(0)))) // the slots, then their pointers
 	defer C.free(buf)
-	words := unsafe.Slice((*uint64)(buf), n)
+	slots := unsafe.Slice((*uint64)(buf), n)
 	ptrs := unsafe.Add(buf, 8*n)
-	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), np)
-	copy(words, vals)
-	for i, w := 0, 0; i < len(sizes); w, i = w+sizes[i], i+1 {
-		pv[i] = unsafe.Pointer(&words[w])
-	}
-	p := C.int(0)
-	if pdl {
-		p = 1
+	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), n)
+	for i, v := range vals {
+		slots[i] = v
+		pv[i] = unsafe.Pointer(&slots[i])
 	}
 	return check("cuLaunchKernelEx", C.lm_launch_pdl(rawFunction(f), C.uint(gx), C.uint(gy), C.uint(gz), C.uint(block),
-		C.uint(smem), rawStream(s), (*unsafe.Pointer)(ptrs), p))
+		C.uint(smem), rawStream(s), (*unsafe.Pointer)(ptrs)))
 }
 
 func maxSmemOptin(dev int) (int, error) {

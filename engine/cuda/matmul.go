@@ -91,8 +91,8 @@ type gxPlan struct {
 // SM (168 registers; 12 warps rather than v7's 8 made batch-1 decode 1.02x
 // faster on an H100); with c.gx4, up to 8192 inputs, 4-row blocks and two a
 // SM (128 registers, with spills; as fast as 8-row blocks since dot32x has
-// four FMA chains). As many blocks as stay resident, and at least one row
-// group per shrink row; ok is false when the
+// four FMA chains). As many blocks as stay resident (with c.gxSpare one a
+// SM fewer), and at least one row group per shrink row; ok is false when the
 // shrink rows need more blocks than stay resident (the kernel's wait for
 // them needs every block resident).
 func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
@@ -116,7 +116,11 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	for _, o := range outs {
 		p.total += (o + p.rows - 1) / p.rows
 	}
-	resident := c.sms * max(1, 65536/(p.threads*regs))
+	perSM := max(1, 65536/(p.threads*regs))
+	if c.gxSpare && perSM > 1 {
+		perSM-- // room for the next kernel's blocks to start (PDL) while these run
+	}
+	resident := c.sms * perSM
 	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)
 	p.ok = p.grid <= resident
 	return p
@@ -278,72 +282,6 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
 		m.descs, m.n, m.blocks, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
-}
-
-// gxPhase is the Go image of the kernels' GxPhase: one product of a chain.
-type gxPhase struct {
-	descs, x, x2, normw, lsync  uint64
-	ndesc, total, in, mode, rgn int32
-	eps                         float32
-}
-
-// chainLink is one product of a chain: the weights of m times x (one row)
-// with the prologue fusions f, stored or added into m's outputs.
-type chainLink struct {
-	m          *multiGemv
-	x          *Tensor
-	f          gemvFuse
-	accumulate bool
-}
-
-// gxChain is a chain of one-token products that nf4_gemvx_chain runs as
-// the phases of one persistent launch (see there), each reading what the
-// ones before wrote: its GxChain parameter (up to gxMaxPhase phases, then
-// their count) and counters.
-type gxChain struct {
-	param paramStruct
-	bar   cu.DevicePtr
-	smem  int
-}
-
-// gxMaxPhase is GX_MAXPHASE.
-const gxMaxPhase = 4
-
-// newGemvxChain makes a chain of the links (at most gxMaxPhase). Their
-// buffers, LoRA scratch and counters must outlive it; fp32 compute only.
-func (c *CUDA) newGemvxChain(links []chainLink) *gxChain {
-	if c.half || len(links) > gxMaxPhase || len(links) == 0 {
-		panic(fmt.Sprintf("cuda: gemvx chain of %d products (fp16 compute %v)", len(links), c.half))
-	}
-	var ps [gxMaxPhase]gxPhase
-	ch := &gxChain{}
-	for i, l := range links {
-		p := c.gemvxPlan(l.m.in, l.m.outs, l.m.jobs)
-		if p.rows != 8 || p.threads > 384 || !p.ok || l.x.shape[0] != 1 {
-			panic(fmt.Sprintf("cuda: gemvx chain: link %d (%d inputs, x %v) is no one-token 8-row product", i, l.m.in, l.x.shape))
-		}
-		ps[i] = gxPhase{descs: uint64(l.m.descs), x: uint64(l.x.ptr), x2: uint64(l.f.x2), normw: uint64(l.f.normw),
-			lsync: uint64(l.m.sync), ndesc: int32(l.m.n), total: int32(p.total), in: int32(l.m.in),
-			mode: int32(c.productMode(l.accumulate)), rgn: int32(p.rgn), eps: l.f.eps}
-		ch.smem = max(ch.smem, p.smem)
-	}
-	words := int(unsafe.Sizeof(ps)) / 8
-	ch.param = append(paramStruct(unsafe.Slice((*uint64)(unsafe.Pointer(&ps[0])), words)), uint64(len(links)))
-	ch.bar = c.newLoRASync() // two zeroed counters, as the shrinks'
-	return ch
-}
-
-// run launches the chain: one 12-warp block a SM, all resident.
-func (ch *gxChain) run(c *CUDA) {
-	c.launch("nf4_gemvx_chain", c.sms, 1, 1, 384, ch.smem, ch.param, c.dmap, ch.bar)
-}
-
-// free releases the chain's counters (nil: nothing); the caller holds the
-// context.
-func (ch *gxChain) free() {
-	if ch != nil {
-		cu.MemFree(ch.bar)
-	}
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.

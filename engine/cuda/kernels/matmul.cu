@@ -625,30 +625,6 @@ __device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDes
   }
 }
 
-// chain_arrive counts this block done with a phase of nf4_gemvx_chain in
-// bar[0] (its writes made visible first); chain_wait waits until bar[0]
-// reaches target (every block done with the phases before). All blocks of
-// a chain are resident (one a SM), so the wait ends.
-__device__ __forceinline__ void chain_arrive(u32* bar) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    __threadfence();
-    atomicAdd(bar, 1u);
-  }
-}
-__device__ __forceinline__ void chain_wait(u32* bar, u32 target) {
-  if (threadIdx.x == 0) {
-    for (u32 v = 0;;) {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
-      if (v >= target) break;
-    }
-  }
-  __syncthreads();
-}
-
-// ldx4 reads 4 floats of an operand; past the L1 in a chain (see nf4_gemvx).
-__device__ __forceinline__ float4 ldx4(const float4* p, bool chain) { return chain ? __ldcg(p) : *p; }
-
 // gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
 // and of the last block record the global timer (ns) at phase ends.
 __device__ u64 gx_trace[2][24];
@@ -670,17 +646,9 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // their first products (all blocks of the grid are resident, so the wait
 // ends). The last block to finish resets lsync for the next launch. This
 // replaces a separate shrink launch before the product.
-//
-// In a chain (nf4_gemvx_chain: CHAIN) this is phase `phase` of one
-// persistent launch: instead of the PDL wait the block waits for every block to finish the phase before
-// (chain_wait), after requesting its first codes; at the end it counts
-// itself done (chain_arrive). Warps beyond the phase's kwn x rgn idle. x, x2
-// and the residual are read past the L1 (__ldcg): other blocks wrote them
-// in earlier phases of the same launch.
-template <bool ROUNDW, int ROWS, bool CHAIN = false>
+template <bool ROUNDW, int ROWS>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
-                          int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
-                          int phase = 0, u32* bar = nullptr) {
+                          int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
@@ -700,7 +668,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   int kwn = (in + 1023) >> 10;
   float* slb = red + 2 * rgn * kwn * ROWS;  // [2][rgn][ROWS * 32]: b rows of a row group's row block
   int kw = warp % kwn, rg = warp / kwn;
-  bool act = !CHAIN || rg < rgn;  // a chain's block may have more warps than this phase uses
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
   bool live = c < nchunks;
@@ -715,7 +682,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   u32 qa[ROWS];
   float sa[ROWS];
   bool ok[ROWS];
-  int rb = act ? blockIdx.x * rgn + rg : total, d = 0, blk = rb;  // this iteration's row block
+  int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
   if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
   gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
@@ -734,12 +701,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_mark(mode, 1);
-  stage_btab32(tab, dmap, dmap_g);  // (a chain builds it again: skipped, the loop spilled)
-  if (CHAIN && phase > 0) {
-    chain_wait(bar, (u32)phase * gridDim.x);  // x, y come from the phases before
-  } else {
-    pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
-  }
+  stage_btab32(tab, dmap, dmap_g);
+  pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_mark(mode, 2);
 
   // this lane's 32 x values
@@ -747,10 +710,9 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = live ? ldx4(reinterpret_cast<const float4*>(x + (long long)c * 32) + q, CHAIN)
-                    : make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
     if (x2 && live) {
-      v = silu_mul4(v, ldx4(reinterpret_cast<const float4*>(x2 + (long long)c * 32) + q, CHAIN));
+      v = silu_mul4(v, reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q]);
     }
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
@@ -811,7 +773,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
     bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
-    float yv = comb && (mode & 1) ? (CHAIN ? __ldcg(g.y + row0 + lane) : g.y[row0 + lane]) : 0.f;
+    float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
     float acc[ROWS];
     float goff = g.offset;
 #pragma unroll
@@ -831,7 +793,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     gx_mark(mode, 5 + 4 * it);  // products done (this row block's codes had arrived)
     float s = warp_sum_rows(acc, lane);  // row r's sum in lane r * 32 / ROWS
     int buf = it & 1;
-    if (act && (lane & (32 / ROWS - 1)) == 0) red[((buf * rgn + rg) * kwn + kw) * ROWS + lane / (32 / ROWS)] = s;
+    if ((lane & (32 / ROWS - 1)) == 0) red[((buf * rgn + rg) * kwn + kw) * ROWS + lane / (32 / ROWS)] = s;
     gx_mark(mode, 6 + 4 * it);
     __syncthreads();
     gx_mark(mode, 7 + 4 * it);
@@ -860,7 +822,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     __syncthreads();
     if (threadIdx.x == 0 && atomicAdd(lsync + 1, 1u) == gridDim.x - 1) lsync[0] = 0, lsync[1] = 0;
   }
-  if (CHAIN) chain_arrive(bar);
 }
 
 // nf4_gemvx_1 (one weight) and nf4_gemvxm_1 (descs): 8-row blocks, one
@@ -886,42 +847,6 @@ NF4_GEMVX(, , false, 8, GX_MAXTHREADS, 1)
 NF4_GEMVX(, r, true, 8, GX_MAXTHREADS, 1)
 NF4_GEMVX(4, , false, 4, 256, 2)
 NF4_GEMVX(4, r, true, 4, 256, 2)
-
-// GxPhase is one product of a chain: nf4_gemvxm_1's arguments.
-struct GxPhase {
-  const GemvDesc* descs;
-  const float* x;
-  const float* x2;
-  const float* normw;
-  u32* lsync;
-  int ndesc, total, in, mode, rgn;
-  float eps;
-};
-#define GX_MAXPHASE 4
-struct GxChain {
-  GxPhase ph[GX_MAXPHASE];
-  int n;
-};
-
-// nf4_gemvx_chain runs ch.n one-token products, each reading what the ones
-// before wrote (o, gate/up, down and the next layer's q/k/v), as the phases
-// of one persistent launch of one 12-warp block a SM: one launch, and each
-// phase's first codes and byte table while the other blocks finish the
-// phase before. The chain is passed by value, and the phases are
-// unrolled, so that their arguments stay in the parameter bank as a
-// kernel's do (read from memory, they took registers and the loop spilled).
-// bar: two zeroed counters, which the last block out leaves zeroed.
-extern "C" __global__ void __launch_bounds__(GX_MAXTHREADS, 1)
-    nf4_gemvx_chain(const GxChain ch, const float* dmap, u32* bar) {
-#pragma unroll
-  for (int p = 0; p < GX_MAXPHASE; p++)
-    if (p < ch.n) {
-      const GxPhase ph = ch.ph[p];
-      nf4_gemvx<false, 8, true>(ph.descs, ph.ndesc, ph.total, ph.x, dmap, ph.in, ph.mode, ph.x2, ph.normw, ph.eps,
-                                ph.rgn, ph.lsync, p, bar);
-    }
-  if (threadIdx.x == 0 && atomicAdd(bar + 1, 1u) == gridDim.x - 1) bar[0] = 0, bar[1] = 0;
-}
 
 // ---- tensor-core path -------------------------------------------------------
 
