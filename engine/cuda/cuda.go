@@ -53,7 +53,7 @@ type CUDA struct {
 	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
 	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
-	gxSplit  bool     // nf4_gemvx: half of the first codes requested after x (the benchmark's variant)
+	gxSpare  bool     // nf4_gemvx: one block a SM fewer than fit (the benchmark's variant)
 	att      attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas
@@ -209,7 +209,7 @@ var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx4_1", "nf4_gemvxm4_1", "nf4_gemvx4_1r",
-	"nf4_gemvxm4_1r", "nf4_gemvxs_1", "nf4_gemvxms_1", "nf4_mmax_16", "nf4_mmaxm_16",
+	"nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -223,7 +223,7 @@ var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx4_1", "nf4_gemvxm4_1", "nf4_gemvx4_1r",
-	"nf4_gemvxm4_1r", "nf4_gemvxs_1", "nf4_gemvxms_1", "nf4_mmax_16", "nf4_mmaxm_16",
+	"nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

@@ -561,13 +561,11 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
 // 2^31 elements (the Go side checks).
 template <int ROWS>
 __device__ __forceinline__ void gemvx_load(uint4 (&w)[ROWS], u32 (&qa)[ROWS], float (&sa)[ROWS], bool (&ok)[ROWS],
-                                           const GemvDesc& g, int blk, int in, int c, bool live, int r0 = 0,
-                                           int r1 = ROWS) {
+                                           const GemvDesc& g, int blk, int in, int c, bool live) {
   int row0 = blk * ROWS;
   u32 j = (u32)row0 * (u32)in + (u32)c * 32;
 #pragma unroll
   for (int r = 0; r < ROWS; r++, j += in) {
-    if (r < r0 || r >= r1) continue;
     ok[r] = live && row0 + r < g.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
@@ -648,7 +646,7 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // their first products (all blocks of the grid are resident, so the wait
 // ends). The last block to finish resets lsync for the next launch. This
 // replaces a separate shrink launch before the product.
-template <bool ROUNDW, int ROWS, bool SPLIT = false>
+template <bool ROUNDW, int ROWS>
 __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync) {
   extern __shared__ float4 smem4[];
@@ -686,10 +684,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   bool ok[ROWS];
   int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
   if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
-  // SPLIT: only the first half of the rows now, the rest once x has
-  // arrived (x's loads then wait behind fewer code bytes)
-  const int early = SPLIT ? ROWS / 2 : ROWS;
-  gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, 0, early);
+  gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
@@ -722,7 +717,6 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
   }
-  if (early < ROWS) gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, early, ROWS);
   if (normw) {
     ss = warp_sum(ss);
     if (lane == 0 && rg == 0) ssq[kw] = ss;
@@ -832,9 +826,8 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
 
 // nf4_gemvx_1 (one weight) and nf4_gemvxm_1 (descs): 8-row blocks, one
 // block a SM; nf4_gemvx4_1, nf4_gemvxm4_1: 4-row blocks, two blocks a SM
-// (in <= 8192); nf4_gemvxs_1, nf4_gemvxms_1: 8-row, SPLIT (the benchmark's
-// variant). Suffix r: fp16 compute (ROUNDW).
-#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, THREADS, PERSM, SPLIT)                                         \
+// (in <= 8192). Suffix r: fp16 compute (ROUNDW).
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, THREADS, PERSM)                                                \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
       nf4_gemvx##NAME##_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs,                \
                                   const float* absmax2, const float* dmap, float offset, int out, int in,    \
@@ -842,20 +835,18 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
                                   float lscale, const float* x2, const float* normw, float eps, int rgn,     \
                                   const float* la, u32* lsync) {                                             \
     GemvDesc g = {packed, qabs, absmax2, y, lb, lt, la, offset, out, lr, lstride, lscale, 0};                \
-    nf4_gemvx<ROUNDW, ROWS, SPLIT>(&g, 1, (out + ROWS - 1) / ROWS, x, dmap, in, mode, x2, normw, eps, rgn,    \
-                                   lsync);                                                                   \
+    nf4_gemvx<ROUNDW, ROWS>(&g, 1, (out + ROWS - 1) / ROWS, x, dmap, in, mode, x2, normw, eps, rgn, lsync);  \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
       nf4_gemvxm##NAME##_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x,              \
                                    const float* dmap, int in, int mode, const float* x2, const float* normw, \
                                    float eps, int rgn, u32* lsync) {                                         \
-    nf4_gemvx<ROUNDW, ROWS, SPLIT>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync);      \
+    nf4_gemvx<ROUNDW, ROWS>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync);             \
   }
-NF4_GEMVX(, , false, 8, GX_MAXTHREADS, 1, false)
-NF4_GEMVX(, r, true, 8, GX_MAXTHREADS, 1, false)
-NF4_GEMVX(4, , false, 4, 256, 2, false)
-NF4_GEMVX(4, r, true, 4, 256, 2, false)
-NF4_GEMVX(s, , false, 8, GX_MAXTHREADS, 1, true)
+NF4_GEMVX(, , false, 8, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, 256, 2)
+NF4_GEMVX(4, r, true, 4, 256, 2)
 
 // ---- tensor-core path -------------------------------------------------------
 
