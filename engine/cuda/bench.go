@@ -591,7 +591,6 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	if B == 1 {
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
-		variant("with 4-row gemvx, 1 block a SM + 1 spare", func() { c.gx4, c.gxSpare = true, true }, func() { c.gx4, c.gxSpare = false, false })
 	}
 	if B == 16 {
 		def := c.att

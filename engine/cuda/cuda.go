@@ -53,7 +53,6 @@ type CUDA struct {
 	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
 	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
 	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
-	gxSpare  bool     // nf4_gemvx: one block a SM fewer than fit (the benchmark's variant)
 	att      attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas

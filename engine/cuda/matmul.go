@@ -91,8 +91,8 @@ type gxPlan struct {
 // SM (168 registers; 12 warps rather than v7's 8 made batch-1 decode 1.02x
 // faster on an H100); with c.gx4, up to 8192 inputs, 4-row blocks and two a
 // SM (128 registers, with spills; as fast as 8-row blocks since dot32x has
-// four FMA chains). As many blocks as stay resident (with c.gxSpare one a
-// SM fewer), and at least one row group per shrink row; ok is false when the
+// four FMA chains). As many blocks as stay resident, and at least one row
+// group per shrink row; ok is false when the
 // shrink rows need more blocks than stay resident (the kernel's wait for
 // them needs every block resident).
 func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
@@ -116,11 +116,7 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	for _, o := range outs {
 		p.total += (o + p.rows - 1) / p.rows
 	}
-	perSM := max(1, 65536/(p.threads*regs))
-	if c.gxSpare && perSM > 1 {
-		perSM-- // room for the next kernel's blocks to start (PDL) while these run
-	}
-	resident := c.sms * perSM
+	resident := c.sms * max(1, 65536/(p.threads*regs))
 	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)
 	p.ok = p.grid <= resident
 	return p
