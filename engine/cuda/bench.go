@@ -236,8 +236,7 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 			l.qkv.run(c, x, false, nrm) // q, k, v
 		}
 		if m.on("attention") {
-			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
-			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+			c.ropeAttend(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
 		}
 		if m.on("o") {
 			c.gemvFused(x, att, l.wo, true, nil, gemvFuse{})
@@ -290,12 +289,13 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	if m.on("head") {
 		c.Rows(x, m.embed, ids)
 	}
-	// 2 to 16 tokens (a batch decode): RoPE with the KV store (ropeKV), and
+	// 2 to 16 tokens of as many sequences (a batch decode): RoPE and the KV
+	// store inside the attention (ropeAttend), and
 	// q,k,v and gate,up each in one launch of nf4_mmaxm_16 (multi must have
 	// run for b). Without an adapter their operands, and those of o and down,
 	// are stored in half by the kernels before them (the products round them
 	// so anyway): each of the 132 blocks of a product reads all of it.
-	decode := n >= 2 && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
+	decode := n == rows && n >= 2 && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
 	many := decode && m.layers[0].qkv != nil && s.Hidden <= 4096 && !c.gemvOld && !m.noMany
 	half := many && !lora
 	var xn16, att16, g16 *Tensor
@@ -327,13 +327,10 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("attention"):
+		case decode && half:
+			c.ropeAttend(att16, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
 		case decode:
-			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
-			if half {
-				c.attend(att16, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-			} else {
-				c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-			}
+			c.ropeAttend(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
 		default:
 			c.RoPE(q, pos, s.Heads, 10000, 1)
 			c.RoPE(k, pos, s.KVHeads, 10000, 1)
@@ -591,6 +588,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	if B == 1 {
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
+		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
+		variant("with RoPE and the KV store apart", func() { c.noRopeAttend = true }, func() { c.noRopeAttend = false })
 	}
 	if B == 16 {
 		def := c.att

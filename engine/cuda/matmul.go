@@ -89,7 +89,8 @@ type gxPlan struct {
 // gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
 // jobs in-kernel shrink rows: 8-row blocks, one block of up to 12 warps a
 // SM (168 registers; 12 warps rather than v7's 8 made batch-1 decode 1.02x
-// faster on an H100); with c.gx4, up to 8192 inputs, 4-row blocks and two a
+// faster on an H100; fewer where that takes fewer rounds of row blocks);
+// with c.gx4, up to 8192 inputs, 4-row blocks and two a
 // SM (128 registers, with spills; as fast as 8-row blocks since dot32x has
 // four FMA chains). As many blocks as stay resident, and at least one row
 // group per shrink row; ok is false when the
@@ -101,10 +102,22 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	if c.gx4 && in <= 8192 {
 		p.rows, regs = 4, 128
 	}
+	for _, o := range outs {
+		p.total += (o + p.rows - 1) / p.rows
+	}
 	kwn := (in + 1023) / 1024
 	p.rgn = max(1, 12/kwn) // 8-row blocks: 168 registers x 384 threads fit the SM
 	if p.rows == 4 || c.gx8 {
 		p.rgn = max(1, 8/kwn)
+	} else if !c.gxNoFit {
+		// fewer row groups where that takes fewer row-group rounds (o of a
+		// 7B layer: 512 row blocks are 2 rounds of 3 row groups, 2 of 2)
+		rounds := func(r int) int { return (p.total + c.sms*r - 1) / (c.sms * r) * r }
+		for r := p.rgn - 1; r >= 1; r-- {
+			if rounds(r) < rounds(p.rgn) {
+				p.rgn = r
+			}
+		}
 	}
 	p.threads = 32 * kwn * p.rgn
 	// see nf4_gemvx: the byte table (64 KB-aligned with 8 rows), dmap, the
@@ -112,9 +125,6 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	p.smem = (256*32*2 + 256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
 	if p.rows == 8 {
 		p.smem += 65536
-	}
-	for _, o := range outs {
-		p.total += (o + p.rows - 1) / p.rows
 	}
 	resident := c.sms * max(1, 65536/(p.threads*regs))
 	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)

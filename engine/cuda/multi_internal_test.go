@@ -149,3 +149,52 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 		Expect(c.Sync()).To(Succeed())
 	})
 })
+
+// A decode's attention with RoPE and the KV store inside it
+// (attention_rope_f16) must compute what rope_kv_f16 then the split
+// attention compute, bit for bit, and leave the same caches.
+var _ = Describe("the decode attention with RoPE inside", Label("gpu"), func() {
+	DescribeTable("equals RoPE and the KV store, then attention", func(heads, kvHeads, hd int) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		const n, maxLen = 5, 48
+		kvd := kvHeads * hd
+		type run struct{ q, kc, vc, d *Tensor }
+		k, v := c.newT(backend.F32, n, kvd), c.newT(backend.F32, n, kvd)
+		seq, pos := c.newT(backend.I32, n), c.newT(backend.I32, n)
+		runs := [2]run{}
+		func() {
+			defer c.bind()()
+			c.fillUniform(k, -2, 2, 61)
+			c.fillUniform(v, -2, 2, 62)
+			for i := range runs { // the same inputs in both
+				r := &runs[i]
+				r.q, r.d = c.newT(backend.F32, n, heads*hd), c.newT(backend.F32, n, heads*hd)
+				r.kc, r.vc = c.newT(backend.F16, n, maxLen, kvd), c.newT(backend.F16, n, maxLen, kvd)
+				c.fillUniform(r.q, -2, 2, 63)
+				c.fillUniform(r.kc, -2, 2, 64)
+				c.fillUniform(r.vc, -2, 2, 65)
+			}
+		}()
+		c.SetInt32(seq, []int32{3, 0, 4, 1, 2})
+		c.SetInt32(pos, []int32{0, 7, 20, 33, maxLen - 1})
+		func() {
+			defer c.bind()()
+			a, b := runs[0], runs[1]
+			c.ropeKV(a.q, k, v, a.kc, a.vc, seq, pos, heads, kvHeads, 10000, 1)
+			c.attend(a.d, a.q, a.kc, a.vc, seq, pos, heads, kvHeads)
+			c.ropeAttend(b.d, b.q, k, v, b.kc, b.vc, seq, pos, heads, kvHeads, 10000, 1)
+		}()
+		read := func(t *Tensor) []float32 { out := make([]float32, t.elems()); c.Float32(out, t); return out }
+		Expect(read(runs[1].d)).To(Equal(read(runs[0].d)), "attention")
+		Expect(read(runs[1].kc)).To(Equal(read(runs[0].kc)), "k cache")
+		Expect(read(runs[1].vc)).To(Equal(read(runs[0].vc)), "v cache")
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("a 7B layer's heads", 32, 32, 128),
+		Entry("grouped queries, 64-wide heads", 8, 2, 64),
+	)
+})
