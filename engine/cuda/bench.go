@@ -236,7 +236,8 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 			l.qkv.run(c, x, false, nrm) // q, k, v
 		}
 		if m.on("attention") {
-			c.ropeAttend(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		}
 		if m.on("o") {
 			c.gemvFused(x, att, l.wo, true, nil, gemvFuse{})
@@ -289,8 +290,8 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	if m.on("head") {
 		c.Rows(x, m.embed, ids)
 	}
-	// 2 to 16 tokens of as many sequences (a batch decode): RoPE and the KV
-	// store inside the attention (ropeAttend), and
+	// 2 to 16 tokens of as many sequences (a batch decode): RoPE with the KV
+	// store (ropeKV), and
 	// q,k,v and gate,up each in one launch of nf4_mmaxm_16 (multi must have
 	// run for b). Without an adapter their operands, and those of o and down,
 	// are stored in half by the kernels before them (the products round them
@@ -327,10 +328,13 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("attention"):
-		case decode && half:
-			c.ropeAttend(att16, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
 		case decode:
-			c.ropeAttend(att, q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			if half {
+				c.attend(att16, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+			} else {
+				c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
+			}
 		default:
 			c.RoPE(q, pos, s.Heads, 10000, 1)
 			c.RoPE(k, pos, s.KVHeads, 10000, 1)
@@ -589,7 +593,6 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
-		variant("with RoPE and the KV store apart", func() { c.noRopeAttend = true }, func() { c.noRopeAttend = false })
 	}
 	if B == 16 {
 		def := c.att

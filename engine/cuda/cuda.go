@@ -49,19 +49,18 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas     bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad         bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gx4          bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
-	gx8          bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
-	noRopeAttend bool     // ropeAttend runs rope_kv_f16 and the attention apart (the benchmark's variant)
-	gxNoFit      bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
-	att          attSplit // when the decode attention splits positions (attSplitDefault)
-	gemvOld      bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
-	blas         *cublas
-	w16, x16     cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N         int64        // bytes
-	x16N         int64
-	closed       bool
+	noCublas bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
+	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
+	gxNoFit  bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
+	att      attSplit // when the decode attention splits positions (attSplitDefault)
+	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	blas     *cublas
+	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N     int64        // bytes
+	x16N     int64
+	closed   bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -215,7 +214,7 @@ var kernelNames = []string{
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
 	"rows_f32", "rows_f16", "rmsnorm", "rmsnorm_zero", "rope", "kv_store_f32", "kv_store_f16",
-	"attention_f32", "attention_f16", "attention_split_f32", "attention_split_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16", "attention_rope_f16",
+	"attention_f32", "attention_f16", "attention_split_f32", "attention_split_f16", "silu_mul", "add", "lora_shrink", "lora_shrink2", "lora_shrink_f", "lora_expand", "rope_kv_f16",
 	"argmax", "sample", "fill_bytes", "fill_uniform", "inc_i32", "read_probe", "clock_probe",
 }
 
@@ -742,28 +741,6 @@ func (c *CUDA) ropeKV(q, k, v, kc, vc, seq, pos *Tensor, heads, kvHeads int, the
 	total := int64(n) * int64(heads+kvHeads) * int64(hd/2)
 	c.launch("rope_kv_f16", gridFor(total, 256), 1, 1, 256, 0, q.ptr, k.ptr, v.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
 		c.ropeTable(hd/2, theta, posScale), n, heads, kvHeads, hd, kc.shape[1])
-}
-
-// ropeAttend is ropeKV then attend for a decode (one token a sequence,
-// F16 caches): the split attention rotates q and the token's k itself and
-// stores k and v (attention_rope_f16), one kernel instead of two. Too many
-// pairs for the split kernel, it runs the two.
-func (c *CUDA) ropeAttend(d, q, k, v, kc, vc, seq, pos *Tensor, heads, kvHeads int, theta, posScale float32) {
-	n, maxLen := q.shape[0], kc.shape[1]
-	hd := q.shape[1] / heads
-	S := c.attSplits(n*heads, maxLen)
-	if S == 0 || c.noRopeAttend || kc.dt != backend.F16 || vc.dt != backend.F16 || k.shape[1] != kvHeads*hd || hd > attMaxHeadDim {
-		c.ropeKV(q, k, v, kc, vc, seq, pos, heads, kvHeads, theta, posScale)
-		c.attend(d, q, kc, vc, seq, pos, heads, kvHeads)
-		return
-	}
-	if !c.capturing {
-		c.attScratch(c.attScratchMax())
-	}
-	part, count := c.attScratch(int64(n*heads*S)*int64(hd+2), n*heads)
-	d32, d16 := outPtrs(d)
-	c.launch("attention_rope_f16", n, heads, S, 32*4, 0, d32, part, count, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
-		heads, kvHeads, hd, maxLen, c.roundFlag(), d16, k.ptr, v.ptr, c.ropeTable(hd/2, theta, posScale))
 }
 
 // The split attention (attention_split_*): few (token, head) pairs spread

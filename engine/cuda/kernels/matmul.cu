@@ -431,6 +431,7 @@ F16_GEMV(4)
 #define GX_ROWS 8
 #define GX_MAXDESC 4  // weights of one multi-weight launch
 #define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
+#define GX_DMAP_REGS 2  // dmap entries a thread requests before building a byte table
 #define GX_TAB 16  // nf4_mmax_16's byte-table replicas: one per bank pair of a half warp
 #define GX_TAB32 32  // nf4_gemvx's: one per lane, so that one byte_perm makes a lookup's address
 
@@ -514,19 +515,27 @@ __device__ __forceinline__ float warp_sum_rows(const float (&v)[4], int lane) { 
 // stage_btab fills nf4_mmax_16's byte table (entry GX_TAB b + r, r a
 // bank-pair replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b)
 // and copies dmap (256 floats) into shared memory, as stage_btab32 does: a
-// warp writes two entries' 16 replicas a step. blockDim.x >= 128.
+// warp writes two entries' 16 replicas a step.
 __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g) {
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  int i0 = threadIdx.x, i1 = threadIdx.x + blockDim.x;
-  float d0 = i0 < 256 ? __ldg(dmap_g + i0) : 0.f, d1 = i1 < 256 ? __ldg(dmap_g + i1) : 0.f;
+  float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x
+#pragma unroll
+  for (int k = 0; k < GX_DMAP_REGS; k++) {
+    int e = threadIdx.x + k * blockDim.x;
+    dv[k] = e < 256 ? __ldg(dmap_g + e) : 0.f;
+  }
   float code = NF4_CODE[lane & 15];
 #pragma unroll 4
   for (int k = threadIdx.x >> 5; k < 128; k += nw) {
     int b = 2 * k + (lane >> 4);
     tab[32 * k + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
   }
-  if (i0 < 256) dmap[i0] = d0;
-  if (i1 < 256) dmap[i1] = d1;
+#pragma unroll
+  for (int k = 0; k < GX_DMAP_REGS; k++) {
+    int e = threadIdx.x + k * blockDim.x;
+    if (e < 256) dmap[e] = dv[k];
+  }
+  for (int e = threadIdx.x + GX_DMAP_REGS * blockDim.x; e < 256; e += blockDim.x) dmap[e] = dmap_g[e];  // < 128 threads
 }
 
 // stage_btab32 fills nf4_gemvx's byte table (entry 32 b + l, l a lane's
@@ -534,17 +543,26 @@ __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float
 // copies dmap (256 floats) into shared memory. A warp writes one entry's 32
 // replicas a step; the codes come from registers by shuffles (lane l holds
 // Code[l & 15]), and dmap is requested before the table is written, so that
-// no constant-cache or global round trip sits in the loop. blockDim.x >= 128.
+// no constant-cache or global round trip sits in the loop (with 128 threads
+// or more; fewer copy the rest after it).
 __device__ __forceinline__ void stage_btab32(float2* tab, float* dmap, const float* dmap_g) {
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  int i0 = threadIdx.x, i1 = threadIdx.x + blockDim.x;
-  float d0 = i0 < 256 ? __ldg(dmap_g + i0) : 0.f, d1 = i1 < 256 ? __ldg(dmap_g + i1) : 0.f;
+  float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x
+#pragma unroll
+  for (int k = 0; k < GX_DMAP_REGS; k++) {
+    int e = threadIdx.x + k * blockDim.x;
+    dv[k] = e < 256 ? __ldg(dmap_g + e) : 0.f;
+  }
   float code = NF4_CODE[lane & 15];
 #pragma unroll 4
   for (int b = threadIdx.x >> 5; b < 256; b += nw)
     tab[32 * b + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
-  if (i0 < 256) dmap[i0] = d0;
-  if (i1 < 256) dmap[i1] = d1;
+#pragma unroll
+  for (int k = 0; k < GX_DMAP_REGS; k++) {
+    int e = threadIdx.x + k * blockDim.x;
+    if (e < 256) dmap[e] = dv[k];
+  }
+  for (int e = threadIdx.x + GX_DMAP_REGS * blockDim.x; e < 256; e += blockDim.x) dmap[e] = dmap_g[e];  // < 128 threads
 }
 
 // gemvx_locate finds the weight d and its local ROWS-row block of global block b.

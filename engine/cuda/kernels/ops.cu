@@ -291,54 +291,10 @@ template <> struct KVRaw<u16> {
   }
 };
 
-// rope_fresh stages a decode token's q (one head: hd floats), k and v (its
-// kv head) through shared memory and gives this lane its 4 (or 8) dims of
-// q rotated by RoPE at position p, and, when cur, of k rotated and v, both
-// rounded to half and packed as the fp16 cache holds them (rope_kv_f16's
-// values). hd <= 256; every thread of the block calls it.
-template <typename T>
-__device__ void rope_fresh(float4 (&qv)[2], T (&kcur)[2], T (&vcur)[2], const float* q, const float* k,
-                           const float* v, const float* inv_freq, int p, int hd, bool cur) {
-  __shared__ float sq[256], sk[256];
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    sq[d] = q[d];
-    if (cur) sk[d] = k[d];
-  }
-  __syncthreads();
-  int lane = threadIdx.x & 31, half = hd >> 1;
-#pragma unroll
-  for (int c = 0; c < 2; c++) {
-    float qo[4], ko[4], vo[4];
-    int d0 = 128 * c + 4 * lane;
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-      int d = min(d0 + e, hd - 1), j = d < half ? d : d - half;
-      float sn, cs;
-      sincosf((float)p * inv_freq[j], &sn, &cs);
-      float2 rq = rot(sq[j], sq[j + half], cs, sn), rk = make_float2(0.f, 0.f);
-      if (cur) rk = rot(sk[j], sk[j + half], cs, sn);
-      qo[e] = d < half ? rq.x : rq.y;
-      ko[e] = d < half ? rk.x : rk.y;
-      vo[e] = cur ? v[d] : 0.f;
-    }
-    qv[c] = d0 < hd ? make_float4(qo[0], qo[1], qo[2], qo[3]) : make_float4(0.f, 0.f, 0.f, 0.f);
-    kcur[c] = make_uint2(pack_half2(ko[0], ko[1]), pack_half2(ko[2], ko[3]));
-    vcur[c] = make_uint2(pack_half2(vo[0], vo[1]), pack_half2(vo[2], vo[3]));
-  }
-}
-
-// With kf (fp16 caches only: attention_rope_f16) the kernel also does what
-// rope_kv_f16 would do first, for a decode (one token a sequence): q is not
-// yet rotated, and the token's k and v are kf, vf (n, kv_heads*hd), not yet
-// in the caches. Each block rotates q itself; the split that holds position
-// pos[i] (when inside the cache) uses the rotated k and v, rounded to half
-// as the cache holds them, instead of loading them, and the blocks of the
-// first query head of each kv head store them into the caches.
 template <typename KV>
 __device__ void attention_split(float* dst, float* part, int* count, const float* q, const KV* kc, const KV* vc,
                                 const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len,
-                                int round, u16* dst16, const float* kf = nullptr, const float* vf = nullptr,
-                                const float* inv_freq = nullptr) {
+                                int round, u16* dst16) {
   __shared__ float4 so[ATS_WARPS * 64];  // the warps' o (dims/4 a row); later the merge's partial sums
   __shared__ float sm[ATS_WARPS], sl[ATS_WARPS];
   __shared__ float wsh[ATS_MAX_SPLITS];  // exp(m_s - M) of each split, in the merge
@@ -359,34 +315,14 @@ __device__ void attention_split(float* dst, float* part, int* count, const float
   float scale = rsqrtf((float)hd);
   bool has[2] = {lane < nd4, 32 + lane < nd4};
   float4 qv[2];
-  typename KVRaw<KV>::T kcur[2], vcur[2];  // the fresh k, v of position L-1 (kf)
-  bool cur = false;
-  bool fresh = false;
-  if constexpr (sizeof(KV) == 2) fresh = kf != nullptr;
-  if (fresh) {
-    if constexpr (sizeof(KV) == 2) {
-      cur = pos[i] == L - 1 && j1 == L;
-      rope_fresh(qv, kcur, vcur, q + (long long)pair * hd, kf + (long long)i * kvd + g * hd,
-                 vf + (long long)i * kvd + g * hd, inv_freq, pos[i], hd, cur);
-      if (cur && h % (heads / kv_heads) == 0 && pos[i] >= 0 && warp == 0) {  // one query head of the group stores
-        long long base = ((long long)seq[i] * max_len + pos[i]) * kvd + g * hd;
 #pragma unroll
-        for (int c = 0; c < 2; c++)
-          if (has[c]) {
-            *reinterpret_cast<uint2*>(const_cast<KV*>(kc) + base + 128 * c + 4 * lane) = kcur[c];
-            *reinterpret_cast<uint2*>(const_cast<KV*>(vc) + base + 128 * c + 4 * lane) = vcur[c];
-          }
-      }
-    }
-  } else {
-#pragma unroll
-    for (int c = 0; c < 2; c++) {
-      qv[c] = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (has[c]) qv[c] = *reinterpret_cast<const float4*>(q + (long long)pair * hd + 128 * c + 4 * lane);
+  for (int c = 0; c < 2; c++) {
+    qv[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (has[c]) {
+      qv[c] = *reinterpret_cast<const float4*>(q + (long long)pair * hd + 128 * c + 4 * lane);
+      qv[c].x *= scale, qv[c].y *= scale, qv[c].z *= scale, qv[c].w *= scale;
     }
   }
-#pragma unroll
-  for (int c = 0; c < 2; c++) qv[c].x *= scale, qv[c].y *= scale, qv[c].z *= scale, qv[c].w *= scale;
   // this warp's keys: j0 + warp + ATS_WARPS*t, t = 0, 1, ...
   float m = ATS_NEG, l = 0.f;
   float4 o[2] = {make_float4(0.f, 0.f, 0.f, 0.f), make_float4(0.f, 0.f, 0.f, 0.f)};
@@ -399,9 +335,7 @@ __device__ void attention_split(float* dst, float* part, int* count, const float
 #pragma unroll
       for (int c = 0; c < 2; c++) {
         kr[u][c] = vr[u][c] = R::zero();
-        if (cur && j == L - 1) {
-          kr[u][c] = kcur[c], vr[u][c] = vcur[c];
-        } else if (j < j1 && has[c]) {
+        if (j < j1 && has[c]) {
           kr[u][c] = R::load(kb + (long long)j * kvd + 128 * c + 4 * lane);
           vr[u][c] = R::load(vb + (long long)j * kvd + 128 * c + 4 * lane);
         }
@@ -515,16 +449,6 @@ extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
                         u16* dst16) {
   pdl_start();
   attention_split<float>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round, dst16);
-}
-// attention_rope_f16: attention_split_f16 with RoPE and the KV store of a
-// decode's tokens fused in (see attention_split: kf).
-extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
-    attention_rope_f16(float* dst, float* part, int* count, const float* q, u16* kc, u16* vc, const int* seq,
-                       const int* pos, int heads, int kv_heads, int hd, int max_len, int round, u16* dst16,
-                       const float* kf, const float* vf, const float* inv_freq) {
-  pdl_start();
-  attention_split<u16>(dst, part, count, q, kc, vc, seq, pos, heads, kv_heads, hd, max_len, round, dst16, kf, vf,
-                       inv_freq);
 }
 extern "C" __global__ void __launch_bounds__(ATS_WARPS * 32)
     attention_split_f16(float* dst, float* part, int* count, const float* q, const u16* kc, const u16* vc,
