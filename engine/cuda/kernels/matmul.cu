@@ -443,7 +443,7 @@ __device__ __forceinline__ float round_h11(float v) {
 
 // dot32x returns sum_e Code[nibble e of w] * scale_e * x[e] over the 32 codes
 // of the chunk w: scale_e = 1 (the caller multiplies by absmax), or with
-// ROUNDW round_h11(Code * am). The byte table of stage_btab32 sits at a
+// ROUNDW round_h11(Code * am). The byte table of stage_btab<GX_TAB32> sits at a
 // shared-memory address that is a multiple of 64 KB (entry b of lane l at
 // byte 256 b + 8 l of it); tabw holds that address with 8 * lane in its low
 // byte, so one byte_perm (code byte k into bits 8-15) makes a lookup's whole
@@ -512,10 +512,15 @@ __device__ __forceinline__ float warp_sum4(const float (&v)[4], int lane) {
 __device__ __forceinline__ float warp_sum_rows(const float (&v)[8], int lane) { return warp_sum8(v, lane); }
 __device__ __forceinline__ float warp_sum_rows(const float (&v)[4], int lane) { return warp_sum4(v, lane); }
 
-// stage_btab fills nf4_mmax_16's byte table (entry GX_TAB b + r, r a
-// bank-pair replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b)
-// and copies dmap (256 floats) into shared memory, as stage_btab32 does: a
-// warp writes two entries' 16 replicas a step.
+// stage_btab fills a byte table of REPL replicas (entry REPL b + r, r a
+// replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b) and copies
+// dmap (256 floats) into shared memory. nf4_gemvx's has 32 (one per lane,
+// 64 KB), nf4_mmax_16's 16 (one per bank pair of a half warp). A warp
+// writes 32 / REPL entries' replicas a step; the codes come from registers
+// by shuffles (lane l holds Code[l & 15]), and dmap is requested before the
+// table is written, so that no constant-cache or global round trip sits in
+// the loop (with 128 threads or more; fewer copy the rest after it).
+template <int REPL>
 __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g) {
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
   float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x
@@ -526,37 +531,10 @@ __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float
   }
   float code = NF4_CODE[lane & 15];
 #pragma unroll 4
-  for (int k = threadIdx.x >> 5; k < 128; k += nw) {
-    int b = 2 * k + (lane >> 4);
+  for (int k = threadIdx.x >> 5; k < 8 * REPL; k += nw) {
+    int b = k * (32 / REPL) + lane / REPL;
     tab[32 * k + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
   }
-#pragma unroll
-  for (int k = 0; k < GX_DMAP_REGS; k++) {
-    int e = threadIdx.x + k * blockDim.x;
-    if (e < 256) dmap[e] = dv[k];
-  }
-  for (int e = threadIdx.x + GX_DMAP_REGS * blockDim.x; e < 256; e += blockDim.x) dmap[e] = dmap_g[e];  // < 128 threads
-}
-
-// stage_btab32 fills nf4_gemvx's byte table (entry 32 b + l, l a lane's
-// replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b; 64 KB) and
-// copies dmap (256 floats) into shared memory. A warp writes one entry's 32
-// replicas a step; the codes come from registers by shuffles (lane l holds
-// Code[l & 15]), and dmap is requested before the table is written, so that
-// no constant-cache or global round trip sits in the loop (with 128 threads
-// or more; fewer copy the rest after it).
-__device__ __forceinline__ void stage_btab32(float2* tab, float* dmap, const float* dmap_g) {
-  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x
-#pragma unroll
-  for (int k = 0; k < GX_DMAP_REGS; k++) {
-    int e = threadIdx.x + k * blockDim.x;
-    dv[k] = e < 256 ? __ldg(dmap_g + e) : 0.f;
-  }
-  float code = NF4_CODE[lane & 15];
-#pragma unroll 4
-  for (int b = threadIdx.x >> 5; b < 256; b += nw)
-    tab[32 * b + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
 #pragma unroll
   for (int k = 0; k < GX_DMAP_REGS; k++) {
     int e = threadIdx.x + k * blockDim.x;
@@ -719,7 +697,7 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_mark(mode, 1);
-  stage_btab32(tab, dmap, dmap_g);
+  stage_btab<GX_TAB32>(tab, dmap, dmap_g);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_mark(mode, 2);
 
@@ -1289,7 +1267,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   int tile = blockIdx.x, d = 0, lt = tile;  // this iteration's tile: weight d, its tile lt
   if (tile < total) gemv_locate(descs, ndesc, tile, d, lt);
   mmax_load(w, qa, sa, ok, descs[d], lt, g, in, col0, live && tile < total);
-  stage_btab(tab, dmap, dmap_g);
+  stage_btab<GX_TAB>(tab, dmap, dmap_g);
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
