@@ -594,9 +594,13 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 	}
-	if B == 16 {
+	if B == 1 || B == 16 {
 		def := c.att
-		for _, a := range []attSplit{{2, 4}, {8, 4}, {16, 16}} {
+		splits := []attSplit{{2, 4}, {8, 4}, {16, 16}}
+		if B == 1 { // 32 pairs: 16 splits (the most the cache length allows) by default, 9 and 5 here
+			splits = []attSplit{{8, 2}, {8, 1}}
+		}
+		for _, a := range splits {
 			variant(fmt.Sprintf("with attention split below %d pairs an SM, %d blocks", a.pairsPerSM, a.blocksPerSM),
 				func() { c.att = a }, func() { c.att = def })
 		}
