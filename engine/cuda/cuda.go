@@ -54,6 +54,7 @@ type CUDA struct {
 	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
 	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
 	gxNoFit  bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
+	gxRGBar  bool     // nf4_gemvx: a barrier a row group after the first round (the benchmark's variant)
 	att      attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas     *cublas

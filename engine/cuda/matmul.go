@@ -561,7 +561,8 @@ func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
 }
 
 // productMode is the `mode` of the product kernels: bit 0 adds into the
-// output, bit 1 rounds it to fp16 (fp16 compute).
+// output, bit 1 rounds it to fp16 (fp16 compute), bit 5 gives nf4_gemvx's
+// row groups barriers of their own (c.gxRGBar).
 func (c *CUDA) productMode(accumulate bool) int {
 	mode := 0
 	if accumulate {
@@ -569,6 +570,9 @@ func (c *CUDA) productMode(accumulate bool) int {
 	}
 	if c.half {
 		mode |= 2
+	}
+	if c.gxRGBar {
+		mode |= 32
 	}
 	return mode
 }
