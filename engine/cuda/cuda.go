@@ -49,19 +49,19 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad     bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gx4      bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
-	gx8      bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
-	gxNoFit  bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
-	gxRGBar  bool     // nf4_gemvx: a barrier a row group after the first round (the benchmark's variant)
-	att      attSplit // when the decode attention splits positions (attSplitDefault)
-	gemvOld  bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
-	blas     *cublas
-	w16, x16 cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N     int64        // bytes
-	x16N     int64
-	closed   bool
+	noCublas   bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad       bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gx4        bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
+	gx8        bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
+	gxNoFit    bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
+	gxBlockBar bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
+	att        attSplit // when the decode attention splits positions (attSplitDefault)
+	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	blas       *cublas
+	w16, x16   cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N       int64        // bytes
+	x16N       int64
+	closed     bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)

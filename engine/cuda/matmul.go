@@ -561,8 +561,8 @@ func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
 }
 
 // productMode is the `mode` of the product kernels: bit 0 adds into the
-// output, bit 1 rounds it to fp16 (fp16 compute), bit 5 gives nf4_gemvx's
-// row groups barriers of their own (c.gxRGBar).
+// output, bit 1 rounds it to fp16 (fp16 compute), bit 5 keeps nf4_gemvx's
+// barriers block-wide (c.gxBlockBar).
 func (c *CUDA) productMode(accumulate bool) int {
 	mode := 0
 	if accumulate {
@@ -571,7 +571,7 @@ func (c *CUDA) productMode(accumulate bool) int {
 	if c.half {
 		mode |= 2
 	}
-	if c.gxRGBar {
+	if c.gxBlockBar {
 		mode |= 32
 	}
 	return mode

