@@ -419,8 +419,8 @@ F16_GEMV(4)
 // butterfly (warp_sum8) leaves row r's warp sum in lane 4r; the KW partial
 // sums meet in shared memory, and after the barrier lane r of the row
 // group's first warp adds them in kw order, adds row r's LoRA expand (rank
-// <= 32) and stores. One barrier per row block (the partial sums are
-// double-buffered).
+// <= 32) and stores. One barrier per row block, after the first round the
+// row group's own (the partial sums are double-buffered).
 //
 // ROUNDW (fp16 compute) rounds each dequantized weight Code*absmax to half
 // precision before the product, as the tensor-core paths and the CPU backend
