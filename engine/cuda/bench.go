@@ -291,36 +291,32 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		c.Rows(x, m.embed, ids)
 	}
 	// 2 to 16 tokens of as many sequences (a batch decode): RoPE with the KV
-	// store (ropeKV), and
-	// q,k,v and gate,up each in one launch of nf4_mmaxm_16 (multi must have
-	// run for b). Without an adapter their operands, and those of o and down,
-	// are stored in half by the kernels before them (the products round them
-	// so anyway): each of the 132 blocks of a product reads all of it.
+	// store (ropeKV), and q,k,v and gate,up each in one launch of
+	// nf4_mmaxm_16 (multi must have run for b). Without an adapter the
+	// products' operands are stored in half by the kernels before them (the
+	// products round them so anyway; each of the 132 blocks of a product
+	// reads all of its operand): xin, ain, gin.
 	decode := n == rows && n >= 2 && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
 	many := decode && m.layers[0].qkv != nil && s.Hidden <= 4096 && !c.gemvOld && !m.noMany
 	half := many && !lora
-	var xn16, att16, g16 *Tensor
+	xin, ain, gin := xn, att, g
 	if half {
-		xn16, att16, g16 = c.view(b.xn16, n), c.view(b.att16, n), c.view(b.g16, n)
+		xin, ain, gin = c.view(b.xn16, n), c.view(b.att16, n), c.view(b.g16, n)
 	}
 	for _, l := range m.layers {
-		// the norms zero the outputs of the products after them, which add
+		// the norms zero the outputs of the products after them that add
 		// (the multi-weight products store)
 		switch {
 		case !m.on("small"):
-		case half:
-			c.RMSNorm(xn16, x, l.attnNorm, eps)
 		case many:
-			c.rmsnormZero(xn, x, l.attnNorm, eps)
+			c.RMSNorm(xin, x, l.attnNorm, eps)
 		default:
 			c.rmsnormZero(xn, x, l.attnNorm, eps, q, k, vv)
 		}
 		switch {
 		case !m.on("qkv"):
-		case half:
-			l.qkv.run(c, xn16, false, gemvFuse{})
 		case many:
-			l.qkv.run(c, xn, false, gemvFuse{})
+			l.qkv.run(c, xin, false, gemvFuse{})
 		default:
 			c.matmul(q, xn, l.wq, true)
 			c.matmul(k, xn, l.wk, true)
@@ -330,11 +326,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		case !m.on("attention"):
 		case decode:
 			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
-			if half {
-				c.attend(att16, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-			} else {
-				c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
-			}
+			c.attend(ain, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		default:
 			c.RoPE(q, pos, s.Heads, 10000, 1)
 			c.RoPE(k, pos, s.KVHeads, 10000, 1)
@@ -343,44 +335,36 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		switch {
 		case !m.on("o"):
 		case half:
-			c.mmax(x, att16, l.wo, n, s.Hidden, s.Hidden, c.productMode(true))
+			c.mmax(x, ain, l.wo, n, s.Hidden, s.Hidden, c.productMode(true))
 		default:
 			c.MatMulAdd(x, att, l.wo)
 		}
 		switch {
 		case !m.on("small"):
 		case half:
-			c.RMSNorm(xn16, x, l.mlpNorm, eps)
-		case many && !lora: // with the adapter the products below add
-			c.rmsnormZero(xn, x, l.mlpNorm, eps)
-		default:
+			c.RMSNorm(xin, x, l.mlpNorm, eps)
+		default: // the adapter's products below add
 			c.rmsnormZero(xn, x, l.mlpNorm, eps, g, u)
 		}
 		switch {
 		case !m.on("gate,up"):
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
-		case half:
-			l.gu.run(c, xn16, false, gemvFuse{})
 		case many:
-			l.gu.run(c, xn, false, gemvFuse{})
+			l.gu.run(c, xin, false, gemvFuse{})
 		default:
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		switch {
-		case !m.on("small"):
-		case half:
-			c.SiLUMul(g16, g, u)
-		default:
-			c.SiLUMul(g, g, u)
+		if m.on("small") {
+			c.SiLUMul(gin, g, u)
 		}
 		switch {
 		case !m.on("down"):
 		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
 		case half:
-			c.mmax(x, g16, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true))
+			c.mmax(x, gin, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true))
 		default:
 			c.MatMulAdd(x, g, l.wd)
 		}
