@@ -62,6 +62,16 @@ __device__ __forceinline__ float maybe_round(float v, int round) {
   return round ? round_half(v) : v;
 }
 
+// store_f stores v at dst[i], or rounded to half at dst16[i] when dst16 is
+// non-null (an output that a tensor-core product reads next).
+__device__ __forceinline__ void store_f(float* dst, u16* dst16, long long i, float v) {
+  if (dst16) {
+    dst16[i] = float_to_half(v);
+  } else {
+    dst[i] = v;
+  }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -26,7 +26,6 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
   __shared__ float red[32];
   const float* xr = x + (long long)blockIdx.x * d;
   float* yr = dst + (long long)blockIdx.x * d;
-  u16* hr = dst16 + (long long)blockIdx.x * d;
   float ss = 0.f;
 #pragma unroll 8  // independent loads in flight: the row is L2 latency, not bandwidth
   for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
@@ -35,12 +34,9 @@ extern "C" __global__ void rmsnorm(float* dst, const float* x, const float* w32,
 #pragma unroll 8
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     float w = w32 ? w32[c] : half_to_float(w16[c]);
-    float v = maybe_round(w * maybe_round(xr[c] * inv, round), round);  // the CPU backend's roundings
-    if (dst16) {
-      hr[c] = float_to_half(v);
-    } else {
-      yr[c] = v;
-    }
+    // the CPU backend's roundings
+    store_f(yr, dst16 ? dst16 + (long long)blockIdx.x * d : nullptr, c,
+            maybe_round(w * maybe_round(xr[c] * inv, round), round));
   }
 }
 
@@ -119,16 +115,6 @@ extern "C" __global__ void kv_store_f16(u16* kc, u16* vc, const float* k, const 
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < kvd; c += gridDim.x * blockDim.x) {
     kc[base + c] = float_to_half(k[(long long)i * kvd + c]);
     vc[base + c] = float_to_half(v[(long long)i * kvd + c]);
-  }
-}
-
-// store_f stores v at dst[i], or rounded to half at dst16[i] when dst16 is
-// non-null (an output that a tensor-core product reads next).
-__device__ __forceinline__ void store_f(float* dst, u16* dst16, long long i, float v) {
-  if (dst16) {
-    dst16[i] = float_to_half(v);
-  } else {
-    dst[i] = v;
   }
 }
 
