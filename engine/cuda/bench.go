@@ -116,9 +116,9 @@ func (c *CUDA) randomNF4(rows, cols int, seed uint64) (*Tensor, int64) {
 	packed := (n/2 + 15) / 16 * 16
 	qabs := (nb + 7) / 8 * 8
 	d := &nf4Dev{offset: 0.04}
-	d.packed, d.qabs, d.absmax2 = c.alloc(packed), c.alloc(qabs), c.alloc(4*groups)
+	d.packed, d.qabs, d.absmax2 = c.alloc(packed), c.alloc(nf4Pad(qabs)), c.alloc(nf4Pad(4*groups))
 	c.fillBytes(uint64(d.packed), packed, seed)
-	c.fillBytes(uint64(d.qabs), qabs, seed^0x5bd1e995)
+	c.fillBytes(uint64(d.qabs), nf4Pad(qabs), seed^0x5bd1e995)
 	a2 := &Tensor{shape: []int{int(groups)}, dt: backend.F32, ptr: d.absmax2}
 	c.fillUniform(a2, 0.004, 0.006, seed^0x27d4eb2f)
 	return &Tensor{shape: []int{rows, cols}, dt: backend.NF4, q: d}, n/2 + nb + 4*groups
@@ -578,6 +578,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
+		variant("with gemvx codes one row block ahead in registers (v8)", func() { c.gxRegs = true }, func() { c.gxRegs = false })
+		variant("with every first gemvx stage issued before x", func() { c.gxEarly = true }, func() { c.gxEarly = false })
 	}
 	if B == 1 || B == 16 {
 		def := c.att
@@ -595,7 +597,15 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			variant("only "+k, func() { m.only = k }, func() { m.only = "" })
 		}
 	}
-	if B == 1 {
+	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
+		m.log = log
+		for _, k := range []string{"qkv", "gate,up", "down"} {
+			m.only, c.gxTrace = k, true
+			_, err := decode(false)
+			m.only, c.gxTrace = "", false
+			must("decode traced "+k, err)
+			m.printTrace(k + "@step")
+		}
 		m.profile(b, log)
 	}
 	if cfg.LoRARank > 0 && B == 1 {
@@ -663,15 +673,20 @@ func WriteBenchReport(path string, r BenchReport) error {
 // 3 x staged, 4 barrier passed, then per row block products, partial
 // sums stored, barrier passed, combined; 23 end.
 func (m *benchModel) traceGemvx(b *benchBufs, w *Tensor, name string) {
-	c, log := m.c, m.log
-	q := w.q
+	c := m.c
+	c.gxTrace = true
 	for rep := 0; rep < 3; rep++ { // the last of three (warm)
-		p := c.gemvxPlan(w.shape[1], []int{w.shape[0]}, 0)
-		c.launch(c.gemvxName(false, p.rows), p.grid, 1, 1, p.threads, p.smem, c.view(b.q, 1).ptr, c.view(b.xn, 1).ptr, q.packed, q.qabs,
-			q.absmax2, c.dmap, q.offset, w.shape[0], w.shape[1], 16, cu.DevicePtr(0), cu.DevicePtr(0), 0, 0,
-			float32(0), cu.DevicePtr(0), cu.DevicePtr(0), float32(0), p.rgn, cu.DevicePtr(0), cu.DevicePtr(0))
+		c.gemvx1(c.view(b.q, 1), c.view(b.xn, 1), w, c.productMode(false), loraEp{}, gemvFuse{})
 	}
+	c.gxTrace = false
 	must("sync", c.Sync())
+	m.printTrace(name)
+}
+
+// printTrace prints the phase trace of the last nf4_gemvx launch with mode
+// bit 4 (see traceGemvx) and clears it.
+func (m *benchModel) printTrace(name string) {
+	c, log := m.c, m.log
 	ptr, _, err := c.mod.Global("gx_trace")
 	must("gx_trace", err)
 	var tr [2][24]uint64
@@ -686,6 +701,27 @@ func (m *benchModel) traceGemvx(b *benchBufs, w *Tensor, name string) {
 		fmt.Fprintln(log, line)
 	}
 	must("cuMemsetD8", cu.MemsetD8(ptr, 0, int64(unsafe.Sizeof(tr))))
+	lp, _, err := c.mod.Global("gx_layout")
+	must("gx_layout", err)
+	var lay [4]uint32
+	must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&lay[0]), lp, 16))
+	fmt.Fprintf(log, "  trace gemvx %-5s stages: %d a row group (%d before the table, %d after, %d bytes each)\n",
+		name, lay[0], lay[1], lay[2], lay[3])
+	pp, _, err := c.mod.Global("gx_ptrace")
+	must("gx_ptrace", err)
+	var pt [2][12]uint64
+	must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&pt[0][0]), pp, int64(unsafe.Sizeof(pt))))
+	for blk := 0; blk < 2; blk++ { // the prologue: 1 located, 2 barriers made, 3 stages issued, 4 loads issued,
+		// 5 previous kernel done, 6 x requested, 7 table built, 8 x staged, 9 norm's barrier
+		line := fmt.Sprintf("  trace gemvx %-5s prologue %-5s", name, map[int]string{0: "first", 1: "last"}[blk])
+		for k, t := range pt[blk] {
+			if t != 0 && t >= pt[blk][0] {
+				line += fmt.Sprintf(" %d:%.2f", k, float64(t-pt[blk][0])/1e3)
+			}
+		}
+		fmt.Fprintln(log, line)
+	}
+	must("cuMemsetD8", cu.MemsetD8(pp, 0, int64(unsafe.Sizeof(pt))))
 }
 
 // probeCard prints the SM clock and the latency of a dependent global load
@@ -765,6 +801,14 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("read 22.5 MB, 264 blocks", int64(l.wg.shape[0])*int64(l.wg.shape[1])/2, func() {
 		c.launch("read_probe", 2*c.sms, 1, 1, 512, 0, l.wg.q.packed, int64(l.wg.shape[0])*int64(l.wg.shape[1])/32, probe)
 	})
+	// a plain read from HBM: 1 GB, far beyond the L2
+	big := c.alloc(1 << 30)
+	for _, blocks := range []int{c.sms, 2 * c.sms, 8 * c.sms} {
+		timeit(fmt.Sprintf("read 1 GB from HBM, %d blocks", blocks), 1<<30, func() {
+			c.launch("read_probe", blocks, 1, 1, 512, 0, big, int64(1<<30/16), probe)
+		})
+	}
+	cu.MemFree(big)
 	cu.MemFree(probe)
 	timeit("gemv q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })

@@ -29,6 +29,7 @@ type CUDA struct {
 	fns     map[string]cu.Function
 	half    bool
 	dmap    cu.DevicePtr // nf4.DynamicMap(), 256 float32
+	gtab    cu.DevicePtr // nf4_gemvxt's byte table (gemvxTable), copied into each block's shared memory
 	name    string
 	arch    string
 	sms     int
@@ -55,6 +56,9 @@ type CUDA struct {
 	gx8        bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
 	gxNoFit    bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
 	gxBlockBar bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
+	gxRegs     bool     // nf4_gemvx: the next row block's codes in registers, not staged (v8; the benchmark's variant)
+	gxTrace    bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
+	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas       *cublas
@@ -203,14 +207,33 @@ func New(o Options) (b *CUDA, err error) {
 	if err = cu.MemcpyHtoD(c.dmap, unsafe.Pointer(&dm[0]), 256*4); err != nil {
 		return nil, err
 	}
+	tab := gemvxTable()
+	if c.gtab, err = cu.MemAlloc(int64(4 * len(tab))); err != nil {
+		return nil, err
+	}
+	if err = cu.MemcpyHtoD(c.gtab, unsafe.Pointer(&tab[0]), int64(4*len(tab))); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// gemvxTable is the byte table of the one-token NF4 products: for each code
+// byte b, 32 copies (one a lane, so that a warp's lookups hit distinct
+// banks) of the pair (Code[b>>4], Code[b&15]), float32.
+func gemvxTable() []float32 {
+	t := make([]float32, 256*32*2)
+	for b := 0; b < 256; b++ {
+		for r := 0; r < 32; r++ {
+			t[2*(32*b+r)], t[2*(32*b+r)+1] = nf4.Code[b>>4], nf4.Code[b&15]
+		}
+	}
+	return t
 }
 
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx4_1", "nf4_gemvxm4_1", "nf4_gemvx4_1r",
-	"nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
+	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -223,8 +246,7 @@ var kernelNames = []string{
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvx_1", "nf4_gemvxm_1", "nf4_gemvx_1r", "nf4_gemvxm_1r", "nf4_gemvx4_1", "nf4_gemvxm4_1", "nf4_gemvx4_1r",
-	"nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
+	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 
@@ -340,10 +362,15 @@ func (c *CUDA) NF4(q *nf4.Tensor) backend.Tensor {
 	defer c.bind()()
 	d := &nf4Dev{offset: q.Offset}
 	d.packed = c.upload(unsafe.Pointer(&q.Packed[0]), int64(len(q.Packed)), (int64(len(q.Packed))+15)/16*16)
-	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), int64(len(q.QAbsmax)))
-	d.absmax2 = c.upload(unsafe.Pointer(&q.Absmax2[0]), 4*int64(len(q.Absmax2)), 4*int64(len(q.Absmax2)))
+	d.qabs = c.upload(unsafe.Pointer(&q.QAbsmax[0]), int64(len(q.QAbsmax)), nf4Pad(int64(len(q.QAbsmax))))
+	d.absmax2 = c.upload(unsafe.Pointer(&q.Absmax2[0]), 4*int64(len(q.Absmax2)), nf4Pad(4*int64(len(q.Absmax2))))
 	return &Tensor{shape: []int{q.Rows, q.Cols}, dt: backend.NF4, q: d}
 }
+
+// nf4Pad is the allocation of an NF4 weight's absmax codes or group scales
+// of n bytes: nf4_gemvxt copies 16-byte aligned windows of them, which may
+// reach up to 16 bytes past the end.
+func nf4Pad(n int64) int64 { return (n+15)/16*16 + 16 }
 
 func (c *CUDA) upload(src unsafe.Pointer, n, alloc int64) cu.DevicePtr {
 	p := c.alloc(alloc)
@@ -477,38 +504,36 @@ var pdlSkipDefault = map[string]bool{"rmsnorm_zero": true, "rmsnorm": true, "sil
 // the kernel may start while the one before it finishes (programmatic
 // dependent launch): its prologue up to pdl_wait overlaps that kernel's
 // tail, and in a captured graph the launch gap shrinks too.
+// byValue is a kernel argument passed by value in 8-byte words: a struct
+// parameter (gorgonia's Launch copies 8 bytes a parameter, so launches go
+// through launchKernel).
+type byValue []uint64
+
 func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	f, ok := c.fns[name]
 	if !ok {
 		panic("cuda: unknown kernel " + name)
 	}
-	vals := make([]uint64, len(args))
+	params := make([][]uint64, len(args))
 	for i, a := range args {
 		switch v := a.(type) {
 		case cu.DevicePtr:
-			vals[i] = uint64(v)
+			params[i] = []uint64{uint64(v)}
 		case int:
-			vals[i] = uint64(uint32(int32(v)))
+			params[i] = []uint64{uint64(uint32(int32(v)))}
 		case int64:
-			vals[i] = uint64(v)
+			params[i] = []uint64{uint64(v)}
 		case float32:
-			vals[i] = uint64(math.Float32bits(v))
+			params[i] = []uint64{uint64(math.Float32bits(v))}
 		case uint64:
-			vals[i] = v
+			params[i] = []uint64{v}
+		case byValue:
+			params[i] = v
 		default:
 			panic(fmt.Sprintf("cuda: kernel argument of type %T", a))
 		}
 	}
-	var err error
-	if c.pdl && !c.pdlSkip[name] {
-		err = launchPDL(f, gx, gy, gz, block, smem, c.stream, vals)
-	} else {
-		ptrs := make([]unsafe.Pointer, len(vals))
-		for i := range vals {
-			ptrs[i] = unsafe.Pointer(&vals[i])
-		}
-		err = f.Launch(gx, gy, gz, block, 1, 1, smem, c.stream, ptrs)
-	}
+	err := launchKernel(f, gx, gy, gz, block, smem, c.stream, params, c.pdl && !c.pdlSkip[name])
 	if err != nil {
 		panic(fmt.Sprintf("cuda: launching %s (grid %d,%d,%d block %d smem %d): %v", name, gx, gy, gz, block, smem, err))
 	}

@@ -39,11 +39,11 @@ static CUresult lm_set_max_smem(CUfunction f, int optin, int *dyn) {
 	*dyn = optin - st;
 	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, *dyn);
 }
-// lm_launch_pdl launches f on s with programmatic stream serialization:
-// f may start before the kernel ahead of it finishes (its griddepcontrol.wait
-// then waits for it).
-static CUresult lm_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned smem,
-                              CUstream s, void **params) {
+// lm_launch launches f on s, with pdl set with programmatic stream
+// serialization: f may start before the kernel ahead of it finishes (its
+// griddepcontrol.wait then waits for it).
+static CUresult lm_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned smem,
+                          CUstream s, void **params, int pdl) {
 	CUlaunchAttribute attr;
 	memset(&attr, 0, sizeof attr);
 	attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
@@ -55,7 +55,7 @@ static CUresult lm_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned g
 	cfg.sharedMemBytes = smem;
 	cfg.hStream = s;
 	cfg.attrs = &attr;
-	cfg.numAttrs = 1;
+	cfg.numAttrs = pdl ? 1 : 0;
 	return cuLaunchKernelEx(&cfg, f, params, NULL);
 }
 static CUresult lm_begin_capture(CUstream s) {
@@ -105,24 +105,35 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 	return int(dyn), err
 }
 
-// launchPDL launches f with programmatic dependent launch; vals holds one
-// 8-byte slot per kernel parameter (the kernel reads its parameter's size
-// from the slot's start). Written here because gorgonia.org/cu has no
-// cuLaunchKernelEx. The slots and their pointers are copied to C memory, as
-// cgo forbids passing Go pointers to Go pointers.
-func launchPDL(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, vals []uint64) error {
-	n := max(len(vals), 1)
-	buf := C.malloc(C.size_t(n) * C.size_t(8+unsafe.Sizeof(uintptr(0)))) // the slots, then their pointers
-	defer C.free(buf)
-	slots := unsafe.Slice((*uint64)(buf), n)
-	ptrs := unsafe.Add(buf, 8*n)
-	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), n)
-	for i, v := range vals {
-		slots[i] = v
-		pv[i] = unsafe.Pointer(&slots[i])
+// launchKernel launches f with params (each one parameter of one or more
+// 8-byte words; a scalar parameter reads its size from its word's start)
+// through cuLaunchKernelEx, with programmatic dependent launch when pdl is
+// set. Written here because gorgonia.org/cu has no cuLaunchKernelEx and
+// its Launch copies 8 bytes a parameter (no struct parameters). The words
+// and their pointers are copied to C memory, as cgo forbids passing Go
+// pointers to Go pointers.
+func launchKernel(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, params [][]uint64, pdl bool) error {
+	words := 0
+	for _, p := range params {
+		words += len(p)
 	}
-	return check("cuLaunchKernelEx", C.lm_launch_pdl(rawFunction(f), C.uint(gx), C.uint(gy), C.uint(gz), C.uint(block),
-		C.uint(smem), rawStream(s), (*unsafe.Pointer)(ptrs)))
+	n := max(len(params), 1)
+	buf := C.malloc(C.size_t(max(words, 1))*8 + C.size_t(n)*C.size_t(unsafe.Sizeof(uintptr(0)))) // the words, then the parameters' pointers
+	defer C.free(buf)
+	slots := unsafe.Slice((*uint64)(buf), max(words, 1))
+	ptrs := unsafe.Add(buf, 8*max(words, 1))
+	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), n)
+	w := 0
+	for i, p := range params {
+		pv[i] = unsafe.Pointer(&slots[w])
+		w += copy(slots[w:], p)
+	}
+	flag := C.int(0)
+	if pdl {
+		flag = 1
+	}
+	return check("cuLaunchKernelEx", C.lm_launch(rawFunction(f), C.uint(gx), C.uint(gy), C.uint(gz), C.uint(block),
+		C.uint(smem), rawStream(s), (*unsafe.Pointer)(ptrs), flag))
 }
 
 func maxSmemOptin(dev int) (int, error) {

@@ -84,6 +84,7 @@ func gemvxOK(in int, w *Tensor) bool {
 type gxPlan struct {
 	rows, grid, threads, smem, rgn, total int
 	ok                                    bool // the grid stays resident (see gemvxPlan)
+	staged                                bool // nf4_gemvxt: codes staged by bulk copies (8-row blocks)
 }
 
 // gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
@@ -126,6 +127,10 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	if p.rows == 8 {
 		p.smem += 65536
 	}
+	// staged: the stages take what the table leaves (the kernel counts them)
+	if p.rows == 8 && !c.gxRegs {
+		p.staged, p.smem = true, c.maxSmem
+	}
 	resident := c.sms * max(1, 65536/(p.threads*regs))
 	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)
 	p.ok = p.grid <= resident
@@ -141,7 +146,7 @@ func (c *CUDA) shrinkInKernel(e *loraEp, in, out int) bool {
 	return c.gemvxPlan(in, []int{out}, e.r).ok
 }
 
-// gemvx1 launches nf4_gemvx_1 (or a variant, gemvxName) for d (1, out)
+// gemvx1 launches nf4_gemvxm_1 (or a variant, gemvxName) for d (1, out)
 // (+)= x (1, in) @ wᵀ with the expand e (e.b zero: none) and the prologue
 // fusions f. With e.a and e.sync set the kernel computes the shrink e.t
 // itself (shrinkInKernel must hold).
@@ -155,21 +160,22 @@ func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 	if !p.ok {
 		panic("cuda: gemvx: too many in-kernel shrink rows for the resident blocks")
 	}
-	c.launch(c.gemvxName(false, p.rows), p.grid, 1, 1, p.threads, p.smem,
-		d.ptr, x.ptr, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, out, in, mode,
-		e.b, e.t, e.r, e.stride, e.scale, f.x2, f.normw, f.eps, p.rgn, e.a, e.sync)
+	ds := descsByValue([]gemvDesc{{packed: uint64(q.packed), qabs: uint64(q.qabs), absmax2: uint64(q.absmax2),
+		y: uint64(d.ptr), lb: uint64(e.b), lt: uint64(e.t), la: uint64(e.a), offset: q.offset, out: int32(out),
+		lr: int32(e.r), lstride: int32(e.stride), lscale: e.scale}})
+	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
+		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab)
 }
 
-// gemvxName is the one-token kernel for a descriptor list (m) or one
-// weight, row blocks of `rows`, and the compute mode (r: weights rounded to
-// half).
-func (c *CUDA) gemvxName(multi bool, rows int) string {
-	name := "nf4_gemvx"
-	if multi {
-		name += "m"
-	}
-	if rows == 4 {
+// gemvxName is the one-token kernel of plan p: its row blocks (4), staged
+// codes (t) and the compute mode (r: weights rounded to half).
+func (c *CUDA) gemvxName(p gxPlan) string {
+	name := "nf4_gemvxm"
+	if p.rows == 4 {
 		name += "4"
+	}
+	if p.staged {
+		name += "t"
 	}
 	name += "_1"
 	if c.half {
@@ -197,6 +203,7 @@ type gemvDesc struct {
 // one launch (nf4_gemvm_T).
 type multiGemv struct {
 	descs  cu.DevicePtr
+	byVal  byValue      // the descriptors as nf4_gemvxm's by-value GemvDescs
 	sync   cu.DevicePtr // the in-kernel shrinks' counters (0: none)
 	jobs   int          // in-kernel shrink rows
 	n      int          // weights
@@ -211,7 +218,7 @@ type multiGemv struct {
 // kernel (the launch's counters are allocated here); launches of more
 // tokens need it computed before (lora_shrink_f).
 func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
-	if len(ws) > 4 {
+	if len(ws) > gxMaxDesc {
 		panic("cuda: a multi-weight gemv takes at most 4 weights (GX_MAXDESC)")
 	}
 	ds := make([]gemvDesc, len(ws))
@@ -247,8 +254,23 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 	bytes := int64(len(ds)) * int64(unsafe.Sizeof(gemvDesc{}))
 	m.descs = c.alloc(bytes)
 	must("cuMemcpyHtoD", cu.MemcpyHtoD(m.descs, unsafe.Pointer(&ds[0]), bytes))
+	m.byVal = descsByValue(ds)
 	return m
 }
+
+// descsByValue is the kernels' GemvDescs of ds (at most gxMaxDesc), as a
+// by-value kernel argument.
+func descsByValue(ds []gemvDesc) byValue {
+	var all [gxMaxDesc]gemvDesc
+	copy(all[:], ds)
+	v := make(byValue, unsafe.Sizeof(all)/8)
+	copy(v, unsafe.Slice((*uint64)(unsafe.Pointer(&all[0])), len(v)))
+	return v
+}
+
+// gxMaxDesc is the kernels' GX_MAXDESC: the descriptors of a by-value
+// GemvDescs.
+const gxMaxDesc = 4
 
 // free releases the descriptors and counters (nil: nothing); the caller
 // holds the context.
@@ -271,8 +293,8 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	mode := c.productMode(accumulate)
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
-		c.launch(c.gemvxName(true, p.rows), p.grid, 1, 1, p.threads, p.smem,
-			m.descs, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync)
+		c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
+			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab)
 		return
 	}
 	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld
@@ -573,6 +595,12 @@ func (c *CUDA) productMode(accumulate bool) int {
 	}
 	if c.gxBlockBar {
 		mode |= 32
+	}
+	if c.gxTrace {
+		mode |= 16
+	}
+	if c.gxEarly {
+		mode |= 64
 	}
 	return mode
 }

@@ -149,3 +149,64 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 		Expect(c.Sync()).To(Succeed())
 	})
 })
+
+// nf4_gemvxt stages each row group's codes, absmax codes and scales in
+// shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
+// which holds the next row block in registers, so both must agree bit for
+// bit: over row counts that end mid-block, inputs whose 64-element absmax
+// blocks straddle rows (1056), the widest input (12288, one row group and
+// 48 KB stages), and both compute modes.
+var _ = Describe("staged one-token products", Label("gpu"), func() {
+	DescribeTable("equal the register-prefetch kernel", func(in int, outs []int, half bool) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		c.half = half
+		ws, ys := make([]*Tensor, len(outs)), make([]*Tensor, len(outs))
+		x := c.newT(backend.F32, 1, in)
+		func() {
+			defer c.bind()()
+			for i, out := range outs {
+				ws[i], _ = c.randomNF4(out, in, uint64(21+i))
+				ys[i] = c.newT(backend.F32, 1, out)
+			}
+			c.fillUniform(x, -1, 1, 6)
+		}()
+		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, nil) }()
+		defer func() { defer c.bind()(); m.free() }()
+		// each weight alone (accumulating into a residual) and all in one launch
+		run := func(regs bool) [][]float32 {
+			c.gxRegs = regs
+			defer func() { c.gxRegs = false }()
+			var out [][]float32
+			for i, w := range ws {
+				func() { defer c.bind()(); c.fillUniform(ys[i], -2, 2, uint64(200+i)) }()
+				c.MatMulAdd(ys[i], x, w)
+				v := make([]float32, outs[i])
+				c.Float32(v, ys[i])
+				out = append(out, v)
+			}
+			func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
+			for i := range ws {
+				v := make([]float32, outs[i])
+				c.Float32(v, ys[i])
+				out = append(out, v)
+			}
+			return out
+		}
+		staged, regs := run(false), run(true)
+		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
+		for i := range staged {
+			Expect(staged[i]).To(Equal(regs[i]), "output %d", i)
+			Expect(staged[i]).NotTo(ContainElement(float32(0)))
+		}
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("q,k,v-like, 4096 inputs", 4096, []int{40, 264, 37}, false),
+		Entry("fp16 compute, absmax blocks across rows", 1056, []int{37, 300}, true),
+		Entry("down-like, 11008 inputs", 11008, []int{4096}, false),
+		Entry("12288 inputs, one 48 KB stage a row block", 12288, []int{33}, false),
+	)
+})

@@ -37,7 +37,7 @@ rm -f /tmp/cuda.test; go test -vet=off -tags cuda -c -o /tmp/cuda.test ./engine/
 echo "built in $(( $(date +%s) - t ))s"
 # registers and spills of the decode products with this CUDA's NVRTC and ptxas
 python3 scripts/device/nvrtc_check.py "$CUDA_HOME/lib64/libnvrtc.so" "$CUDA_HOME/bin/ptxas" 90 2>&1 |
-  grep -E 'gemvxm_1 |mmaxm_16|error' | tee "$OUT/ptxas.txt"
+  grep -E 'gemvxm?t?_1 |mmaxm_16|error' | tee "$OUT/ptxas.txt"
 status=0
 if [[ $STEPS == *specs* ]]; then
   (cd engine/cuda && /tmp/cuda.test -test.run TestCUDA -test.v -ginkgo.v -ginkgo.label-filter=gpu \
@@ -63,14 +63,15 @@ if [[ $STEPS == *bench* ]]; then
   fi
 fi
 if [[ $STEPS == *ncu* ]]; then  # stall reasons of the decode products (2-layer model): q/k/v at batch 1 and 16
-  for k in "nf4_gemvxm_1 1" "nf4_mmaxm_16 16"; do
-    set -- $k
+  # NCU_KERNELS: space-separated kernel:batch:launches-to-skip entries
+  for k in ${NCU_KERNELS:-nf4_gemvxmt_1:1:8 nf4_mmaxm_16:16:8}; do
+    set -- ${k//:/ }
     (cd engine/cuda && LORAMIX_BENCH_LAYERS=2 LORAMIX_BENCH_BATCHES=$2 timeout 300 "$CUDA_HOME/bin/ncu" \
-       --kernel-name regex:"$1\$" --launch-skip 8 --launch-count 1 \
-       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__issue_active.avg.per_cycle_active,smsp__warps_active.avg.per_cycle_active,gpu__time_duration.sum,dram__bytes_read.sum,lts__t_bytes.sum' \
+       --kernel-name regex:"$1\$" --launch-skip $3 --launch-count 1 \
+       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__issue_active.avg.per_cycle_active,smsp__warps_active.avg.per_cycle_active,gpu__time_duration.sum,dram__bytes_read.sum,lts__t_bytes.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,sm__cycles_elapsed.avg,smsp__inst_executed.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum' \
        /tmp/cuda.test -test.run '^$' -test.bench Generate -test.benchtime 1x) > "$OUT/ncu-$1.log" 2>&1
     echo "== ncu $1 (batch $2): stalls per issued instruction"
-    grep -E "stalled|issue_active|warps_active|duration|bytes" "$OUT/ncu-$1.log" | awk '$NF+0 >= 0.05 || /duration|bytes|active/' | sed 's/smsp__average_warps_issue_stalled_//' | head -30
+    grep -E "stalled|issue_active|warps_active|duration|bytes|dram__|l1tex|cycles|inst_exec" "$OUT/ncu-$1.log" | awk '$NF+0 >= 0.05 || /duration|bytes|active|dram|l1tex|cycles|inst/' | sed 's/smsp__average_warps_issue_stalled_//' | head -30
   done
 fi
 if [[ $STEPS == *cli* ]]; then

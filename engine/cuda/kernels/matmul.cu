@@ -189,6 +189,13 @@ struct GemvDesc {
   int blocks;
 };
 
+// GemvDescs passes up to GX_MAXDESC descriptors by value (a __grid_constant__
+// kernel parameter): reading them costs no global round trip.
+#define GX_MAXDESC 4  // weights of one multi-weight launch
+struct GemvDescs {
+  GemvDesc d[GX_MAXDESC];
+};
+
 // gemv_locate finds the weight d and its local row block of global block b.
 __device__ __forceinline__ void gemv_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
   d = 0;
@@ -429,7 +436,6 @@ F16_GEMV(4)
 // on exact ties and below half's normal range (2^-14).
 
 #define GX_ROWS 8
-#define GX_MAXDESC 4  // weights of one multi-weight launch
 #define GX_MAXTHREADS 384  // 12 warps: in <= 12288; registers for the prefetch
 #define GX_DMAP_REGS 2  // dmap entries a thread requests before building a byte table
 #define GX_TAB 16  // nf4_mmax_16's byte-table replicas: one per bank pair of a half warp
@@ -523,11 +529,11 @@ __device__ __forceinline__ float warp_sum_rows(const float (&v)[4], int lane) { 
 template <int REPL>
 __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g) {
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x
+  float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x (none without dmap)
 #pragma unroll
   for (int k = 0; k < GX_DMAP_REGS; k++) {
     int e = threadIdx.x + k * blockDim.x;
-    dv[k] = e < 256 ? __ldg(dmap_g + e) : 0.f;
+    dv[k] = dmap && e < 256 ? __ldg(dmap_g + e) : 0.f;
   }
   float code = NF4_CODE[lane & 15];
 #pragma unroll 4
@@ -535,12 +541,102 @@ __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float
     int b = k * (32 / REPL) + lane / REPL;
     tab[32 * k + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
   }
+  if (!dmap) return;
 #pragma unroll
   for (int k = 0; k < GX_DMAP_REGS; k++) {
     int e = threadIdx.x + k * blockDim.x;
     if (e < 256) dmap[e] = dv[k];
   }
   for (int e = threadIdx.x + GX_DMAP_REGS * blockDim.x; e < 256; e += blockDim.x) dmap[e] = dmap_g[e];  // < 128 threads
+}
+
+// ---- staged codes (nf4_gemvxt): the bulk copy engine fills a ring of
+// shared-memory stages per row group, GX_STAGES row blocks ahead at most,
+// so that HBM keeps several rounds of requests in flight without holding
+// them in registers.
+#define GX_STAGES 4
+
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// mbar_expect arrives on bar and tells it to expect bytes more of async copies.
+__device__ __forceinline__ void mbar_expect(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+// mbar_wait spins until the phase of bar with this parity has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+  u32 done;
+  do {
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// bulk_copy copies bytes (a multiple of 16; both addresses 16-byte aligned)
+// from global src to shared dst with the bulk copy engine; bar counts them.
+__device__ __forceinline__ void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ u32 lds_u8(u32 addr) {
+  u32 v;
+  asm volatile("ld.shared.u8 %0, [%1];" : "=r"(v) : "r"(addr));
+  return v;
+}
+__device__ __forceinline__ float lds_f32(u32 addr) {
+  float v;
+  asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(addr));
+  return v;
+}
+__device__ __forceinline__ uint4 lds128(u32 addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+  return v;
+}
+
+// GxStages is the shared-memory layout of a row group's stages: stage k
+// (k = rg * ns + s) at pre + k * sb while it fits before the byte table,
+// then after it. A stage holds a row block's codes (cb bytes), the 16-byte
+// aligned window of its absmax codes (qb bytes) and of its group scales.
+struct GxStages {
+  u32 pre, post, sb, cb, qb;
+  int npre, ns;
+  __device__ __forceinline__ u32 at(int rg, int s) const {
+    int k = rg * ns + s;
+    return k < npre ? pre + k * sb : post + (k - npre) * sb;
+  }
+};
+
+// GxWin is where a row block's absmax codes and group scales start in
+// global memory, aligned down to 16 bytes (the copy's source alignment).
+struct GxWin {
+  u32 q0, s0;
+};
+template <int ROWS>
+__device__ __forceinline__ GxWin gx_win(u32 row0, int in) {
+  u32 j0 = row0 * (u32)in;
+  return GxWin{(j0 >> 6) & ~15u, ((j0 >> 14) * 4) & ~15u};
+}
+
+// gx_issue starts the copy of row block blk of g into stage st (layout L).
+// The NF4 upload pads qabs and absmax2 so that the aligned-up windows stay
+// inside their allocations.
+template <int ROWS>
+__device__ __forceinline__ void gx_issue(const GemvDesc& g, int blk, int in, u32 st, const GxStages& L, u32 bar) {
+  u32 row0 = (u32)blk * ROWS;
+  u32 rows = min((u32)ROWS, (u32)g.out - row0);
+  u32 j0 = row0 * (u32)in, j1 = (row0 + rows) * (u32)in;
+  GxWin w = gx_win<ROWS>(row0, in);
+  u32 q1 = (((j1 - 1) >> 6) + 16) & ~15u;
+  u32 s1 = (((j1 - 1) >> 14) * 4 + 4 + 15) & ~15u;
+  u32 codes = rows * (u32)in / 2;
+  mbar_expect(bar, codes + (q1 - w.q0) + (s1 - w.s0));
+  bulk_copy(st, g.packed + j0 / 2, codes, bar);
+  bulk_copy(st + L.cb, g.qabs + w.q0, q1 - w.q0, bar);
+  bulk_copy(st + L.cb + L.qb, reinterpret_cast<const char*>(g.absmax2) + w.s0, s1 - w.s0, bar);
 }
 
 // gemvx_locate finds the weight d and its local ROWS-row block of global block b.
@@ -624,6 +720,14 @@ __device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDes
 // gx_trace: with mode bit 4 (the profile's probe), thread 0 of the first
 // and of the last block record the global timer (ns) at phase ends.
 __device__ u64 gx_trace[2][24];
+__device__ u32 gx_layout[4];  // with the trace, nf4_gemvxt's stages a row group, before and after the table, bytes each
+__device__ u64 gx_ptrace[2][12];  // the prologue's finer phases, the same way
+__device__ __forceinline__ void gx_pmark(int mode, int k) {
+  if (!(mode & 16) || threadIdx.x != 0 || (blockIdx.x != 0 && blockIdx.x != gridDim.x - 1)) return;
+  u64 t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  gx_ptrace[blockIdx.x == 0 ? 0 : 1][k] = t;
+}
 __device__ __forceinline__ void gx_mark(int mode, int k) {
   if (!(mode & 16) || threadIdx.x != 0 || (blockIdx.x != 0 && blockIdx.x != gridDim.x - 1) || k >= 24) return;
   u64 t;
@@ -642,14 +746,26 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // their first products (all blocks of the grid are resident, so the wait
 // ends). The last block to finish resets lsync for the next launch. This
 // replaces a separate shrink launch before the product.
-template <bool ROUNDW, int ROWS>
-__device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const float* x, const float* dmap_g, int in,
-                          int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync) {
+//
+// STAGED (nf4_gemvxt, 8-row blocks): the codes, absmax codes and scales of
+// each row group's next row blocks come by bulk copies into a ring of
+// stages (GxStages) in the shared memory around the byte table, up to
+// GX_STAGES row blocks ahead, instead of one row block ahead in registers.
+// The first warp's lane 0 of a row group issues them (the first ones before
+// the prologue); a stage is refilled after the row group's barrier that
+// follows its products. The launch gives the kernel all the dynamic shared
+// memory it can have.
+template <bool ROUNDW, int ROWS, bool STAGED>
+__device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
+                          int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
+                          const float2* gtab) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
+  __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : 1];  // row group rg's stage s: rg * GX_STAGES + s
+  __shared__ __align__(8) u64 sdbar;  // STAGED: dmap's bulk copy
   // 8 rows (one block a SM): the byte table at the first 64 KB boundary of
   // the shared window in the dynamic shared memory (the launch adds 64 KB
   // for that); 4 rows (two blocks a SM): at its start
@@ -657,12 +773,38 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   u32 s0 = (u32)__cvta_generic_to_shared(smem4);
   float2* tab = reinterpret_cast<float2*>(reinterpret_cast<char*>(smem4) +
                                           (aligned ? ((0x10000u - (s0 & 0xffffu)) & 0xffffu) : 0));
-  float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB32);
+  // dmap, the partial sums and the b rows after the table, or (STAGED) before it
+  float* dmap = STAGED ? reinterpret_cast<float*>(smem4) : reinterpret_cast<float*>(tab + 256 * GX_TAB32);
   float* red = dmap + 256;
+  gx_pmark(mode, 0);
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
+  // the descriptors into shared memory, a word a thread (STAGED: before
+  // anything reads them, so that the kernel parameters' constant-cache
+  // misses are one round trip)
+  for (int i = threadIdx.x; i < ndesc * (int)(sizeof(GemvDesc) / 4); i += blockDim.x)
+    reinterpret_cast<u32*>(sdesc)[i] = reinterpret_cast<const u32*>(pdescs)[i];
+  if (STAGED) __syncthreads();
+  const GemvDesc* descs = STAGED ? sdesc : pdescs;
   int kwn = (in + 1023) >> 10;
   float* slb = red + 2 * rgn * kwn * ROWS;  // [2][rgn][ROWS * 32]: b rows of a row group's row block
+  GxStages L{};
+  u32 barb = (u32)__cvta_generic_to_shared(sbar);
+  if constexpr (STAGED) {
+    u32 dyn;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+    u32 t0 = (u32)__cvta_generic_to_shared(tab), end = s0 + dyn;
+    L.cb = ROWS * in / 2;
+    L.qb = (ROWS * in / 64 + 32 + 15) & ~15;
+    L.sb = (L.cb + L.qb + 64 + 15) & ~15u;  // 16-byte aligned: the copies and the 16-byte code loads
+    L.pre = ((u32)__cvta_generic_to_shared(slb + 2 * rgn * ROWS * 32) + 127) & ~127u;
+    L.npre = L.pre < t0 ? (t0 - L.pre) / L.sb : 0;
+    L.post = t0 + 0x10000u;
+    int npost = end > L.post ? (end - L.post) / L.sb : 0;
+    L.ns = min(GX_STAGES, (L.npre + npost) / rgn);
+    if (L.ns < 1) __trap();  // the launch gave too little shared memory
+    if ((mode & 16) && blockIdx.x == 0 && threadIdx.x == 0)
+      gx_layout[0] = L.ns, gx_layout[1] = L.npre, gx_layout[2] = npost, gx_layout[3] = L.sb;
+  }
   int kw = warp % kwn, rg = warp / kwn;
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
@@ -680,7 +822,35 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   bool ok[ROWS];
   int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
   if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
-  gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
+  gx_pmark(mode, 1);
+  // the first stage before x is requested, the others after it (mode bit 6:
+  // all before; their requests would delay x's)
+  int early = mode & 64 ? L.ns : 1;
+  if constexpr (STAGED) {
+    if (kw == 0 && lane == 0) {  // the ring's first row blocks
+      for (int s = 0; s < L.ns; s++) mbar_init(barb + 8 * (rg * GX_STAGES + s), 1);
+      u32 db = (u32)__cvta_generic_to_shared(&sdbar);
+      if (rg == 0) mbar_init(db, 1);
+      // the async proxy must see the initialized barriers (no release fence:
+      // under load it waits microseconds for this thread's earlier stores)
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+      gx_pmark(mode, 2);
+      if (rg == 0) {  // dmap (1 KB) and the byte table (64 KB) the same way, off the prologue's critical path
+        mbar_expect(db, 1024 + 256 * GX_TAB32 * 8);
+        bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
+        bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
+      }
+      for (int s = 0; s < early; s++) {
+        int r = rb + s * slots, ds, bs;
+        if (r >= total) break;
+        gemvx_locate<ROWS>(descs, ndesc, r, ds, bs);
+        gx_issue<ROWS>(descs[ds], bs, in, L.at(rg, s), L, barb + 8 * (rg * GX_STAGES + s));
+      }
+      gx_pmark(mode, 3);
+    }
+  } else {
+    gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
+  }
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
@@ -697,26 +867,39 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_mark(mode, 1);
-  stage_btab<GX_TAB32>(tab, dmap, dmap_g);
+  gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
+  gx_pmark(mode, 5);
+  // this lane's 32 x values (and x2's), requested before the byte table is
+  // built: a block that starts after the previous kernel has ended has
+  // nothing else on its path to the first products, and a global round
+  // trip costs 1-1.5 us while the other SMs stream weights
+  float4 xv[8], x2v[8];
+#pragma unroll
+  for (int q = 0; q < 8; q++) {
+    xv[q] = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+    x2v[q] = x2 && live ? reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  gx_pmark(mode, 6);
+  if (!STAGED) stage_btab<GX_TAB32>(tab, dmap, dmap_g);
   gx_mark(mode, 2);
+  gx_pmark(mode, 7);
 
-  // this lane's 32 x values
   float xr[32];
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
-    if (x2 && live) {
-      v = silu_mul4(v, reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q]);
-    }
+    float4 v = xv[q];
+    if (x2) v = silu_mul4(v, x2v[q]);
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
   }
+  gx_pmark(mode, 8);
   if (normw) {
     ss = warp_sum(ss);
     if (lane == 0 && rg == 0) ssq[kw] = ss;
     __syncthreads();
+    gx_pmark(mode, 9);
     float tot = 0.f;
     for (int k = 0; k < kwn; k++) tot += ssq[k];
     float inv = rsqrtf(tot / in + eps);
@@ -740,7 +923,18 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
   gx_mark(mode, 3);
   __syncthreads();  // tables, partial shrinks
+  if (STAGED) mbar_wait((u32)__cvta_generic_to_shared(&sdbar), 0);
   gx_mark(mode, 4);
+  if constexpr (STAGED) {  // the ring's other first row blocks (mode bit 6)
+    if (kw == 0 && lane == 0) {
+      for (int s = early; s < L.ns; s++) {
+        int r = rb + s * slots, ds, bs;
+        if (r >= total) break;
+        gemvx_locate<ROWS>(descs, ndesc, r, ds, bs);
+        gx_issue<ROWS>(descs[ds], bs, in, L.at(rg, s), L, barb + 8 * (rg * GX_STAGES + s));
+      }
+    }
+  }
   if (job && kw == 0 && lane == 0) {  // publish the shrink row (k-slices in order)
     float s = 0.f;
     for (int k = 0; k < kwn; k++) s += sshr[rg * kwn + k];
@@ -749,27 +943,43 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
     atomicAdd(lsync, 1u);
   }
 
-  descs = sdesc;
+  // from here the descriptors are read from shared memory (a pointer of its
+  // own: one that could point to either space would make every read generic)
+  const GemvDesc* sd = sdesc;
   u32 tabw = (aligned ? (u32)__cvta_generic_to_shared(tab) : 0u) | (lane * 8);
   const char* tb = reinterpret_cast<const char*>(tab);
   for (int it = 0; it < iters; it++, rb += slots) {
-    const GemvDesc& g = descs[d];
+    const GemvDesc& g = sd[d];
     int row0 = blk * ROWS;
     // the next row block's codes (and b rows) are requested before this one
     // is multiplied
     int rbn = rb + slots, dn = d, blkn = blk;
-    if (rbn < total) gemvx_locate<ROWS>(descs, ndesc, rbn, dn, blkn);
+    if (rbn < total) gemvx_locate<ROWS>(sd, ndesc, rbn, dn, blkn);
     uint4 wn[ROWS];
     u32 qan[ROWS];
     float san[ROWS];
     bool okn[ROWS];
-    gemvx_load(wn, qan, san, okn, descs[dn], blkn, in, c, live && rbn < total);
+    if (!STAGED) gemvx_load(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total);
     if (anylora && kw == 0)
-      gemvx_lb_fetch<ROWS>(slb + (((it + 1) & 1) * rgn + rg) * ROWS * 32, descs[dn], blkn, rbn < total, lane);
+      gemvx_lb_fetch<ROWS>(slb + (((it + 1) & 1) * rgn + rg) * ROWS * 32, sd[dn], blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
     bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
+    if constexpr (STAGED) {  // this row block from its stage
+      int stg = it % L.ns;
+      u32 st = L.at(rg, stg);
+      if (rb < total) mbar_wait(barb + 8 * (rg * GX_STAGES + stg), (it / L.ns) & 1);
+      GxWin win = gx_win<ROWS>(row0, in);
+#pragma unroll
+      for (int r = 0; r < ROWS; r++) {
+        u32 j = (u32)(row0 + r) * (u32)in + (u32)c * 32;
+        ok[r] = live && rb < total && row0 + r < g.out;
+        w[r] = ok[r] ? lds128(st + r * (in / 2) + c * 16) : make_uint4(0, 0, 0, 0);
+        qa[r] = ok[r] ? lds_u8(st + L.cb + (j >> 6) - win.q0) : 0;
+        sa[r] = ok[r] ? lds_f32(st + L.cb + L.qb + (j >> 14) * 4 - win.s0) : 0.f;
+      }
+    }
     float acc[ROWS];
     float goff = g.offset;
 #pragma unroll
@@ -778,14 +988,16 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       acc[r] = dot32x<ROUNDW, ROWS == 8>(w[r], xr, tb, tabw, am);
     }
     if (anylora && it == 0 && warp == 0) {  // every desc's lt into slt
-      gemvx_lora_ready(lsync, descs, ndesc);
+      gemvx_lora_ready(lsync, sd, ndesc);
       for (int i = lane; i < ndesc * 32; i += 32) {
-        const GemvDesc& gd = descs[i >> 5];
+        const GemvDesc& gd = sd[i >> 5];
         slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
       }
     }
+    if (!STAGED) {
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
+      for (int r = 0; r < ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
+    }
     gx_mark(mode, 5 + 4 * it);  // products done (this row block's codes had arrived)
     float s = warp_sum_rows(acc, lane);  // row r's sum in lane r * 32 / ROWS
     int buf = it & 1;
@@ -801,6 +1013,14 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
       __syncthreads();
     }
     gx_mark(mode, 7 + 4 * it);
+    if (STAGED && kw == 0 && lane == 0) {  // the row group has read this stage: refill it
+      int rbi = rb + L.ns * slots, di, bi;
+      if (rbi < total) {
+        gemvx_locate<ROWS>(sd, ndesc, rbi, di, bi);
+        int stg = it % L.ns;
+        gx_issue<ROWS>(sd[di], bi, in, L.at(rg, stg), L, barb + 8 * (rg * GX_STAGES + stg));
+      }
+    }
     if (kw == 0) {  // lane r combines row r in kw order and adds its LoRA expand
       if (anylora) {
         asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
@@ -828,29 +1048,24 @@ __device__ void nf4_gemvx(const GemvDesc* descs, int ndesc, int total, const flo
   }
 }
 
-// nf4_gemvx_1 (one weight) and nf4_gemvxm_1 (descs): 8-row blocks, one
-// block a SM; nf4_gemvx4_1, nf4_gemvxm4_1: 4-row blocks, two blocks a SM
-// (in <= 8192). Suffix r: fp16 compute (ROUNDW).
-#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, THREADS, PERSM)                                                \
+// nf4_gemvxm_1 (ndesc weights, their descriptors by value): 8-row blocks,
+// one block a SM; nf4_gemvxmt_1: the same with staged codes;
+// nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
+// fp16 compute (ROUNDW).
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, THREADS, PERSM)                                        \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
-      nf4_gemvx##NAME##_1##SUFFIX(float* y, const float* x, const u8* packed, const u8* qabs,                \
-                                  const float* absmax2, const float* dmap, float offset, int out, int in,    \
-                                  int mode, const float* lb, const float* lt, int lr, int lstride,           \
-                                  float lscale, const float* x2, const float* normw, float eps, int rgn,     \
-                                  const float* la, u32* lsync) {                                             \
-    GemvDesc g = {packed, qabs, absmax2, y, lb, lt, la, offset, out, lr, lstride, lscale, 0};                \
-    nf4_gemvx<ROUNDW, ROWS>(&g, 1, (out + ROWS - 1) / ROWS, x, dmap, in, mode, x2, normw, eps, rgn, lsync);  \
-  }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
-      nf4_gemvxm##NAME##_1##SUFFIX(const GemvDesc* descs, int ndesc, int total, const float* x,              \
-                                   const float* dmap, int in, int mode, const float* x2, const float* normw, \
-                                   float eps, int rgn, u32* lsync) {                                         \
-    nf4_gemvx<ROUNDW, ROWS>(descs, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync);             \
+      nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,           \
+                                   const float* x, const float* dmap, int in, int mode, const float* x2,     \
+                                   const float* normw, float eps, int rgn, u32* lsync, const float2* gtab) { \
+    nf4_gemvx<ROUNDW, ROWS, STAGED>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync,    \
+                                    gtab);                                                                   \
   }
-NF4_GEMVX(, , false, 8, GX_MAXTHREADS, 1)
-NF4_GEMVX(, r, true, 8, GX_MAXTHREADS, 1)
-NF4_GEMVX(4, , false, 4, 256, 2)
-NF4_GEMVX(4, r, true, 4, 256, 2)
+NF4_GEMVX(, , false, 8, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, , false, 8, true, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, r, true, 8, true, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, false, 256, 2)
+NF4_GEMVX(4, r, true, 4, false, 256, 2)
 
 // ---- tensor-core path -------------------------------------------------------
 
