@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"encoding/json"
+	"errors"
 
 	"fmt"
 	"gorgonia.org/cu"
@@ -578,8 +579,11 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
-		variant("with gemvx codes one row block ahead in registers (v8)", func() { c.gxRegs = true }, func() { c.gxRegs = false })
-		variant("with every first gemvx stage issued before x", func() { c.gxEarly = true }, func() { c.gxEarly = false })
+		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
+		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },
+			func() { c.gxStaged, c.gxEarly = false, false })
+		variant("with staged gemvx codes, 2 stages a row group", func() { c.gxStaged, c.gxTwo = true, true },
+			func() { c.gxStaged, c.gxTwo = false, false })
 	}
 	if B == 1 || B == 16 {
 		def := c.att
@@ -599,12 +603,14 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
 		m.log = log
-		for _, k := range []string{"qkv", "gate,up", "down"} {
-			m.only, c.gxTrace = k, true
-			_, err := decode(false)
-			m.only, c.gxTrace = "", false
-			must("decode traced "+k, err)
-			m.printTrace(k + "@step")
+		for _, staged := range []bool{false, true} {
+			for _, k := range []string{"qkv", "gate,up", "down"} {
+				m.only, c.gxTrace, c.gxStaged = k, true, staged
+				_, err := decode(false)
+				m.only, c.gxTrace, c.gxStaged = "", false, false
+				must("decode traced "+k, err)
+				m.printTrace(k + map[bool]string{false: "@step", true: "@step(staged)"}[staged])
+			}
 		}
 		m.profile(b, log)
 	}
@@ -621,6 +627,18 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			return r, err
 		}
 		r.LoRARank, r.LoRADecodeTokS, r.LoRAOverhead = cfg.LoRARank, float64(B*N)/tl, tl/td-1
+		for _, k := range []string{"gate,up", "down"} { // where the adapter's cost goes
+			m.only = k
+			t0, err0 := decode(false)
+			c.gxTrace = true
+			t1, err1 := decode(true)
+			c.gxTrace = false
+			m.only = ""
+			must("decode only "+k, errors.Join(err0, err1))
+			fmt.Fprintf(log, "batch %3d: decode only %-8s %.3f ms/step, with the adapter %.3f (%+.1f%%)\n",
+				B, k, t0/float64(N)*1e3, t1/float64(N)*1e3, 100*(t1/t0-1))
+			m.printTrace(k + "+LoRA@step")
+		}
 	}
 	fmt.Fprintf(log, "batch %3d: prefill %8.0f tok/s (%.3fs)  decode %7.1f tok/s (%.2f ms/step)  %.0f GB/s (%.0f%% of %.1f TB/s)  GPU mem %.2f GB",
 		B, r.PrefillTokS, tp, r.DecodeTokS, r.StepMs, r.BandwidthBPS/1e9, 100*r.BandwidthShare, cfg.PeakBytesPS/1e12, float64(r.MemUsedBytes)/1e9)
@@ -687,6 +705,7 @@ func (m *benchModel) traceGemvx(b *benchBufs, w *Tensor, name string) {
 // bit 4 (see traceGemvx) and clears it.
 func (m *benchModel) printTrace(name string) {
 	c, log := m.c, m.log
+	defer c.bind()()
 	ptr, _, err := c.mod.Global("gx_trace")
 	must("gx_trace", err)
 	var tr [2][24]uint64
@@ -712,7 +731,8 @@ func (m *benchModel) printTrace(name string) {
 	var pt [2][12]uint64
 	must("cuMemcpyDtoH", cu.MemcpyDtoH(unsafe.Pointer(&pt[0][0]), pp, int64(unsafe.Sizeof(pt))))
 	for blk := 0; blk < 2; blk++ { // the prologue: 1 located, 2 barriers made, 3 stages issued, 4 loads issued,
-		// 5 previous kernel done, 6 x requested, 7 table built, 8 x staged, 9 norm's barrier
+		// 5 previous kernel done, 6 x requested, 7 table built, 8 x staged, 9 norm's barrier; 10 first shrink
+		// published (first block), 11 every shrink seen
 		line := fmt.Sprintf("  trace gemvx %-5s prologue %-5s", name, map[int]string{0: "first", 1: "last"}[blk])
 		for k, t := range pt[blk] {
 			if t != 0 && t >= pt[blk][0] {

@@ -90,7 +90,9 @@ var _ = Describe("the benchmark model's batch step", Label("gpu"), func() {
 		want, got := logits(true), logits(false)
 		rel := relErr(got, want)
 		AddReportEntry("batch step "+s.Name+" multi vs single rel err", rel)
-		Expect(rel).To(BeNumerically("<", 1e-6))
+		// a 7B layer's down product adds its three 4096-input k splits
+		// atomically, in any order (3e-6 seen)
+		Expect(rel).To(BeNumerically("<", 2e-5))
 		Expect(c.Sync()).To(Succeed())
 	},
 		Entry("small", BenchShape{Name: "small", Hidden: 256, Intermediate: 768, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1000}),

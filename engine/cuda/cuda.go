@@ -56,9 +56,10 @@ type CUDA struct {
 	gx8        bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
 	gxNoFit    bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
 	gxBlockBar bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
-	gxRegs     bool     // nf4_gemvx: the next row block's codes in registers, not staged (v8; the benchmark's variant)
+	gxStaged   bool     // nf4_gemvxt, codes staged by bulk copies, for the one-token products (the benchmark's variant)
 	gxTrace    bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
 	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
+	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas       *cublas

@@ -127,8 +127,12 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	if p.rows == 8 {
 		p.smem += 65536
 	}
-	// staged: the stages take what the table leaves (the kernel counts them)
-	if p.rows == 8 && !c.gxRegs {
+	// staged (c.gxStaged): the stages take what the table leaves (the
+	// kernel counts them). Not with in-kernel LoRA shrinks: every block's
+	// expands wait for shrinks that other blocks' prologues publish, and a
+	// staged block that starts late publishes late (+11.6% for a rank-16
+	// adapter at batch 1). See NOTES.md (v9) for why it is not the default.
+	if p.rows == 8 && c.gxStaged && jobs == 0 {
 		p.staged, p.smem = true, c.maxSmem
 	}
 	resident := c.sms * max(1, 65536/(p.threads*regs))
@@ -601,6 +605,9 @@ func (c *CUDA) productMode(accumulate bool) int {
 	}
 	if c.gxEarly {
 		mode |= 64
+	}
+	if c.gxTwo {
+		mode |= 128
 	}
 	return mode
 }

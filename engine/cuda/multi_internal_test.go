@@ -157,7 +157,7 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 // blocks straddle rows (1056), the widest input (12288, one row group and
 // 48 KB stages), and both compute modes.
 var _ = Describe("staged one-token products", Label("gpu"), func() {
-	DescribeTable("equal the register-prefetch kernel", func(in int, outs []int, half bool) {
+	DescribeTable("equal the register-prefetch kernel", func(in int, outs []int, half, lora bool) {
 		c, err := New(Options{})
 		if err != nil {
 			Skip("no CUDA device: " + err.Error())
@@ -174,14 +174,31 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			c.fillUniform(x, -1, 1, 6)
 		}()
-		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, nil) }()
+		// with lora, each weight has a rank-16 expand of a given shrink (the
+		// staged kernel combines those row blocks after its last round)
+		var eps []*loraEp
+		if lora {
+			for i, out := range outs {
+				b, t := c.newT(backend.F32, out, 16), c.newT(backend.F32, 16)
+				func() {
+					defer c.bind()()
+					c.fillUniform(b, -0.5, 0.5, uint64(300+i))
+					c.fillUniform(t, -1, 1, uint64(400+i))
+				}()
+				eps = append(eps, &loraEp{b: b.ptr, t: t.ptr, r: 16, stride: 16, scale: 0.5})
+			}
+		}
+		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, eps) }()
 		defer func() { defer c.bind()(); m.free() }()
 		// each weight alone (accumulating into a residual) and all in one launch
-		run := func(regs bool) [][]float32 {
-			c.gxRegs = regs
-			defer func() { c.gxRegs = false }()
+		run := func(staged bool) [][]float32 {
+			c.gxStaged = staged
+			defer func() { c.gxStaged = false }()
 			var out [][]float32
 			for i, w := range ws {
+				if lora { // the multi-weight launch below has the expands
+					break
+				}
 				func() { defer c.bind()(); c.fillUniform(ys[i], -2, 2, uint64(200+i)) }()
 				c.MatMulAdd(ys[i], x, w)
 				v := make([]float32, outs[i])
@@ -196,17 +213,21 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			return out
 		}
-		staged, regs := run(false), run(true)
+		staged, regs := run(true), run(false)
+		c.gxStaged = true
 		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
+		c.gxStaged = false
 		for i := range staged {
 			Expect(staged[i]).To(Equal(regs[i]), "output %d", i)
 			Expect(staged[i]).NotTo(ContainElement(float32(0)))
 		}
 		Expect(c.Sync()).To(Succeed())
 	},
-		Entry("q,k,v-like, 4096 inputs", 4096, []int{40, 264, 37}, false),
-		Entry("fp16 compute, absmax blocks across rows", 1056, []int{37, 300}, true),
-		Entry("down-like, 11008 inputs", 11008, []int{4096}, false),
-		Entry("12288 inputs, one 48 KB stage a row block", 12288, []int{33}, false),
+		Entry("q,k,v-like, 4096 inputs", 4096, []int{40, 264, 37}, false, false),
+		Entry("fp16 compute, absmax blocks across rows", 1056, []int{37, 300}, true, false),
+		Entry("down-like, 11008 inputs", 11008, []int{4096}, false, false),
+		Entry("12288 inputs, one 48 KB stage a row block", 12288, []int{33}, false, false),
+		Entry("gate,up-like with LoRA expands, rows combined after the last round", 4096, []int{11008, 11008}, false, true),
+		Entry("down-like with a LoRA expand", 11008, []int{4096}, false, true),
 	)
 })

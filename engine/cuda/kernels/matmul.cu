@@ -555,6 +555,7 @@ __device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float
 // so that HBM keeps several rounds of requests in flight without holding
 // them in registers.
 #define GX_STAGES 4
+#define GX_LATE 8  // nf4_gemvxt with an adapter: rounds it combines after the last (more: as it goes)
 
 __device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
@@ -776,8 +777,16 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // dmap, the partial sums and the b rows after the table, or (STAGED) before it
   float* dmap = STAGED ? reinterpret_cast<float*>(smem4) : reinterpret_cast<float*>(tab + 256 * GX_TAB32);
   float* red = dmap + 256;
-  gx_pmark(mode, 0);
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  u32 barb = (u32)__cvta_generic_to_shared(sbar), db = (u32)__cvta_generic_to_shared(&sdbar);
+  if (STAGED && threadIdx.x == 0) {
+    // every barrier a block may use, before anything else: the fence that
+    // lets the async proxy see them then has no earlier stores to wait for
+    for (int i = 0; i < GX_MAXTHREADS / 32 * GX_STAGES; i++) mbar_init(barb + 8 * i, 1);
+    mbar_init(db, 1);
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  }
+  gx_pmark(mode, 0);
   // the descriptors into shared memory, a word a thread (STAGED: before
   // anything reads them, so that the kernel parameters' constant-cache
   // misses are one round trip)
@@ -786,9 +795,18 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   if (STAGED) __syncthreads();
   const GemvDesc* descs = STAGED ? sdesc : pdescs;
   int kwn = (in + 1023) >> 10;
-  float* slb = red + 2 * rgn * kwn * ROWS;  // [2][rgn][ROWS * 32]: b rows of a row group's row block
+  int slots = gridDim.x * rgn;
+  int iters = (total + slots - 1) / slots;
+  bool anylora = false;
+  for (int d = 0; d < ndesc; d++) anylora |= descs[d].lb != nullptr;
+  // with an adapter, the staged kernel combines every row block after its
+  // last round, once the shrinks (published by other blocks' prologues) are
+  // surely there: a buffer a round for the partial sums, b rows and residuals
+  const bool late = STAGED && anylora && iters <= GX_LATE;
+  int nbuf = late ? iters : 2;
+  float* slb = red + nbuf * rgn * kwn * ROWS;  // [nbuf][rgn][ROWS * 32]: b rows of a row group's row block
+  float* syv = slb + nbuf * rgn * ROWS * 32;   // late: [iters][rgn][ROWS] residuals
   GxStages L{};
-  u32 barb = (u32)__cvta_generic_to_shared(sbar);
   if constexpr (STAGED) {
     u32 dyn;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
@@ -796,11 +814,11 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     L.cb = ROWS * in / 2;
     L.qb = (ROWS * in / 64 + 32 + 15) & ~15;
     L.sb = (L.cb + L.qb + 64 + 15) & ~15u;  // 16-byte aligned: the copies and the 16-byte code loads
-    L.pre = ((u32)__cvta_generic_to_shared(slb + 2 * rgn * ROWS * 32) + 127) & ~127u;
+    L.pre = ((u32)__cvta_generic_to_shared(syv + (late ? iters * rgn * ROWS : 0)) + 127) & ~127u;
     L.npre = L.pre < t0 ? (t0 - L.pre) / L.sb : 0;
     L.post = t0 + 0x10000u;
     int npost = end > L.post ? (end - L.post) / L.sb : 0;
-    L.ns = min(GX_STAGES, (L.npre + npost) / rgn);
+    L.ns = min(mode & 128 ? 2 : GX_STAGES, (L.npre + npost) / rgn);  // mode bit 7: at most 2
     if (L.ns < 1) __trap();  // the launch gave too little shared memory
     if ((mode & 16) && blockIdx.x == 0 && threadIdx.x == 0)
       gx_layout[0] = L.ns, gx_layout[1] = L.npre, gx_layout[2] = npost, gx_layout[3] = L.sb;
@@ -809,10 +827,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   int nchunks = in >> 5;
   int c = kw * 32 + lane;
   bool live = c < nchunks;
-  int slots = gridDim.x * rgn;
-  int iters = (total + slots - 1) / slots;
-  bool anylora = false;
-  for (int d = 0; d < ndesc; d++) anylora |= descs[d].lb != nullptr;
   gx_mark(mode, 0);
   // the first row block's codes (and LoRA b rows) are requested before the
   // tables and x are staged, so that HBM latency overlaps the prologue
@@ -823,17 +837,27 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
   if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
   gx_pmark(mode, 1);
+  // the shrink's and the norm's operands first: a LoRA shrink publishes
+  // what every block's expands wait for
+  int jd = 0, jj = 0;
+  bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
+  float4 av[8];  // this lane's 32 inputs of the shrink row
+  if (job) {
+    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
+#pragma unroll
+    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  float4 nw[8];  // this lane's 32 norm weights
+  if (normw) {
+#pragma unroll
+    for (int q = 0; q < 8; q++)
+      nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
   // the first stage before x is requested, the others after it (mode bit 6:
   // all before; their requests would delay x's)
   int early = mode & 64 ? L.ns : 1;
   if constexpr (STAGED) {
     if (kw == 0 && lane == 0) {  // the ring's first row blocks
-      for (int s = 0; s < L.ns; s++) mbar_init(barb + 8 * (rg * GX_STAGES + s), 1);
-      u32 db = (u32)__cvta_generic_to_shared(&sdbar);
-      if (rg == 0) mbar_init(db, 1);
-      // the async proxy must see the initialized barriers (no release fence:
-      // under load it waits microseconds for this thread's earlier stores)
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
       gx_pmark(mode, 2);
       if (rg == 0) {  // dmap (1 KB) and the byte table (64 KB) the same way, off the prologue's critical path
         mbar_expect(db, 1024 + 256 * GX_TAB32 * 8);
@@ -852,36 +876,25 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
   }
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
-  int jd = 0, jj = 0;
-  bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
-  float4 av[8];  // this lane's 32 inputs of the shrink row
-  if (job) {
-    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
-#pragma unroll
-    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
-  float4 nw[8];  // this lane's 32 norm weights
-  if (normw) {
-#pragma unroll
-    for (int q = 0; q < 8; q++)
-      nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
   gx_mark(mode, 1);
+  if (!STAGED) stage_btab<GX_TAB32>(tab, dmap, dmap_g);  // (STAGED: copied in)
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
-  // this lane's 32 x values (and x2's), requested before the byte table is
-  // built: a block that starts after the previous kernel has ended has
-  // nothing else on its path to the first products, and a global round
-  // trip costs 1-1.5 us while the other SMs stream weights
+  // STAGED: this lane's 32 x values (and x2's) are all requested at once: a
+  // block that starts after the previous kernel has ended has nothing else
+  // on its path to the first products, and a global round trip costs 1-1.5
+  // us while the other SMs stream weights (without STAGED the registers
+  // would spill)
+  auto ld4 = [&](const float* p, int q) {
+    return live ? reinterpret_cast<const float4*>(p + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+  };
   float4 xv[8], x2v[8];
+  if (STAGED) {
 #pragma unroll
-  for (int q = 0; q < 8; q++) {
-    xv[q] = live ? reinterpret_cast<const float4*>(x + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
-    x2v[q] = x2 && live ? reinterpret_cast<const float4*>(x2 + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int q = 0; q < 8; q++) xv[q] = ld4(x, q), x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_pmark(mode, 6);
-  if (!STAGED) stage_btab<GX_TAB32>(tab, dmap, dmap_g);
   gx_mark(mode, 2);
   gx_pmark(mode, 7);
 
@@ -889,8 +902,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = xv[q];
-    if (x2) v = silu_mul4(v, x2v[q]);
+    float4 v = STAGED ? xv[q] : ld4(x, q);
+    if (x2) v = silu_mul4(v, STAGED ? x2v[q] : ld4(x2, q));
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
   }
@@ -923,7 +936,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   }
   gx_mark(mode, 3);
   __syncthreads();  // tables, partial shrinks
-  if (STAGED) mbar_wait((u32)__cvta_generic_to_shared(&sdbar), 0);
+  if (STAGED) mbar_wait(db, 0);
   gx_mark(mode, 4);
   if constexpr (STAGED) {  // the ring's other first row blocks (mode bit 6)
     if (kw == 0 && lane == 0) {
@@ -935,17 +948,48 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       }
     }
   }
-  if (job && kw == 0 && lane == 0) {  // publish the shrink row (k-slices in order)
+  // publish the shrink row (k-slices in order) from the row group's last
+  // warp, not the first, whose lane 0 issues the bulk copies: a release
+  // there could wait for them
+  if (job && kw == kwn - 1 && lane == 0) {
     float s = 0.f;
     for (int k = 0; k < kwn; k++) s += sshr[rg * kwn + k];
     const_cast<float*>(descs[jd].lt)[jj] = s;
-    __threadfence();
-    atomicAdd(lsync, 1u);
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(lsync) : "memory");
+    if ((mode & 16) && blockIdx.x == 0 && rg == 0) {
+      u64 t;
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+      gx_ptrace[0][10] = t;
+    }
   }
 
   // from here the descriptors are read from shared memory (a pointer of its
   // own: one that could point to either space would make every read generic)
   const GemvDesc* sd = sdesc;
+  // lane r of a row group's first warp combines row r of a row block (its
+  // partial sums in buffer buf): the sums in kw order, its LoRA expand, the
+  // residual yv.
+  auto combine = [&](bool comb, int buf, int row0, int d, float yv) {
+    if (!comb) return;
+    const GemvDesc& g = sd[d];
+    float v = 0.f;
+    for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
+    if (g.lb) {
+      const float* lb = slb + (buf * rgn + rg) * ROWS * 32 + lane * g.lr;
+      float lo = 0.f;
+      for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[d * 32 + j];
+      v += g.lscale * lo;
+    }
+    g.y[row0 + lane] = maybe_round(v + yv, mode & 2);
+  };
+  auto lora_lt = [&]() {  // every desc's lt into slt (warp 0)
+    gemvx_lora_ready(lsync, sd, ndesc);
+    gx_pmark(mode, 11);
+    for (int i = lane; i < ndesc * 32; i += 32) {
+      const GemvDesc& gd = sd[i >> 5];
+      slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
+    }
+  };
   u32 tabw = (aligned ? (u32)__cvta_generic_to_shared(tab) : 0u) | (lane * 8);
   const char* tb = reinterpret_cast<const char*>(tab);
   for (int it = 0; it < iters; it++, rb += slots) {
@@ -961,7 +1005,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     bool okn[ROWS];
     if (!STAGED) gemvx_load(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total);
     if (anylora && kw == 0)
-      gemvx_lb_fetch<ROWS>(slb + (((it + 1) & 1) * rgn + rg) * ROWS * 32, sd[dn], blkn, rbn < total, lane);
+      gemvx_lb_fetch<ROWS>(slb + (((it + 1) % nbuf) * rgn + rg) * ROWS * 32, sd[dn], blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
     bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
@@ -987,20 +1031,15 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       float am = ok[r] ? dmap[qa[r]] * sa[r] + goff : 0.f;
       acc[r] = dot32x<ROUNDW, ROWS == 8>(w[r], xr, tb, tabw, am);
     }
-    if (anylora && it == 0 && warp == 0) {  // every desc's lt into slt
-      gemvx_lora_ready(lsync, sd, ndesc);
-      for (int i = lane; i < ndesc * 32; i += 32) {
-        const GemvDesc& gd = sd[i >> 5];
-        slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
-      }
-    }
+    if (anylora && !late && it == 0 && warp == 0) lora_lt();
     if (!STAGED) {
 #pragma unroll
       for (int r = 0; r < ROWS; r++) w[r] = wn[r], qa[r] = qan[r], sa[r] = san[r], ok[r] = okn[r];
     }
     gx_mark(mode, 5 + 4 * it);  // products done (this row block's codes had arrived)
     float s = warp_sum_rows(acc, lane);  // row r's sum in lane r * 32 / ROWS
-    int buf = it & 1;
+    int buf = it % nbuf;
+    if (late && comb) syv[(it * rgn + rg) * ROWS + lane] = yv;
     if ((lane & (32 / ROWS - 1)) == 0) red[((buf * rgn + rg) * kwn + kw) * ROWS + lane / (32 / ROWS)] = s;
     gx_mark(mode, 6 + 4 * it);
     if (!(mode & 32) && it > 0) {
@@ -1021,25 +1060,28 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
         gx_issue<ROWS>(sd[di], bi, in, L.at(rg, stg), L, barb + 8 * (rg * GX_STAGES + stg));
       }
     }
-    if (kw == 0) {  // lane r combines row r in kw order and adds its LoRA expand
+    if (kw == 0 && !late) {
       if (anylora) {
         asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
         __syncwarp();
       }
-      if (comb) {
-        float v = 0.f;
-        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
-        if (g.lb) {
-          const float* lb = slb + (buf * rgn + rg) * ROWS * 32 + lane * g.lr;
-          float lo = 0.f;
-          for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[d * 32 + j];
-          v += g.lscale * lo;
-        }
-        g.y[row0 + lane] = maybe_round(v + yv, mode & 2);
-      }
+      combine(comb, buf, row0, d, yv);
     }
     gx_mark(mode, 8 + 4 * it);
     d = dn, blk = blkn;
+  }
+  if (late) {  // every row block's combine, with its expand
+    if (warp == 0) lora_lt();
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+    __syncthreads();
+    if (kw == 0) {
+      for (int i = 0, r = blockIdx.x * rgn + rg; i < iters && r < total; i++, r += slots) {
+        int di, bi;
+        gemvx_locate<ROWS>(sd, ndesc, r, di, bi);
+        bool comb = lane < ROWS && bi * ROWS + lane < sd[di].out;
+        combine(comb, i, bi * ROWS, di, comb ? syv[(i * rgn + rg) * ROWS + lane] : 0.f);
+      }
+    }
   }
   gx_mark(mode, 23);
   if (lsync) {  // the last block out resets the counters
