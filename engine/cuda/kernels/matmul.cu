@@ -520,21 +520,25 @@ __device__ __forceinline__ float warp_sum_rows(const float (&v)[4], int lane) { 
 
 // stage_btab fills a byte table of REPL replicas (entry REPL b + r, r a
 // replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b) and copies
-// dmap (256 floats) into shared memory. nf4_gemvx's has 32 (one per lane,
+// dmap (256 floats; dv from dmap_req) into shared memory. nf4_gemvx's has 32 (one per lane,
 // 64 KB), nf4_mmax_16's 16 (one per bank pair of a half warp). A warp
 // writes 32 / REPL entries' replicas a step; the codes come from registers
 // by shuffles (lane l holds Code[l & 15]), and dmap is requested before the
 // table is written, so that no constant-cache or global round trip sits in
 // the loop (with 128 threads or more; fewer copy the rest after it).
-template <int REPL>
-__device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g) {
-  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  float dv[GX_DMAP_REGS];  // dmap entries threadIdx.x + k * blockDim.x (none without dmap)
+// dmap_req requests the dmap entries threadIdx.x + k * blockDim.x that
+// stage_btab stores (none without dmap).
+__device__ __forceinline__ void dmap_req(float (&dv)[GX_DMAP_REGS], const float* dmap, const float* dmap_g) {
 #pragma unroll
   for (int k = 0; k < GX_DMAP_REGS; k++) {
     int e = threadIdx.x + k * blockDim.x;
     dv[k] = dmap && e < 256 ? __ldg(dmap_g + e) : 0.f;
   }
+}
+template <int REPL>
+__device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g,
+                                           const float (&dv)[GX_DMAP_REGS]) {
+  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
   float code = NF4_CODE[lane & 15];
 #pragma unroll 4
   for (int k = threadIdx.x >> 5; k < 8 * REPL; k += nw) {
@@ -786,6 +790,10 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     mbar_init(db, 1);
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
+  // dmap first: the table's build waits for it, and requested after the
+  // first codes it would queue behind them
+  float dv[GX_DMAP_REGS];
+  dmap_req(dv, STAGED ? nullptr : dmap, dmap_g);
   gx_pmark(mode, 0);
   // the descriptors into shared memory, a word a thread (STAGED: before
   // anything reads them, so that the kernel parameters' constant-cache
@@ -877,7 +885,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   }
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
   gx_mark(mode, 1);
-  if (!STAGED) stage_btab<GX_TAB32>(tab, dmap, dmap_g);  // (STAGED: copied in)
+  if (!STAGED) stage_btab<GX_TAB32>(tab, dmap, dmap_g, dv);  // (STAGED: copied in)
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
@@ -1532,7 +1540,9 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   int tile = blockIdx.x, d = 0, lt = tile;  // this iteration's tile: weight d, its tile lt
   if (tile < total) gemv_locate(descs, ndesc, tile, d, lt);
   mmax_load(w, qa, sa, ok, descs[d], lt, g, in, col0, live && tile < total);
-  stage_btab<GX_TAB>(tab, dmap, dmap_g);
+  float dv[GX_DMAP_REGS];
+  dmap_req(dv, dmap, dmap_g);
+  stage_btab<GX_TAB>(tab, dmap, dmap_g, dv);
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
