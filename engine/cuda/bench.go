@@ -834,6 +834,7 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("gemv gate 11008x4096", nb(l.wg), func() { c.MatMul(x1(b.g), x1(b.xn), l.wg) })
 	timeit("gemv down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })
 	timeit("gemv lm_head f16 32000x4096", int64(m.s.Vocab)*int64(m.s.Hidden)*2, func() { c.MatMul(x1(b.logits), x1(b.h), m.lmHead) })
+	timeit("argmax of 32000 logits", 0, func() { c.Argmax(x1(b.next), x1(b.logits)) })
 	c.half = true // the fp16-compute kernel: each weight rounded to half
 	timeit("gemv(fp16 w) q 4096x4096", nb(l.wq), func() { c.MatMul(x1(b.q), x1(b.xn), l.wq) })
 	timeit("gemv(fp16 w) down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x1(b.x), x1(b.g), l.wd) })

@@ -921,7 +921,7 @@ func (c *CUDA) Argmax(dst, logits backend.Tensor) {
 		return
 	}
 	defer c.bind()()
-	c.launch("argmax", n, 1, 1, 256, 0, d.ptr, l.ptr, l.shape[1])
+	c.launch("argmax", n, 1, 1, 1024, 0, d.ptr, l.ptr, l.shape[1])
 }
 
 // Sample draws one token per row from softmax(logits/temperature), using

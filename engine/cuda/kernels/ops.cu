@@ -512,6 +512,10 @@ extern "C" __global__ void lora_expand(float* dst, const float* t, const float* 
 }
 
 // argmax: one block per row of logits (n, vocab); ties go to the lowest index.
+// Each thread requests ARGMAX_UNROLL values before it compares them: with
+// one load at a time a 32000-word row took over a hundred dependent L2
+// round trips a thread.
+#define ARGMAX_UNROLL 8
 extern "C" __global__ void argmax(int* dst, const float* logits, int vocab) {
   pdl_start();
   __shared__ float bv[32];
@@ -519,9 +523,18 @@ extern "C" __global__ void argmax(int* dst, const float* logits, int vocab) {
   const float* l = logits + (long long)blockIdx.x * vocab;
   float best = -3.402823466e38f;
   int idx = 0x7fffffff;
-  for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-    float v = l[c];
-    if (v > best || (v == best && c < idx)) best = v, idx = c;  // NaN never wins
+  for (int c0 = threadIdx.x; c0 < vocab; c0 += ARGMAX_UNROLL * blockDim.x) {
+    float v[ARGMAX_UNROLL];
+#pragma unroll
+    for (int u = 0; u < ARGMAX_UNROLL; u++) {
+      int c = c0 + u * blockDim.x;
+      v[u] = c < vocab ? l[c] : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < ARGMAX_UNROLL; u++) {
+      int c = c0 + u * blockDim.x;
+      if (c < vocab && (v[u] > best || (v[u] == best && c < idx))) best = v[u], idx = c;  // NaN never wins
+    }
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
