@@ -957,8 +957,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     }
   }
   // publish the shrink row (k-slices in order) from the row group's last
-  // warp, not the first, whose lane 0 issues the bulk copies: a release
-  // there could wait for them
+  // warp (the staged kernel's first warp issues the bulk copies), with one
+  // release reduction where a fence and an atomic were two
   if (job && kw == kwn - 1 && lane == 0) {
     float s = 0.f;
     for (int k = 0; k < kwn; k++) s += sshr[rg * kwn + k];
