@@ -231,3 +231,44 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 		Entry("down-like with a LoRA expand", 11008, []int{4096}, false, true),
 	)
 })
+
+// The one-token step pairs gate's and up's rows in each row block (mode bit
+// 8 of nf4_gemvx) and stores SwiGLU beside them: both outputs must equal
+// the unpaired launch's, and the SwiGLU that of SiLUMul on them, bit for
+// bit (the same sums, the same arithmetic).
+var _ = Describe("paired gate/up products", Label("gpu"), func() {
+	DescribeTable("equal the unpaired products and SiLUMul", func(in, out int) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		c.gxPair = true
+		x, h, want := c.newT(backend.F32, 1, in), c.newT(backend.F32, 1, out), c.newT(backend.F32, 1, out)
+		ws, ys := make([]*Tensor, 2), make([]*Tensor, 2)
+		func() {
+			defer c.bind()()
+			for i := range ws {
+				ws[i], _ = c.randomNF4(out, in, uint64(31+i))
+				ys[i] = c.newT(backend.F32, 1, out)
+			}
+			c.fillUniform(x, -1, 1, 8)
+		}()
+		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, nil) }()
+		defer func() { defer c.bind()(); m.free() }()
+		Expect(m.pairable(c)).To(BeTrue())
+		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
+		g, u := read(ys[0]), read(ys[1])
+		c.SiLUMul(want, ys[0], ys[1])
+		func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
+		Expect(read(ys[0])).To(Equal(g), "gate")
+		Expect(read(ys[1])).To(Equal(u), "up")
+		Expect(read(h)).To(Equal(read(want)), "SwiGLU")
+		Expect(read(h)).NotTo(ContainElement(float32(0)))
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("a 7B layer's gate and up", 4096, 11008),
+		Entry("a row count that ends mid-block, absmax blocks across rows", 1056, 37),
+	)
+})
