@@ -92,7 +92,6 @@ type benchBufs struct {
 	g, u                      *Tensor
 	h, logits                 *Tensor
 	xn16, att16, g16          *Tensor // F16, up to 16 rows: the batch decode's product operands
-	sw                        *Tensor // (1, intermediate): SwiGLU of the one-token step's paired gate/up
 }
 
 func (c *CUDA) fillBytes(p uint64, bytes int64, seed uint64) {
@@ -182,7 +181,7 @@ func (m *benchModel) bufs(T, rows int) *benchBufs {
 		g: c.newT(backend.F32, T, s.Intermediate), u: c.newT(backend.F32, T, s.Intermediate),
 		h: c.newT(backend.F32, rows, s.Hidden), logits: c.newT(backend.F32, rows, s.Vocab),
 		xn16: c.newT(backend.F16, min(T, 16), s.Hidden), att16: c.newT(backend.F16, min(T, 16), s.Hidden),
-		g16: c.newT(backend.F16, min(T, 16), s.Intermediate), sw: c.newT(backend.F32, 1, s.Intermediate),
+		g16: c.newT(backend.F16, min(T, 16), s.Intermediate),
 	}
 }
 
@@ -246,25 +245,16 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 		}
 		nrm = gemvFuse{normw: l.mlpNorm.ptr, eps: eps}
 		var ed *loraEp
-		// one token: the products compute their shrinks themselves; with
-		// c.gxPair and no adapter gate/up pair their rows and store SwiGLU
-		// (b.sw) for down
+		// one token: the products compute their shrinks themselves
 		inKernel := n == 1 && !c.gemvOld
-		gu := l.gu
-		if lora {
-			gu = l.guLoRA
-		}
-		paired := n == 1 && gu.pairable(c)
-		if m.on("gate,up") {
-			if lora && !inKernel {
+		if lora && m.on("gate,up") {
+			if !inKernel {
 				c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
 					l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
 			}
-			if paired {
-				gu.runPaired(c, x, b.sw, nrm) // gate, up and SwiGLU
-			} else {
-				gu.run(c, x, false, nrm)
-			}
+			l.guLoRA.run(c, x, false, nrm) // gate, up with their expands
+		} else if m.on("gate,up") {
+			l.gu.run(c, x, false, nrm)
 		}
 		if !m.on("down") {
 			continue
@@ -277,11 +267,7 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 					l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
 			}
 		}
-		if paired {
-			c.gemvFused(x, b.sw, l.wd, true, ed, gemvFuse{})
-		} else {
-			c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
-		}
+		c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
 	}
 	if !m.on("head") {
 		return
@@ -464,7 +450,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	defer func() {
 		for _, t := range []*Tensor{b.ids, b.seq, b.pos, b.last, b.next, b.x, b.xn, b.q, b.k, b.v, b.att, b.g, b.u, b.h, b.logits,
-			b.xn16, b.att16, b.g16, b.sw} {
+			b.xn16, b.att16, b.g16} {
 			c.Free(t)
 		}
 		for _, l := range m.layers {
@@ -593,7 +579,6 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
-		variant("with paired gate/up rows (SwiGLU stored by them)", func() { c.gxPair = true }, func() { c.gxPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },
 			func() { c.gxStaged, c.gxEarly = false, false })

@@ -57,7 +57,6 @@ type CUDA struct {
 	gxNoFit    bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
 	gxBlockBar bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
 	gxStaged   bool     // nf4_gemvxt, codes staged by bulk copies, for the one-token products (the benchmark's variant)
-	gxPair     bool     // the benchmark's one-token step pairs gate's and up's rows, SwiGLU stored by them (a variant)
 	gxTrace    bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
 	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)

@@ -168,7 +168,7 @@ func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 		y: uint64(d.ptr), lb: uint64(e.b), lt: uint64(e.t), la: uint64(e.a), offset: q.offset, out: int32(out),
 		lr: int32(e.r), lstride: int32(e.stride), lscale: e.scale}})
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0))
+		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab)
 }
 
 // gemvxName is the one-token kernel of plan p: its row blocks (4), staged
@@ -208,7 +208,6 @@ type gemvDesc struct {
 type multiGemv struct {
 	descs  cu.DevicePtr
 	byVal  byValue      // the descriptors as nf4_gemvxm's by-value GemvDescs
-	lora   bool         // some weight has a LoRA expand
 	sync   cu.DevicePtr // the in-kernel shrinks' counters (0: none)
 	jobs   int          // in-kernel shrink rows
 	n      int          // weights
@@ -247,7 +246,6 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 			}
 		}
 		ds[i] = d
-		m.lora = m.lora || d.lb != 0
 		m.blocks += int(d.blocks)
 		m.outs = append(m.outs, w.shape[0])
 	}
@@ -278,31 +276,6 @@ func descsByValue(ds []gemvDesc) byValue {
 // GemvDescs.
 const gxMaxDesc = 4
 
-// pairable reports whether runPaired takes m under c's settings (c.gxPair
-// on): two weights of one height (gate, up), no LoRA expands, one-token
-// products of the register kernel in float32 compute. Off by default: with
-// an adapter the products stay unpaired, and the adapter's cost against a
-// paired base exceeds issue 7's 10% (NOTES.md, v9).
-func (m *multiGemv) pairable(c *CUDA) bool {
-	return c.gxPair && m != nil && m.n == 2 && m.outs[0] == m.outs[1] && !m.lora && !c.half && !c.gxStaged && !c.gx4 &&
-		!c.gemvOld
-}
-
-// runPaired is run for one token of x with the rows of the two weights
-// paired in each row block (nf4_gemvx's mode bit 8): besides both outputs
-// it stores h (1, out) = silu(y0) * y1, SwiGLU, so that the product after
-// it stages h alone and computes no SiLU. pairable must hold.
-func (m *multiGemv) runPaired(c *CUDA, x, h *Tensor, f gemvFuse) {
-	if x.shape[0] != 1 || !m.pairable(c) || h.elems() != m.outs[0] {
-		panic("cuda: paired product of a multi-weight gemv that runPaired does not take")
-	}
-	p := c.gemvxPlan(m.in, m.outs, 0) // 8-row blocks: as many as of the two weights apart
-	p.total = (m.outs[0] + 3) / 4
-	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false)|256, f.x2, f.normw, f.eps, p.rgn, m.sync,
-		c.gtab, h.ptr)
-}
-
 // free releases the descriptors and counters (nil: nothing); the caller
 // holds the context.
 func (m *multiGemv) free() {
@@ -325,7 +298,7 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
 		c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0))
+			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab)
 		return
 	}
 	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld

@@ -652,36 +652,25 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
   while (d + 1 < ndesc && blk >= (descs[d].out + ROWS - 1) / ROWS) blk -= (descs[d++].out + ROWS - 1) / ROWS;
 }
 
-// gx_row is the weight (desc index) and row of row r of row block blk: row
-// blk * ROWS + r of desc d, or with paired descs (pr non-null) row
-// blk * ROWS/2 + r % (ROWS/2) of pr[r / (ROWS/2)].
-template <int ROWS>
-__device__ __forceinline__ int gx_row(int blk, int r, bool pair) {
-  return pair ? blk * (ROWS / 2) + r % (ROWS / 2) : blk * ROWS + r;
-}
-
 // gemvx_load requests the codes, absmax codes and group scales of this
-// lane's chunk c in the 8 rows of row block blk of weight g, or of the
-// paired weights pr (gx_row) (ok[r]: row r exists; none when !live).
-// Offsets are 32-bit: a weight has fewer than 2^31 elements (the Go side
-// checks).
+// lane's chunk c in the 8 rows of row block blk of weight g (ok[r]: row r
+// exists; none when !live). Offsets are 32-bit: a weight has fewer than
+// 2^31 elements (the Go side checks).
 template <int ROWS>
 __device__ __forceinline__ void gemvx_load(uint4 (&w)[ROWS], u32 (&qa)[ROWS], float (&sa)[ROWS], bool (&ok)[ROWS],
-                                           const GemvDesc& g, int blk, int in, int c, bool live,
-                                           const GemvDesc* pr = nullptr) {
+                                           const GemvDesc& g, int blk, int in, int c, bool live) {
+  int row0 = blk * ROWS;
+  u32 j = (u32)row0 * (u32)in + (u32)c * 32;
 #pragma unroll
-  for (int r = 0; r < ROWS; r++) {
-    const GemvDesc& gr = pr ? pr[r / (ROWS / 2)] : g;
-    int row = gx_row<ROWS>(blk, r, pr != nullptr);
-    u32 j = (u32)row * (u32)in + (u32)c * 32;
-    ok[r] = live && row < gr.out;
+  for (int r = 0; r < ROWS; r++, j += in) {
+    ok[r] = live && row0 + r < g.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
     sa[r] = 0.f;
     if (ok[r]) {
-      w[r] = __ldg(reinterpret_cast<const uint4*>(gr.packed + (j >> 1)));
-      qa[r] = __ldg(gr.qabs + (j >> 6));
-      sa[r] = __ldg(gr.absmax2 + (j >> 14));
+      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j >> 1)));
+      qa[r] = __ldg(g.qabs + (j >> 6));
+      sa[r] = __ldg(g.absmax2 + (j >> 14));
     }
   }
 }
@@ -774,7 +763,7 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 template <bool ROUNDW, int ROWS, bool STAGED>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
-                          const float2* gtab, float* hout) {
+                          const float2* gtab) {
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
@@ -854,10 +843,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float sa[ROWS];
   bool ok[ROWS];
   int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
-  // mode bit 8 (!STAGED, two descs of one height, no LoRA): paired rows
-  // (gx_row), gate's and up's; hout gets silu(gate) * up
-  const bool pair = !STAGED && (mode & 256);
-  if (rb < total && !pair) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
+  if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
   gx_pmark(mode, 1);
   // the shrink's and the norm's operands first: a LoRA shrink publishes
   // what every block's expands wait for
@@ -895,7 +881,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       gx_pmark(mode, 3);
     }
   } else {
-    gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, pair ? descs : nullptr);
+    gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
   }
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
   gx_mark(mode, 1);
@@ -992,18 +978,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // partial sums in buffer buf): the sums in kw order, its LoRA expand, the
   // residual yv.
   auto combine = [&](bool comb, int buf, int row0, int d, float yv) {
-    if (pair) {  // every lane of the warp: lane r < ROWS/2 takes up's sum from lane r + ROWS/2
-      float v = 0.f;
-      if (comb)
-        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
-      float u = __shfl_down_sync(0xffffffffu, v, ROWS / 2);
-      if (comb) {
-        int row = gx_row<ROWS>(row0 / ROWS, lane, true);
-        sd[lane / (ROWS / 2)].y[row] = v;
-        if (lane < ROWS / 2) hout[row] = v / (1.f + expf(-v)) * u;  // silu_mul4's arithmetic
-      }
-      return;
-    }
     if (!comb) return;
     const GemvDesc& g = sd[d];
     float v = 0.f;
@@ -1032,19 +1006,17 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     // the next row block's codes (and b rows) are requested before this one
     // is multiplied
     int rbn = rb + slots, dn = d, blkn = blk;
-    if (rbn < total && !pair) gemvx_locate<ROWS>(sd, ndesc, rbn, dn, blkn);
-    if (pair) blkn = rbn;
+    if (rbn < total) gemvx_locate<ROWS>(sd, ndesc, rbn, dn, blkn);
     uint4 wn[ROWS];
     u32 qan[ROWS];
     float san[ROWS];
     bool okn[ROWS];
-    if (!STAGED) gemvx_load(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total, pair ? sd : nullptr);
+    if (!STAGED) gemvx_load(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total);
     if (anylora && kw == 0)
       gemvx_lb_fetch<ROWS>(slb + (((it + 1) % nbuf) * rgn + rg) * ROWS * 32, sd[dn], blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
-    bool comb = kw == 0 && lane < ROWS && rb < total &&
-                (pair ? gx_row<ROWS>(blk, lane, true) < sd[lane / (ROWS / 2)].out : row0 + lane < g.out);
+    bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
     if constexpr (STAGED) {  // this row block from its stage
       int stg = it % L.ns;
@@ -1064,7 +1036,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     float goff = g.offset;
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
-      float am = ok[r] ? dmap[qa[r]] * sa[r] + (pair ? sd[r / (ROWS / 2)].offset : goff) : 0.f;
+      float am = ok[r] ? dmap[qa[r]] * sa[r] + goff : 0.f;
       acc[r] = dot32x<ROUNDW, ROWS == 8>(w[r], xr, tb, tabw, am);
     }
     if (anylora && !late && it == 0 && warp == 0) lora_lt();
@@ -1134,10 +1106,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
       nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,           \
                                    const float* x, const float* dmap, int in, int mode, const float* x2,     \
-                                   const float* normw, float eps, int rgn, u32* lsync, const float2* gtab,   \
-                                   float* hout) {                                                            \
+                                   const float* normw, float eps, int rgn, u32* lsync, const float2* gtab) { \
     nf4_gemvx<ROUNDW, ROWS, STAGED>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync,    \
-                                    gtab, hout);                                                             \
+                                    gtab);                                                                   \
   }
 NF4_GEMVX(, , false, 8, false, GX_MAXTHREADS, 1)
 NF4_GEMVX(, r, true, 8, false, GX_MAXTHREADS, 1)
