@@ -499,17 +499,17 @@ func (c *CUDA) Free(t backend.Tensor) {
 var pdlSkipDefault = map[string]bool{"rmsnorm_zero": true, "rmsnorm": true, "silu_mul": true, "add": true,
 	"rows_f16": true, "rows_f32": true, "argmax": true, "inc_i32": true}
 
-// launch runs kernel name on the backend's stream. Arguments are device
-// pointers, ints (passed as C int), float32 or uint64; each takes one
-// 8-byte slot, of which the kernel reads its parameter's size. With c.pdl
-// the kernel may start while the one before it finishes (programmatic
-// dependent launch): its prologue up to pdl_wait overlaps that kernel's
-// tail, and in a captured graph the launch gap shrinks too.
 // byValue is a kernel argument passed by value in 8-byte words: a struct
 // parameter (gorgonia's Launch copies 8 bytes a parameter, so launches go
 // through launchKernel).
 type byValue []uint64
 
+// launch runs kernel name on the backend's stream. Arguments are device
+// pointers, ints (passed as C int), float32 or uint64, each taking one
+// 8-byte slot of which the kernel reads its parameter's size, or a byValue
+// struct. With c.pdl the kernel may start while the one before it finishes
+// (programmatic dependent launch): its prologue up to pdl_wait overlaps
+// that kernel's tail, and in a captured graph the launch gap shrinks too.
 func (c *CUDA) launch(name string, gx, gy, gz, block, smem int, args ...any) {
 	f, ok := c.fns[name]
 	if !ok {

@@ -113,15 +113,15 @@ func setMaxDynamicSmem(f cu.Function, optin int) (int, error) {
 // and their pointers are copied to C memory, as cgo forbids passing Go
 // pointers to Go pointers.
 func launchKernel(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, params [][]uint64, pdl bool) error {
-	words := 0
+	words := 1 // at least one, so that the buffer is never empty
 	for _, p := range params {
 		words += len(p)
 	}
 	n := max(len(params), 1)
-	buf := C.malloc(C.size_t(max(words, 1))*8 + C.size_t(n)*C.size_t(unsafe.Sizeof(uintptr(0)))) // the words, then the parameters' pointers
+	buf := C.malloc(C.size_t(words)*8 + C.size_t(n)*C.size_t(unsafe.Sizeof(uintptr(0)))) // the words, then the parameters' pointers
 	defer C.free(buf)
-	slots := unsafe.Slice((*uint64)(buf), max(words, 1))
-	ptrs := unsafe.Add(buf, 8*max(words, 1))
+	slots := unsafe.Slice((*uint64)(buf), words)
+	ptrs := unsafe.Add(buf, 8*words)
 	pv := unsafe.Slice((*unsafe.Pointer)(ptrs), n)
 	w := 0
 	for i, p := range params {

@@ -727,17 +727,19 @@ __device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDes
 __device__ u64 gx_trace[2][24];
 __device__ u32 gx_layout[4];  // with the trace, nf4_gemvxt's stages a row group, before and after the table, bytes each
 __device__ u64 gx_ptrace[2][12];  // the prologue's finer phases, the same way
-__device__ __forceinline__ void gx_pmark(int mode, int k) {
-  if (!(mode & 16) || threadIdx.x != 0 || (blockIdx.x != 0 && blockIdx.x != gridDim.x - 1)) return;
+__device__ __forceinline__ u64 gx_now() {
   u64 t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  gx_ptrace[blockIdx.x == 0 ? 0 : 1][k] = t;
+  return t;
+}
+__device__ __forceinline__ bool gx_traced(int mode) {
+  return (mode & 16) && threadIdx.x == 0 && (blockIdx.x == 0 || blockIdx.x == gridDim.x - 1);
+}
+__device__ __forceinline__ void gx_pmark(int mode, int k) {
+  if (gx_traced(mode)) gx_ptrace[blockIdx.x == 0 ? 0 : 1][k] = gx_now();
 }
 __device__ __forceinline__ void gx_mark(int mode, int k) {
-  if (!(mode & 16) || threadIdx.x != 0 || (blockIdx.x != 0 && blockIdx.x != gridDim.x - 1) || k >= 24) return;
-  u64 t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  gx_trace[blockIdx.x == 0 ? 0 : 1][k] = t;
+  if (gx_traced(mode) && k < 24) gx_trace[blockIdx.x == 0 ? 0 : 1][k] = gx_now();
 }
 
 // Shared memory: up to 64 KB of padding, the byte table (256 x GX_TAB32
@@ -964,11 +966,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     for (int k = 0; k < kwn; k++) s += sshr[rg * kwn + k];
     const_cast<float*>(descs[jd].lt)[jj] = s;
     asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(lsync) : "memory");
-    if ((mode & 16) && blockIdx.x == 0 && rg == 0) {
-      u64 t;
-      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-      gx_ptrace[0][10] = t;
-    }
+    if ((mode & 16) && blockIdx.x == 0 && rg == 0) gx_ptrace[0][10] = gx_now();
   }
 
   // from here the descriptors are read from shared memory (a pointer of its
