@@ -579,6 +579,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
+		variant("with the gemvx byte table copied in", func() { c.gxCopyTab = true }, func() { c.gxCopyTab = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },
 			func() { c.gxStaged, c.gxEarly = false, false })
@@ -603,13 +604,22 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
 		m.log = log
-		for _, staged := range []bool{false, true} {
+		for _, v := range []struct {
+			name string
+			flag *bool
+		}{{"", nil}, {"(staged)", &c.gxStaged}, {"(copied table)", &c.gxCopyTab}} {
 			for _, k := range []string{"qkv", "gate,up", "down"} {
-				m.only, c.gxTrace, c.gxStaged = k, true, staged
+				m.only, c.gxTrace = k, true
+				if v.flag != nil {
+					*v.flag = true
+				}
 				_, err := decode(false)
-				m.only, c.gxTrace, c.gxStaged = "", false, false
+				m.only, c.gxTrace = "", false
+				if v.flag != nil {
+					*v.flag = false
+				}
 				must("decode traced "+k, err)
-				m.printTrace(k + map[bool]string{false: "@step", true: "@step(staged)"}[staged])
+				m.printTrace(k + "@step" + v.name)
 			}
 		}
 		m.profile(b, log)

@@ -60,6 +60,7 @@ type CUDA struct {
 	gxTrace    bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
 	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
+	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas       *cublas

@@ -609,6 +609,9 @@ func (c *CUDA) productMode(accumulate bool) int {
 	if c.gxTwo {
 		mode |= 128
 	}
+	if c.gxCopyTab {
+		mode |= 256
+	}
 	return mode
 }
 

@@ -153,7 +153,7 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in
 // shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
 // which holds the next row block in registers, so both must agree bit for
-// bit: over row counts that end mid-block, inputs whose 64-element absmax
+// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab): over row counts that end mid-block, inputs whose 64-element absmax
 // blocks straddle rows (1056), the widest input (12288, one row group and
 // 48 KB stages), and both compute modes.
 var _ = Describe("staged one-token products", Label("gpu"), func() {
@@ -191,9 +191,11 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, eps) }()
 		defer func() { defer c.bind()(); m.free() }()
 		// each weight alone (accumulating into a residual) and all in one launch
-		run := func(staged bool) [][]float32 {
-			c.gxStaged = staged
-			defer func() { c.gxStaged = false }()
+		run := func(variant *bool) [][]float32 {
+			if variant != nil {
+				*variant = true
+				defer func() { *variant = false }()
+			}
 			var out [][]float32
 			for i, w := range ws {
 				if lora { // the multi-weight launch below has the expands
@@ -213,12 +215,13 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			return out
 		}
-		staged, regs := run(true), run(false)
+		staged, copied, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(nil)
 		c.gxStaged = true
 		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
 		c.gxStaged = false
 		for i := range staged {
-			Expect(staged[i]).To(Equal(regs[i]), "output %d", i)
+			Expect(staged[i]).To(Equal(regs[i]), "staged, output %d", i)
+			Expect(copied[i]).To(Equal(regs[i]), "byte table copied in, output %d", i)
 			Expect(staged[i]).NotTo(ContainElement(float32(0)))
 		}
 		Expect(c.Sync()).To(Succeed())

@@ -5,7 +5,8 @@
 #   2. builds engine/cuda's test binary and the loramix CLI with -tags cuda,
 #   3. runs the gpu-labeled specs and the generation benchmark,
 # writing logs and bench.json to $OUT. STEPS limits what runs
-# (default "specs bench cli"; "ncu" adds a profile of one gemvx).
+# (default "specs bench cli"; "ncu" adds a profile of one gemvx); FOCUS
+# limits the specs to those whose text matches it.
 # Usage (device): OUT=/tmp/out bash scripts/device/run.sh
 set -uo pipefail
 R=$PWD
@@ -40,7 +41,7 @@ python3 scripts/device/nvrtc_check.py "$CUDA_HOME/lib64/libnvrtc.so" "$CUDA_HOME
   grep -E 'gemvxm?t?_1 |mmaxm_16|error' | tee "$OUT/ptxas.txt"
 status=0
 if [[ $STEPS == *specs* ]]; then
-  (cd engine/cuda && /tmp/cuda.test -test.run TestCUDA -test.v -ginkgo.v -ginkgo.label-filter=gpu \
+  (cd engine/cuda && /tmp/cuda.test -test.run TestCUDA -test.v -ginkgo.v -ginkgo.label-filter=gpu ${FOCUS:+-ginkgo.focus="$FOCUS"} \
      -ginkgo.json-report="$OUT/specs.json" 2>&1) > "$OUT/specs.log"; s=$?
   [[ $s == 0 ]] || status=$s
   grep -E 'Ran |Passed|FAIL|\[FAILED\]' "$OUT/specs.log" | tail -20

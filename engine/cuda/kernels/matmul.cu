@@ -785,17 +785,26 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   u32 barb = (u32)__cvta_generic_to_shared(sbar), db = (u32)__cvta_generic_to_shared(&sdbar);
-  if (STAGED && threadIdx.x == 0) {
+  // ctab (STAGED, or mode bit 8): the byte table and dmap come by one bulk
+  // copy from gtab and dmap_g instead of being built from registers
+  const bool ctab = STAGED || (mode & 256);
+  if (ctab && threadIdx.x == 0) {
     // every barrier a block may use, before anything else: the fence that
     // lets the async proxy see them then has no earlier stores to wait for
-    for (int i = 0; i < GX_MAXTHREADS / 32 * GX_STAGES; i++) mbar_init(barb + 8 * i, 1);
+    if (STAGED)
+      for (int i = 0; i < GX_MAXTHREADS / 32 * GX_STAGES; i++) mbar_init(barb + 8 * i, 1);
     mbar_init(db, 1);
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    if (!STAGED) {  // (STAGED: after its first stages)
+      mbar_expect(db, 1024 + 256 * GX_TAB32 * 8);
+      bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
+      bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
+    }
   }
   // dmap first: the table's build waits for it, and requested after the
   // first codes it would queue behind them
   float dv[GX_DMAP_REGS];
-  dmap_req(dv, STAGED ? nullptr : dmap, dmap_g);
+  dmap_req(dv, ctab ? nullptr : dmap, dmap_g);
   gx_pmark(mode, 0);
   // the descriptors into shared memory, a word a thread (STAGED: before
   // anything reads them, so that the kernel parameters' constant-cache
@@ -884,10 +893,12 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     }
   } else {
     gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
+    gx_pmark(mode, 2);
   }
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
   gx_mark(mode, 1);
-  if (!STAGED) stage_btab<GX_TAB32>(tab, dmap, dmap_g, dv);  // (STAGED: copied in)
+  if (!STAGED) gx_pmark(mode, 3);
+  if (!ctab) stage_btab<GX_TAB32>(tab, dmap, dmap_g, dv);
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
@@ -946,7 +957,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   }
   gx_mark(mode, 3);
   __syncthreads();  // tables, partial shrinks
-  if (STAGED) mbar_wait(db, 0);
+  if (ctab) mbar_wait(db, 0);
   gx_mark(mode, 4);
   if constexpr (STAGED) {  // the ring's other first row blocks (mode bit 6)
     if (kw == 0 && lane == 0) {
