@@ -92,6 +92,7 @@ type benchBufs struct {
 	g, u                      *Tensor
 	h, logits                 *Tensor
 	xn16, att16, g16          *Tensor // F16, up to 16 rows: the batch decode's product operands
+	sw                        *Tensor // (1, intermediate): SwiGLU of the one-token step's paired gate/up
 }
 
 func (c *CUDA) fillBytes(p uint64, bytes int64, seed uint64) {
@@ -181,7 +182,7 @@ func (m *benchModel) bufs(T, rows int) *benchBufs {
 		g: c.newT(backend.F32, T, s.Intermediate), u: c.newT(backend.F32, T, s.Intermediate),
 		h: c.newT(backend.F32, rows, s.Hidden), logits: c.newT(backend.F32, rows, s.Vocab),
 		xn16: c.newT(backend.F16, min(T, 16), s.Hidden), att16: c.newT(backend.F16, min(T, 16), s.Hidden),
-		g16: c.newT(backend.F16, min(T, 16), s.Intermediate),
+		g16: c.newT(backend.F16, min(T, 16), s.Intermediate), sw: c.newT(backend.F32, 1, s.Intermediate),
 	}
 }
 
@@ -245,16 +246,24 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 		}
 		nrm = gemvFuse{normw: l.mlpNorm.ptr, eps: eps}
 		var ed *loraEp
-		// one token: the products compute their shrinks themselves
+		// one token: the products compute their shrinks themselves, and
+		// gate/up pair their rows and store SwiGLU (b.sw) for down
 		inKernel := n == 1 && !c.gemvOld
-		if lora && m.on("gate,up") {
-			if !inKernel {
+		gu := l.gu
+		if lora {
+			gu = l.guLoRA // gate, up with their expands
+		}
+		paired := n == 1 && gu.pairable(c)
+		if m.on("gate,up") {
+			if lora && !inKernel {
 				c.launch("lora_shrink_f", 2*n*r, 1, 1, 1024, 0, t, x.ptr, cu.DevicePtr(0), l.mlpNorm.ptr, float32(eps),
 					l.lora[0][0].ptr, l.lora[1][0].ptr, n, r, s.Hidden)
 			}
-			l.guLoRA.run(c, x, false, nrm) // gate, up with their expands
-		} else if m.on("gate,up") {
-			l.gu.run(c, x, false, nrm)
+			if paired {
+				gu.runPaired(c, x, b.sw, nrm)
+			} else {
+				gu.run(c, x, false, nrm)
+			}
 		}
 		if !m.on("down") {
 			continue
@@ -263,11 +272,19 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 			ed = &loraEp{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, sync: l.downSync, r: r, stride: r, scale: 2}
 			if !inKernel || !c.shrinkInKernel(ed, s.Intermediate, s.Hidden) {
 				ed.a, ed.sync = 0, 0
-				c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, g.ptr, u.ptr, cu.DevicePtr(0), float32(0),
+				gx, ux := g.ptr, u.ptr
+				if paired {
+					gx, ux = b.sw.ptr, 0
+				}
+				c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, gx, ux, cu.DevicePtr(0), float32(0),
 					l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
 			}
 		}
-		c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
+		if paired {
+			c.gemvFused(x, b.sw, l.wd, true, ed, gemvFuse{})
+		} else {
+			c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
+		}
 	}
 	if !m.on("head") {
 		return
@@ -450,7 +467,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	defer func() {
 		for _, t := range []*Tensor{b.ids, b.seq, b.pos, b.last, b.next, b.x, b.xn, b.q, b.k, b.v, b.att, b.g, b.u, b.h, b.logits,
-			b.xn16, b.att16, b.g16} {
+			b.xn16, b.att16, b.g16, b.sw} {
 			c.Free(t)
 		}
 		for _, l := range m.layers {
@@ -580,6 +597,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
 		variant("with the gemvx byte table copied in", func() { c.gxCopyTab = true }, func() { c.gxCopyTab = false })
+		variant("without paired gate/up rows (SwiGLU in down)", func() { c.gxNoPair = true }, func() { c.gxNoPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },
 			func() { c.gxStaged, c.gxEarly = false, false })

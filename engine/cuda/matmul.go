@@ -85,6 +85,7 @@ type gxPlan struct {
 	rows, grid, threads, smem, rgn, total int
 	ok                                    bool // the grid stays resident (see gemvxPlan)
 	staged                                bool // nf4_gemvxt: codes staged by bulk copies (8-row blocks)
+	paired                                bool // nf4_gemvxmp: gate's and up's rows paired (runPaired)
 }
 
 // gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
@@ -168,11 +169,12 @@ func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 		y: uint64(d.ptr), lb: uint64(e.b), lt: uint64(e.t), la: uint64(e.a), offset: q.offset, out: int32(out),
 		lr: int32(e.r), lstride: int32(e.stride), lscale: e.scale}})
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab)
+		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0))
 }
 
 // gemvxName is the one-token kernel of plan p: its row blocks (4), staged
-// codes (t) and the compute mode (r: weights rounded to half).
+// codes (t), paired rows (p) and the compute mode (r: weights rounded to
+// half).
 func (c *CUDA) gemvxName(p gxPlan) string {
 	name := "nf4_gemvxm"
 	if p.rows == 4 {
@@ -180,6 +182,9 @@ func (c *CUDA) gemvxName(p gxPlan) string {
 	}
 	if p.staged {
 		name += "t"
+	}
+	if p.paired {
+		name += "p"
 	}
 	name += "_1"
 	if c.half {
@@ -276,6 +281,30 @@ func descsByValue(ds []gemvDesc) byValue {
 // GemvDescs.
 const gxMaxDesc = 4
 
+// pairable reports whether runPaired takes m under c's settings: two
+// weights of one height (gate, up), one-token products of the 8-row
+// register kernel (c.gxNoPair off: the benchmark's variant without).
+func (m *multiGemv) pairable(c *CUDA) bool {
+	return !c.gxNoPair && m != nil && m.n == 2 && m.outs[0] == m.outs[1] && !c.gxStaged && !c.gx4 && !c.gemvOld
+}
+
+// runPaired is run for one token of x with the rows of the two weights
+// paired in each row block (nf4_gemvxmp_1): row j of the first weight and
+// row j of the second are combined by one warp, which besides both outputs
+// stores h (1, out) = silu(y0) * y1, SwiGLU, so that the product after it
+// stages h alone and computes no SiLU. LoRA expands (and in-kernel shrinks)
+// work as in run. pairable must hold.
+func (m *multiGemv) runPaired(c *CUDA, x, h *Tensor, f gemvFuse) {
+	if x.shape[0] != 1 || !m.pairable(c) || h.elems() != m.outs[0] {
+		panic("cuda: paired product of a multi-weight gemv that runPaired does not take")
+	}
+	p := c.gemvxPlan(m.in, m.outs, m.jobs) // 8-row blocks: as many as of the two weights apart
+	p.total, p.paired = (m.outs[0]+3)/4, true
+	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
+		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
+		c.gtab, h.ptr)
+}
+
 // free releases the descriptors and counters (nil: nothing); the caller
 // holds the context.
 func (m *multiGemv) free() {
@@ -298,7 +327,7 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
 		c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab)
+			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0))
 		return
 	}
 	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld

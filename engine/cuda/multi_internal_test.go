@@ -234,3 +234,58 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 		Entry("down-like with a LoRA expand", 11008, []int{4096}, false, true),
 	)
 })
+
+// The one-token step pairs gate's and up's rows in each row block
+// (nf4_gemvxmp_1) and stores SwiGLU beside them: both outputs must equal
+// the unpaired launch's, and the SwiGLU that of SiLUMul on them, bit for bit
+// (the same sums, the same arithmetic), with and without LoRA expands whose
+// shrinks the kernel computes itself.
+var _ = Describe("paired gate/up products", Label("gpu"), func() {
+	DescribeTable("equal the unpaired products and SiLUMul", func(in, out int, lora bool) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		x, h, want := c.newT(backend.F32, 1, in), c.newT(backend.F32, 1, out), c.newT(backend.F32, 1, out)
+		ws, ys := make([]*Tensor, 2), make([]*Tensor, 2)
+		var eps []*loraEp
+		func() {
+			defer c.bind()()
+			for i := range ws {
+				ws[i], _ = c.randomNF4(out, in, uint64(31+i))
+				ys[i] = c.newT(backend.F32, 1, out)
+				if lora { // rank 16 for gate, 8 for up: the halves' b rows differ in length
+					r := 16 - 8*i
+					a, b, t := c.newT(backend.F32, r, in), c.newT(backend.F32, out, r), c.newT(backend.F32, r)
+					c.fillUniform(a, -0.05, 0.05, uint64(500+i))
+					c.fillUniform(b, -0.5, 0.5, uint64(600+i))
+					eps = append(eps, &loraEp{a: a.ptr, b: b.ptr, t: t.ptr, r: r, stride: r, scale: 0.5})
+				}
+			}
+			c.fillUniform(x, -1, 1, 8)
+		}()
+		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, eps) }()
+		defer func() { defer c.bind()(); m.free() }()
+		Expect(m.pairable(c)).To(BeTrue())
+		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
+		g, u := read(ys[0]), read(ys[1])
+		c.SiLUMul(want, ys[0], ys[1])
+		func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
+		Expect(read(ys[0])).To(Equal(g), "gate")
+		Expect(read(ys[1])).To(Equal(u), "up")
+		Expect(read(h)).To(Equal(read(want)), "SwiGLU")
+		Expect(read(h)).NotTo(ContainElement(float32(0)))
+		if lora { // the expands changed the outputs
+			func() { defer c.bind()(); m2 := c.newMultiGemv(ws, ys, nil); m2.run(c, x, false, gemvFuse{}); m2.free() }()
+			Expect(read(ys[0])).NotTo(Equal(g))
+		}
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("a 7B layer's gate and up", 4096, 11008, false),
+		Entry("a row count that ends mid-block, absmax blocks across rows", 1056, 37, false),
+		Entry("a 7B layer's gate and up with LoRA, shrinks in the kernel", 4096, 11008, true),
+		Entry("mid-block rows with LoRA", 1056, 37, true),
+	)
+})

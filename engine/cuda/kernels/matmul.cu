@@ -652,25 +652,39 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
   while (d + 1 < ndesc && blk >= (descs[d].out + ROWS - 1) / ROWS) blk -= (descs[d++].out + ROWS - 1) / ROWS;
 }
 
+// Paired row blocks (PAIR): row r of row block blk is row
+// blk * ROWS/2 + r % (ROWS/2) of weight r / (ROWS/2) (gate's rows, then the
+// same rows of up), so that the combining warp holds both operands of each
+// SwiGLU. Unpaired: row blk * ROWS + r of the block's weight.
+template <int ROWS, bool PAIR>
+__device__ __forceinline__ int gx_row(int blk, int r) {
+  return PAIR ? blk * (ROWS / 2) + r % (ROWS / 2) : blk * ROWS + r;
+}
+
 // gemvx_load requests the codes, absmax codes and group scales of this
-// lane's chunk c in the 8 rows of row block blk of weight g (ok[r]: row r
-// exists; none when !live). Offsets are 32-bit: a weight has fewer than
-// 2^31 elements (the Go side checks).
-template <int ROWS>
+// lane's chunk c in the 8 rows of row block blk of weight g, or (PAIR) of
+// the paired weights pr[0] and pr[1] (gx_row) (ok[r]: row r exists; none
+// when !live). Offsets are 32-bit: a weight has fewer than 2^31 elements
+// (the Go side checks).
+template <int ROWS, bool PAIR = false>
 __device__ __forceinline__ void gemvx_load(uint4 (&w)[ROWS], u32 (&qa)[ROWS], float (&sa)[ROWS], bool (&ok)[ROWS],
-                                           const GemvDesc& g, int blk, int in, int c, bool live) {
+                                           const GemvDesc& g, int blk, int in, int c, bool live,
+                                           const GemvDesc* pr = nullptr) {
   int row0 = blk * ROWS;
   u32 j = (u32)row0 * (u32)in + (u32)c * 32;
 #pragma unroll
   for (int r = 0; r < ROWS; r++, j += in) {
-    ok[r] = live && row0 + r < g.out;
+    const GemvDesc& gr = PAIR ? pr[r / (ROWS / 2)] : g;
+    int row = gx_row<ROWS, PAIR>(blk, r);
+    if (PAIR) j = (u32)row * (u32)in + (u32)c * 32;
+    ok[r] = live && row < gr.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
     sa[r] = 0.f;
     if (ok[r]) {
-      w[r] = __ldg(reinterpret_cast<const uint4*>(g.packed + (j >> 1)));
-      qa[r] = __ldg(g.qabs + (j >> 6));
-      sa[r] = __ldg(g.absmax2 + (j >> 14));
+      w[r] = __ldg(reinterpret_cast<const uint4*>(gr.packed + (j >> 1)));
+      qa[r] = __ldg(gr.qabs + (j >> 6));
+      sa[r] = __ldg(gr.absmax2 + (j >> 14));
     }
   }
 }
@@ -695,7 +709,7 @@ __device__ __forceinline__ bool gemvx_job(const GemvDesc* descs, int ndesc, int 
 // it copies nothing (the group is still committed, so that the waits count
 // groups the same way).
 template <int ROWS>
-__device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc& g, int blk, bool live, int lane) {
+__device__ __forceinline__ void gemvx_lb_copy(float* dst, const GemvDesc& g, int blk, bool live, int lane) {
   if (live && g.lb) {
     long long row0 = (long long)blk * ROWS;
     int bytes = (int)(min((long long)ROWS, g.out - row0) * g.lr * 4);
@@ -705,6 +719,18 @@ __device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc& g, in
       u32 sdst = (u32)__cvta_generic_to_shared(dst + 4 * ch);
       asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(sdst), "l"(src + 16 * ch), "r"(n) : "memory");
     }
+  }
+}
+// PAIR: the b rows of gate's half of the row block at dst, up's at
+// dst + ROWS/2 * 32 (row r of a half at r * lr of it).
+template <int ROWS, bool PAIR = false>
+__device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc* descs, int d, int blk, bool live,
+                                               int lane) {
+  if (PAIR) {
+    gemvx_lb_copy<ROWS / 2>(dst, descs[0], blk, live, lane);
+    gemvx_lb_copy<ROWS / 2>(dst + ROWS / 2 * 32, descs[1], blk, live, lane);
+  } else {
+    gemvx_lb_copy<ROWS>(dst, descs[d], blk, live, lane);
   }
   asm volatile("cp.async.commit_group;" ::: "memory");
 }
@@ -762,10 +788,16 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // the prologue); a stage is refilled after the row group's barrier that
 // follows its products. The launch gives the kernel all the dynamic shared
 // memory it can have.
-template <bool ROUNDW, int ROWS, bool STAGED>
+//
+// PAIR (two weights of one height, gate's and up's, not STAGED, no residual):
+// each row block holds ROWS/2 rows of each (gx_row), and besides both
+// outputs the combine stores hout = silu(gate) * up, SwiGLU, for the down
+// product, which then stages half the bytes and computes no SiLU.
+template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
-                          const float2* gtab) {
+                          const float2* gtab, float* hout) {
+  static_assert(!(PAIR && STAGED), "paired rows come by registers");
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
@@ -854,7 +886,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float sa[ROWS];
   bool ok[ROWS];
   int rb = blockIdx.x * rgn + rg, d = 0, blk = rb;  // this iteration's row block
-  if (rb < total) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
+  if (rb < total && !PAIR) gemvx_locate<ROWS>(descs, ndesc, rb, d, blk);
   gx_pmark(mode, 1);
   // the shrink's and the norm's operands first: a LoRA shrink publishes
   // what every block's expands wait for
@@ -892,10 +924,10 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       gx_pmark(mode, 3);
     }
   } else {
-    gemvx_load(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total);
+    gemvx_load<ROWS, PAIR>(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, descs);
     gx_pmark(mode, 2);
   }
-  if (anylora && kw == 0) gemvx_lb_fetch<ROWS>(slb + rg * ROWS * 32, descs[d], blk, rb < total, lane);
+  if (anylora && kw == 0) gemvx_lb_fetch<ROWS, PAIR>(slb + rg * ROWS * 32, descs, d, blk, rb < total, lane);
   gx_mark(mode, 1);
   if (!STAGED) gx_pmark(mode, 3);
   if (!ctab) stage_btab<GX_TAB32>(tab, dmap, dmap_g, dv);
@@ -986,7 +1018,28 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // lane r of a row group's first warp combines row r of a row block (its
   // partial sums in buffer buf): the sums in kw order, its LoRA expand, the
   // residual yv.
+  // PAIR: the whole warp calls it (a shuffle gives lane r < ROWS/2 up's
+  // output of its row from lane r + ROWS/2), with row0 the row block's index.
   auto combine = [&](bool comb, int buf, int row0, int d, float yv) {
+    if (PAIR) {
+      int h = lane / (ROWS / 2), row = gx_row<ROWS, true>(row0, lane);
+      float v = 0.f;
+      if (comb) {
+        const GemvDesc& g = sd[h];
+        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
+        if (g.lb) {
+          const float* lb = slb + (buf * rgn + rg) * ROWS * 32 + h * (ROWS / 2) * 32 + (lane % (ROWS / 2)) * g.lr;
+          float lo = 0.f;
+          for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[h * 32 + j];
+          v += g.lscale * lo;
+        }
+        v = maybe_round(v, mode & 2);
+        g.y[row] = v;
+      }
+      float u = __shfl_down_sync(0xffffffffu, v, ROWS / 2);
+      if (comb && h == 0) hout[row] = v / (1.f + expf(-v)) * u;  // silu_mul4's arithmetic
+      return;
+    }
     if (!comb) return;
     const GemvDesc& g = sd[d];
     float v = 0.f;
@@ -1014,18 +1067,19 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     int row0 = blk * ROWS;
     // the next row block's codes (and b rows) are requested before this one
     // is multiplied
-    int rbn = rb + slots, dn = d, blkn = blk;
-    if (rbn < total) gemvx_locate<ROWS>(sd, ndesc, rbn, dn, blkn);
+    int rbn = rb + slots, dn = d, blkn = PAIR ? rbn : blk;
+    if (rbn < total && !PAIR) gemvx_locate<ROWS>(sd, ndesc, rbn, dn, blkn);
     uint4 wn[ROWS];
     u32 qan[ROWS];
     float san[ROWS];
     bool okn[ROWS];
-    if (!STAGED) gemvx_load(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total);
+    if (!STAGED) gemvx_load<ROWS, PAIR>(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total, sd);
     if (anylora && kw == 0)
-      gemvx_lb_fetch<ROWS>(slb + (((it + 1) % nbuf) * rgn + rg) * ROWS * 32, sd[dn], blkn, rbn < total, lane);
+      gemvx_lb_fetch<ROWS, PAIR>(slb + (((it + 1) % nbuf) * rgn + rg) * ROWS * 32, sd, dn, blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
-    bool comb = kw == 0 && lane < ROWS && rb < total && row0 + lane < g.out;
+    bool comb = kw == 0 && lane < ROWS && rb < total &&
+                (PAIR ? gx_row<ROWS, true>(blk, lane) < sd[lane / (ROWS / 2) % 2].out : row0 + lane < g.out);
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
     if constexpr (STAGED) {  // this row block from its stage
       int stg = it % L.ns;
@@ -1045,7 +1099,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     float goff = g.offset;
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
-      float am = ok[r] ? dmap[qa[r]] * sa[r] + goff : 0.f;
+      float am = ok[r] ? dmap[qa[r]] * sa[r] + (PAIR ? sd[r / (ROWS / 2)].offset : goff) : 0.f;
       acc[r] = dot32x<ROUNDW, ROWS == 8>(w[r], xr, tb, tabw, am);
     }
     if (anylora && !late && it == 0 && warp == 0) lora_lt();
@@ -1082,7 +1136,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
         asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
         __syncwarp();
       }
-      combine(comb, buf, row0, d, yv);
+      combine(comb, buf, PAIR ? blk : row0, d, yv);
     }
     gx_mark(mode, 8 + 4 * it);
     d = dn, blk = blkn;
@@ -1109,22 +1163,26 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 
 // nf4_gemvxm_1 (ndesc weights, their descriptors by value): 8-row blocks,
 // one block a SM; nf4_gemvxmt_1: the same with staged codes;
+// nf4_gemvxmp_1: paired gate/up rows with SwiGLU into hout (PAIR);
 // nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
-// fp16 compute (ROUNDW).
-#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, THREADS, PERSM)                                        \
-  extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                              \
-      nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,           \
-                                   const float* x, const float* dmap, int in, int mode, const float* x2,     \
-                                   const float* normw, float eps, int rgn, u32* lsync, const float2* gtab) { \
-    nf4_gemvx<ROUNDW, ROWS, STAGED>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync,    \
-                                    gtab);                                                                   \
+// fp16 compute (ROUNDW). hout is read by nf4_gemvxmp_1 alone.
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, THREADS, PERSM)                                   \
+  extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                               \
+      nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,            \
+                                   const float* x, const float* dmap, int in, int mode, const float* x2,      \
+                                   const float* normw, float eps, int rgn, u32* lsync, const float2* gtab,    \
+                                   float* hout) {                                                             \
+    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync, \
+                                          gtab, hout);                                                        \
   }
-NF4_GEMVX(, , false, 8, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(, r, true, 8, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, , false, 8, true, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, r, true, 8, true, GX_MAXTHREADS, 1)
-NF4_GEMVX(4, , false, 4, false, 256, 2)
-NF4_GEMVX(4, r, true, 4, false, 256, 2)
+NF4_GEMVX(, , false, 8, false, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, false, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, , false, 8, true, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, r, true, 8, true, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, , false, 8, false, true, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, r, true, 8, false, true, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, false, false, 256, 2)
+NF4_GEMVX(4, r, true, 4, false, false, 256, 2)
 
 // ---- tensor-core path -------------------------------------------------------
 
