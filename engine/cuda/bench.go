@@ -597,6 +597,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
 		variant("with the gemvx byte table copied in", func() { c.gxCopyTab = true }, func() { c.gxCopyTab = false })
+		variant("with the byte table built before x is asked for (v9)", func() { c.gxTabFirst = true }, func() { c.gxTabFirst = false })
 		variant("without paired gate/up rows (SwiGLU in down)", func() { c.gxNoPair = true }, func() { c.gxNoPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },
@@ -625,7 +626,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		for _, v := range []struct {
 			name string
 			flag *bool
-		}{{"", nil}, {"(staged)", &c.gxStaged}, {"(copied table)", &c.gxCopyTab}} {
+		}{{"", nil}, {"(table first)", &c.gxTabFirst}, {"(copied table)", &c.gxCopyTab}} {
 			for _, k := range []string{"qkv", "gate,up", "down"} {
 				m.only, c.gxTrace = k, true
 				if v.flag != nil {

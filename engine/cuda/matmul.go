@@ -641,6 +641,9 @@ func (c *CUDA) productMode(accumulate bool) int {
 	if c.gxCopyTab {
 		mode |= 256
 	}
+	if c.gxTabFirst {
+		mode |= 512
+	}
 	return mode
 }
 

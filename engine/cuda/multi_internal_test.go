@@ -153,7 +153,8 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in
 // shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
 // which holds the next row block in registers, so both must agree bit for
-// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab): over row counts that end mid-block, inputs whose 64-element absmax
+// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab) or
+// built before x is requested (gxTabFirst): over row counts that end mid-block, inputs whose 64-element absmax
 // blocks straddle rows (1056), the widest input (12288, one row group and
 // 48 KB stages), and both compute modes.
 var _ = Describe("staged one-token products", Label("gpu"), func() {
@@ -215,13 +216,14 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			return out
 		}
-		staged, copied, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(nil)
+		staged, copied, first, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(&c.gxTabFirst), run(nil)
 		c.gxStaged = true
 		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
 		c.gxStaged = false
 		for i := range staged {
 			Expect(staged[i]).To(Equal(regs[i]), "staged, output %d", i)
 			Expect(copied[i]).To(Equal(regs[i]), "byte table copied in, output %d", i)
+			Expect(first[i]).To(Equal(regs[i]), "byte table built before x is requested, output %d", i)
 			Expect(staged[i]).NotTo(ContainElement(float32(0)))
 		}
 		Expect(c.Sync()).To(Succeed())
@@ -278,7 +280,12 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		Expect(read(h)).To(Equal(read(want)), "SwiGLU")
 		Expect(read(h)).NotTo(ContainElement(float32(0)))
 		if lora { // the expands changed the outputs
-			func() { defer c.bind()(); m2 := c.newMultiGemv(ws, ys, nil); m2.run(c, x, false, gemvFuse{}); m2.free() }()
+			func() {
+				defer c.bind()()
+				m2 := c.newMultiGemv(ws, ys, nil)
+				m2.run(c, x, false, gemvFuse{})
+				m2.free()
+			}()
 			Expect(read(ys[0])).NotTo(Equal(g))
 		}
 		Expect(c.Sync()).To(Succeed())

@@ -449,7 +449,7 @@ __device__ __forceinline__ float round_h11(float v) {
 
 // dot32x returns sum_e Code[nibble e of w] * scale_e * x[e] over the 32 codes
 // of the chunk w: scale_e = 1 (the caller multiplies by absmax), or with
-// ROUNDW round_h11(Code * am). The byte table of stage_btab<GX_TAB32> sits at a
+// ROUNDW round_h11(Code * am). The byte table of build_btab<GX_TAB32> sits at a
 // shared-memory address that is a multiple of 64 KB (entry b of lane l at
 // byte 256 b + 8 l of it); tabw holds that address with 8 * lane in its low
 // byte, so one byte_perm (code byte k into bits 8-15) makes a lookup's whole
@@ -518,16 +518,50 @@ __device__ __forceinline__ float warp_sum4(const float (&v)[4], int lane) {
 __device__ __forceinline__ float warp_sum_rows(const float (&v)[8], int lane) { return warp_sum8(v, lane); }
 __device__ __forceinline__ float warp_sum_rows(const float (&v)[4], int lane) { return warp_sum4(v, lane); }
 
-// stage_btab fills a byte table of REPL replicas (entry REPL b + r, r a
-// replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b) and copies
-// dmap (256 floats; dv from dmap_req) into shared memory. nf4_gemvx's has 32 (one per lane,
-// 64 KB), nf4_mmax_16's 16 (one per bank pair of a half warp). A warp
-// writes 32 / REPL entries' replicas a step; the codes come from registers
-// by shuffles (lane l holds Code[l & 15]), and dmap is requested before the
-// table is written, so that no constant-cache or global round trip sits in
-// the loop (with 128 threads or more; fewer copy the rest after it).
+// nf4_code_imm is NF4_CODE[i] from immediates: a prologue that builds a
+// byte table then waits for no constant-cache miss (a global round trip
+// under load).
+__device__ __forceinline__ float nf4_code_imm(int i) {
+  float v = -1.0f;
+  v = i == 1 ? -0.6961928009986877f : v;
+  v = i == 2 ? -0.5250730514526367f : v;
+  v = i == 3 ? -0.39491748809814453f : v;
+  v = i == 4 ? -0.28444138169288635f : v;
+  v = i == 5 ? -0.18477343022823334f : v;
+  v = i == 6 ? -0.09105003625154495f : v;
+  v = i == 7 ? 0.0f : v;
+  v = i == 8 ? 0.07958029955625534f : v;
+  v = i == 9 ? 0.16093020141124725f : v;
+  v = i == 10 ? 0.24611230194568634f : v;
+  v = i == 11 ? 0.33791524171829224f : v;
+  v = i == 12 ? 0.44070982933044434f : v;
+  v = i == 13 ? 0.5626170039176941f : v;
+  v = i == 14 ? 0.7229568362236023f : v;
+  return i == 15 ? 1.0f : v;
+}
+
+// build_btab fills a byte table of REPL replicas (entry REPL b + r, r a
+// replica, is (Code[b >> 4], Code[b & 15]): the codes of byte b) in shared
+// memory. nf4_gemvx's has 32 (one per lane, 64 KB), nf4_mmax_16's 16 (one
+// per bank pair of a half warp). A warp writes 32 / REPL entries' replicas
+// a step; the codes come from registers by shuffles (lane l holds
+// Code[l & 15], from immediates), so that no memory round trip sits in the
+// loop.
+template <int REPL>
+__device__ __forceinline__ void build_btab(float2* tab) {
+  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  float code = nf4_code_imm(lane & 15);
+#pragma unroll 4
+  for (int k = threadIdx.x >> 5; k < 8 * REPL; k += nw) {
+    int b = k * (32 / REPL) + lane / REPL;
+    tab[32 * k + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
+  }
+}
+
 // dmap_req requests the dmap entries threadIdx.x + k * blockDim.x that
-// stage_btab stores (none without dmap).
+// store_dmap stores (none without dmap); store_dmap copies dmap (256
+// floats) into shared memory, the rest of it (fewer than 128 threads) after
+// the requested part.
 __device__ __forceinline__ void dmap_req(float (&dv)[GX_DMAP_REGS], const float* dmap, const float* dmap_g) {
 #pragma unroll
   for (int k = 0; k < GX_DMAP_REGS; k++) {
@@ -535,17 +569,7 @@ __device__ __forceinline__ void dmap_req(float (&dv)[GX_DMAP_REGS], const float*
     dv[k] = dmap && e < 256 ? __ldg(dmap_g + e) : 0.f;
   }
 }
-template <int REPL>
-__device__ __forceinline__ void stage_btab(float2* tab, float* dmap, const float* dmap_g,
-                                           const float (&dv)[GX_DMAP_REGS]) {
-  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  float code = NF4_CODE[lane & 15];
-#pragma unroll 4
-  for (int k = threadIdx.x >> 5; k < 8 * REPL; k += nw) {
-    int b = k * (32 / REPL) + lane / REPL;
-    tab[32 * k + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
-  }
-  if (!dmap) return;
+__device__ __forceinline__ void store_dmap(float* dmap, const float* dmap_g, const float (&dv)[GX_DMAP_REGS]) {
 #pragma unroll
   for (int k = 0; k < GX_DMAP_REGS; k++) {
     int e = threadIdx.x + k * blockDim.x;
@@ -930,24 +954,35 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS, PAIR>(slb + rg * ROWS * 32, descs, d, blk, rb < total, lane);
   gx_mark(mode, 1);
   if (!STAGED) gx_pmark(mode, 3);
-  if (!ctab) stage_btab<GX_TAB32>(tab, dmap, dmap_g, dv);
+  // xfirst (the register kernel, unless mode bit 9): x is requested right
+  // after the previous kernel is done and the byte table is built while it
+  // comes. The block that starts last (when the previous kernel's last
+  // block leaves its SM) is every launch's critical path, and it no longer
+  // waits for the table and dmap before it asks for x.
+  const bool xfirst = !STAGED && !(mode & 512);
+  if (!ctab && !xfirst) build_btab<GX_TAB32>(tab), store_dmap(dmap, dmap_g, dv);
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
-  // STAGED: this lane's 32 x values (and x2's) are all requested at once: a
-  // block that starts after the previous kernel has ended has nothing else
-  // on its path to the first products, and a global round trip costs 1-1.5
-  // us while the other SMs stream weights (without STAGED the registers
-  // would spill)
+  // STAGED or xfirst: this lane's 32 x values (STAGED: and x2's) are all
+  // requested at once: a block that starts after the previous kernel has
+  // ended has little else on its path to the first products, and a global
+  // round trip costs 1-1.5 us while the other SMs stream weights (x2's
+  // too in registers would make the register kernel spill)
   auto ld4 = [&](const float* p, int q) {
     return live ? reinterpret_cast<const float4*>(p + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
   };
   float4 xv[8], x2v[8];
+  if (STAGED || xfirst) {
+#pragma unroll
+    for (int q = 0; q < 8; q++) xv[q] = ld4(x, q);
+  }
   if (STAGED) {
 #pragma unroll
-    for (int q = 0; q < 8; q++) xv[q] = ld4(x, q), x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int q = 0; q < 8; q++) x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_pmark(mode, 6);
+  if (!ctab && xfirst) build_btab<GX_TAB32>(tab), store_dmap(dmap, dmap_g, dv);
   gx_mark(mode, 2);
   gx_pmark(mode, 7);
 
@@ -955,7 +990,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = STAGED ? xv[q] : ld4(x, q);
+    float4 v = STAGED || xfirst ? xv[q] : ld4(x, q);
     if (x2) v = silu_mul4(v, STAGED ? x2v[q] : ld4(x2, q));
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
@@ -1609,7 +1644,8 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   mmax_load(w, qa, sa, ok, descs[d], lt, g, in, col0, live && tile < total);
   float dv[GX_DMAP_REGS];
   dmap_req(dv, dmap, dmap_g);
-  stage_btab<GX_TAB>(tab, dmap, dmap_g, dv);
+  build_btab<GX_TAB>(tab);
+  store_dmap(dmap, dmap_g, dv);
   pdl_start();  // x and y come from earlier kernels
   // B fragments: tokens g and 8+g at this lane's 64 inputs
   u32 bf[16][4];
