@@ -39,7 +39,8 @@ func BenchmarkGenerate(b *testing.B) {
 			cfg.Batches = append(cfg.Batches, n)
 		}
 	}
-	res, err := cuda.Bench(g, cfg, os.Stdout) // b.Log would truncate the profile
+	cfg.Variants = os.Getenv("LORAMIX_BENCH_VARIANTS") // a regexp: fewer side-by-side variants
+	res, err := cuda.Bench(g, cfg, os.Stdout)          // b.Log would truncate the profile
 	if err != nil {
 		b.Fatal(err)
 	}

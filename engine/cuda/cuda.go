@@ -62,6 +62,7 @@ type CUDA struct {
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
 	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
 	gxTabFirst bool     // nf4_gemvx builds its byte table before it requests x (v9; mode bit 9; the benchmark's variant)
+	gxRegFirst bool     // nf4_gemvx loads its first round's codes into registers, not by bulk copies (v9; mode bit 10; a variant)
 	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16

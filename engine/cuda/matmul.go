@@ -644,6 +644,9 @@ func (c *CUDA) productMode(accumulate bool) int {
 	if c.gxTabFirst {
 		mode |= 512
 	}
+	if c.gxRegFirst {
+		mode |= 1024
+	}
 	return mode
 }
 

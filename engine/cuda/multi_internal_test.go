@@ -154,7 +154,8 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 // shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
 // which holds the next row block in registers, so both must agree bit for
 // bit, as must nf4_gemvx with its byte table copied in (gxCopyTab) or
-// built before x is requested (gxTabFirst): over row counts that end mid-block, inputs whose 64-element absmax
+// built before x is requested (gxTabFirst), and with its first round's codes
+// loaded into registers (gxRegFirst) rather than copied into a stage: over row counts that end mid-block, inputs whose 64-element absmax
 // blocks straddle rows (1056), the widest input (12288, one row group and
 // 48 KB stages), and both compute modes.
 var _ = Describe("staged one-token products", Label("gpu"), func() {
@@ -216,7 +217,8 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			return out
 		}
-		staged, copied, first, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(&c.gxTabFirst), run(nil)
+		staged, copied, first, loads := run(&c.gxStaged), run(&c.gxCopyTab), run(&c.gxTabFirst), run(&c.gxRegFirst)
+		regs := run(nil)
 		c.gxStaged = true
 		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
 		c.gxStaged = false
@@ -224,6 +226,7 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			Expect(staged[i]).To(Equal(regs[i]), "staged, output %d", i)
 			Expect(copied[i]).To(Equal(regs[i]), "byte table copied in, output %d", i)
 			Expect(first[i]).To(Equal(regs[i]), "byte table built before x is requested, output %d", i)
+			Expect(loads[i]).To(Equal(regs[i]), "first round's codes by loads, output %d", i)
 			Expect(staged[i]).NotTo(ContainElement(float32(0)))
 		}
 		Expect(c.Sync()).To(Succeed())
@@ -274,10 +277,14 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
 		g, u := read(ys[0]), read(ys[1])
 		c.SiLUMul(want, ys[0], ys[1])
-		func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
-		Expect(read(ys[0])).To(Equal(g), "gate")
-		Expect(read(ys[1])).To(Equal(u), "up")
-		Expect(read(h)).To(Equal(read(want)), "SwiGLU")
+		for _, loads := range []bool{false, true} { // the first round by bulk copies, and by loads
+			c.gxRegFirst = loads
+			func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
+			Expect(read(ys[0])).To(Equal(g), "gate, first round by loads %v", loads)
+			Expect(read(ys[1])).To(Equal(u), "up, first round by loads %v", loads)
+			Expect(read(h)).To(Equal(read(want)), "SwiGLU, first round by loads %v", loads)
+		}
+		c.gxRegFirst = false
 		Expect(read(h)).NotTo(ContainElement(float32(0)))
 		if lora { // the expands changed the outputs
 			func() {

@@ -668,6 +668,29 @@ __device__ __forceinline__ void gx_issue(const GemvDesc& g, int blk, int in, u32
   bulk_copy(st + L.cb + L.qb, reinterpret_cast<const char*>(g.absmax2) + w.s0, s1 - w.s0, bar);
 }
 
+// gx_stage_layout is the GxStages sizes of one stage of ROWS rows of in
+// inputs (cb, qb, sb; no ring).
+template <int ROWS>
+__device__ __forceinline__ GxStages gx_stage_layout(int in) {
+  GxStages L{};
+  L.cb = ROWS * in / 2;
+  L.qb = (ROWS * in / 64 + 32 + 15) & ~15;
+  L.sb = (L.cb + L.qb + 64 + 15) & ~15u;  // 16-byte aligned: the copies and the 16-byte code loads
+  return L;
+}
+
+// gx_stage_row reads row r's codes of this lane's chunk c, absmax code and
+// group scale from a stage (layout L) that holds rows row0.. of a weight.
+template <int ROWS>
+__device__ __forceinline__ void gx_stage_row(uint4& w, u32& qa, float& sa, u32 st, const GxStages& L, u32 row0, int r,
+                                             int in, int c) {
+  GxWin win = gx_win<ROWS>(row0, in);
+  u32 j = (row0 + r) * (u32)in + (u32)c * 32;
+  w = lds128(st + r * (in / 2) + c * 16);
+  qa = lds_u8(st + L.cb + (j >> 6) - win.q0);
+  sa = lds_f32(st + L.cb + L.qb + (j >> 14) * 4 - win.s0);
+}
+
 // gemvx_locate finds the weight d and its local ROWS-row block of global block b.
 template <int ROWS>
 __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
@@ -827,7 +850,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
-  __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : 1];  // row group rg's stage s: rg * GX_STAGES + s
+  // row group rg's stage s: rg * GX_STAGES + s (fs: rg's first stage)
+  __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : GX_MAXTHREADS / 32];
   __shared__ __align__(8) u64 sdbar;  // STAGED: dmap's bulk copy
   // 8 rows (one block a SM): the byte table at the first 64 KB boundary of
   // the shared window in the dynamic shared memory (the launch adds 64 KB
@@ -844,14 +868,37 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // ctab (STAGED, or mode bit 8): the byte table and dmap come by one bulk
   // copy from gtab and dmap_g instead of being built from registers
   const bool ctab = STAGED || (mode & 256);
-  if (ctab && threadIdx.x == 0) {
+  // fs (the 8-row register kernel, unless mode bit 10): the first round's
+  // codes, absmax codes and scales come by bulk copies into a stage a row
+  // group (in the 64 KB-alignment gap before the byte table), issued by
+  // thread 0 at once. Code loads of a thread's own would sit before its x
+  // loads, shuffles and shared stores in the load/store queues, and x would
+  // come only after them (2-2.5 us later under load); the bulk copies keep
+  // those queues free for the prologue. Later rounds come by registers.
+  const GxStages F = gx_stage_layout<ROWS>(in), Fh = gx_stage_layout<ROWS / 2>(in);
+  // row group rg's stage at fs0 + rg * fsz (PAIR: gate's half, then up's)
+  const u32 fs0 = (s0 + 127) & ~127u, fsz = PAIR ? 2 * Fh.sb : F.sb;
+  const bool fs = !STAGED && ROWS == 8 && !(mode & 1024) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
+  if ((ctab || fs) && threadIdx.x == 0) {
     // every barrier a block may use, before anything else: the fence that
     // lets the async proxy see them then has no earlier stores to wait for
     if (STAGED)
       for (int i = 0; i < GX_MAXTHREADS / 32 * GX_STAGES; i++) mbar_init(barb + 8 * i, 1);
+    else if (fs)
+      for (int i = 0; i < rgn; i++) mbar_init(barb + 8 * i, PAIR ? 2 : 1);  // PAIR: a copy of each half
     mbar_init(db, 1);
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    if (!STAGED) {  // (STAGED: after its first stages)
+    for (int r = 0; fs && r < rgn; r++) {  // row group r's first row block
+      int b = blockIdx.x * rgn + r, dd, bb;
+      if (b >= total) break;
+      if (PAIR) {
+        for (int h = 0; h < 2; h++) gx_issue<ROWS / 2>(pdescs[h], b, in, fs0 + r * fsz + h * Fh.sb, Fh, barb + 8 * r);
+      } else {
+        gemvx_locate<ROWS>(pdescs, ndesc, b, dd, bb);
+        gx_issue<ROWS>(pdescs[dd], bb, in, fs0 + r * fsz, F, barb + 8 * r);
+      }
+    }
+    if (ctab && !STAGED) {  // (STAGED: after its first stages)
       mbar_expect(db, 1024 + 256 * GX_TAB32 * 8);
       bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
       bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
@@ -947,7 +994,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       }
       gx_pmark(mode, 3);
     }
-  } else {
+  } else if (!fs) {
     gemvx_load<ROWS, PAIR>(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, descs);
     gx_pmark(mode, 2);
   }
@@ -1116,6 +1163,22 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     bool comb = kw == 0 && lane < ROWS && rb < total &&
                 (PAIR ? gx_row<ROWS, true>(blk, lane) < sd[lane / (ROWS / 2) % 2].out : row0 + lane < g.out);
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
+    if (fs && it == 0) {  // the first row block from its stage
+      if (rb < total) mbar_wait(barb + 8 * rg, 0);
+#pragma unroll
+      for (int r = 0; r < ROWS; r++) {
+        int h = r / (ROWS / 2), rr = r % (ROWS / 2);
+        u32 r0 = PAIR ? (u32)blk * (ROWS / 2) : (u32)row0;
+        ok[r] = live && rb < total && (PAIR ? (int)r0 + rr < sd[h].out : row0 + r < g.out);
+        w[r] = make_uint4(0, 0, 0, 0), qa[r] = 0, sa[r] = 0.f;
+        if (ok[r]) {
+          if (PAIR)
+            gx_stage_row<ROWS / 2>(w[r], qa[r], sa[r], fs0 + rg * fsz + h * Fh.sb, Fh, r0, rr, in, c);
+          else
+            gx_stage_row<ROWS>(w[r], qa[r], sa[r], fs0 + rg * fsz, F, r0, r, in, c);
+        }
+      }
+    }
     if constexpr (STAGED) {  // this row block from its stage
       int stg = it % L.ns;
       u32 st = L.at(rg, stg);
