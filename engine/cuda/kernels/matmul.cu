@@ -1142,6 +1142,22 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
     }
   };
+  if (fs) {  // the first row block from its stage, into the registers its loads would have filled
+    if (rb < total) mbar_wait(barb + 8 * rg, 0);
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+      int h = r / (ROWS / 2), rr = r % (ROWS / 2);
+      u32 r0 = PAIR ? (u32)blk * (ROWS / 2) : (u32)blk * ROWS;
+      ok[r] = live && rb < total && (PAIR ? (int)r0 + rr < sd[h].out : (int)r0 + r < sd[d].out);
+      w[r] = make_uint4(0, 0, 0, 0), qa[r] = 0, sa[r] = 0.f;
+      if (ok[r]) {
+        if (PAIR)
+          gx_stage_row<ROWS / 2>(w[r], qa[r], sa[r], fs0 + rg * fsz + h * Fh.sb, Fh, r0, rr, in, c);
+        else
+          gx_stage_row<ROWS>(w[r], qa[r], sa[r], fs0 + rg * fsz, F, r0, r, in, c);
+      }
+    }
+  }
   u32 tabw = (aligned ? (u32)__cvta_generic_to_shared(tab) : 0u) | (lane * 8);
   const char* tb = reinterpret_cast<const char*>(tab);
   for (int it = 0; it < iters; it++, rb += slots) {
@@ -1163,22 +1179,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     bool comb = kw == 0 && lane < ROWS && rb < total &&
                 (PAIR ? gx_row<ROWS, true>(blk, lane) < sd[lane / (ROWS / 2) % 2].out : row0 + lane < g.out);
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
-    if (fs && it == 0) {  // the first row block from its stage
-      if (rb < total) mbar_wait(barb + 8 * rg, 0);
-#pragma unroll
-      for (int r = 0; r < ROWS; r++) {
-        int h = r / (ROWS / 2), rr = r % (ROWS / 2);
-        u32 r0 = PAIR ? (u32)blk * (ROWS / 2) : (u32)row0;
-        ok[r] = live && rb < total && (PAIR ? (int)r0 + rr < sd[h].out : row0 + r < g.out);
-        w[r] = make_uint4(0, 0, 0, 0), qa[r] = 0, sa[r] = 0.f;
-        if (ok[r]) {
-          if (PAIR)
-            gx_stage_row<ROWS / 2>(w[r], qa[r], sa[r], fs0 + rg * fsz + h * Fh.sb, Fh, r0, rr, in, c);
-          else
-            gx_stage_row<ROWS>(w[r], qa[r], sa[r], fs0 + rg * fsz, F, r0, r, in, c);
-        }
-      }
-    }
     if constexpr (STAGED) {  // this row block from its stage
       int stg = it % L.ns;
       u32 st = L.at(rg, stg);
