@@ -126,7 +126,13 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	// partial sums, the LoRA b rows
 	p.smem = (256*32*2 + 256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
 	if p.rows == 8 {
-		p.smem += 65536
+		// the 64 KB alignment (the first round's stages sit in that gap),
+		// then the norm weights and a LoRA shrink row a row group, which
+		// the kernel takes by bulk copies
+		p.smem += 65536 + in*4
+		if jobs > 0 {
+			p.smem += p.rgn * in * 4
+		}
 	}
 	// staged (c.gxStaged): the stages take what the table leaves (the
 	// kernel counts them). Not with in-kernel LoRA shrinks: every block's
@@ -138,7 +144,7 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	}
 	resident := c.sms * max(1, 65536/(p.threads*regs))
 	p.grid = max(1, min((p.total+p.rgn-1)/p.rgn, resident), (jobs+p.rgn-1)/p.rgn)
-	p.ok = p.grid <= resident
+	p.ok = p.grid <= resident && p.smem <= c.maxSmem
 	return p
 }
 

@@ -879,7 +879,15 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // row group rg's stage at fs0 + rg * fsz (PAIR: gate's half, then up's)
   const u32 fs0 = (s0 + 127) & ~127u, fsz = PAIR ? 2 * Fh.sb : F.sb;
   const bool fs = !STAGED && ROWS == 8 && !(mode & 1024) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
-  if ((ctab || fs) && threadIdx.x == 0) {
+  // ncopy (the 8-row register kernel): the norm weights and the LoRA
+  // shrink rows come by bulk copies too, into snw (in floats) and sav (a
+  // row of in floats a row group) after the b rows: in registers they did
+  // not fit beside x, ptxas spilled them at once, and a spill store waits
+  // for its load (a loaded round trip) before the warp can go on.
+  const bool ncopy = !STAGED && ROWS == 8;
+  float* snw = red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32;
+  float* sav = snw + (normw ? in : 0);
+  if (threadIdx.x == 0 && (STAGED || ctab || fs || ncopy)) {
     // every barrier a block may use, before anything else: the fence that
     // lets the async proxy see them then has no earlier stores to wait for
     if (STAGED)
@@ -898,10 +906,23 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
         gx_issue<ROWS>(pdescs[dd], bb, in, fs0 + r * fsz, F, barb + 8 * r);
       }
     }
-    if (ctab && !STAGED) {  // (STAGED: after its first stages)
-      mbar_expect(db, 1024 + 256 * GX_TAB32 * 8);
-      bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
-      bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
+    if (!STAGED) {  // (STAGED: the table after its first stages)
+      u32 bytes = ctab ? 1024 + 256 * GX_TAB32 * 8 : 0;
+      int jd0, jj0;
+      if (ncopy) {
+        bytes += normw ? in * 4 : 0;
+        for (int r = 0; r < rgn; r++)
+          bytes += lsync && gemvx_job(pdescs, ndesc, blockIdx.x * rgn + r, jd0, jj0) ? in * 4 : 0;
+      }
+      if (bytes) mbar_expect(db, bytes);
+      if (ctab) {
+        bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
+        bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
+      }
+      if (ncopy && normw) bulk_copy((u32)__cvta_generic_to_shared(snw), normw, in * 4, db);
+      for (int r = 0; ncopy && r < rgn; r++)
+        if (lsync && gemvx_job(pdescs, ndesc, blockIdx.x * rgn + r, jd0, jj0))
+          bulk_copy((u32)__cvta_generic_to_shared(sav + r * in), pdescs[jd0].la + (long long)jj0 * in, in * 4, db);
     }
   }
   // dmap first: the table's build waits for it, and requested after the
@@ -963,18 +984,29 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // what every block's expands wait for
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
-  float4 av[8];  // this lane's 32 inputs of the shrink row
-  if (job) {
-    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
+  float4 av[8];  // this lane's 32 inputs of the shrink row (the register kernel: with x, as nw below)
+  auto ld_av = [&]() {
+    if (job && !ncopy) {
+      const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
 #pragma unroll
-    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
-  float4 nw[8];  // this lane's 32 norm weights
-  if (normw) {
+      for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  };
+  if (STAGED) ld_av();
+  // this lane's 32 norm weights: the register kernel asks for them with x.
+  // Asked for here, they would not fit the registers beside the first
+  // round's codes: ptxas spilled them at once, and a spill store waits for
+  // its load, so each warp stalled a loaded round trip before its first
+  // codes were even requested.
+  float4 nw[8];
+  auto ld_nw = [&]() {
+    if (normw && !ncopy) {
 #pragma unroll
-    for (int q = 0; q < 8; q++)
-      nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
+      for (int q = 0; q < 8; q++)
+        nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  };
+  if (STAGED) ld_nw();
   // the first stage before x is requested, the others after it (mode bit 6:
   // all before; their requests would delay x's)
   int early = mode & 64 ? L.ns : 1;
@@ -1024,6 +1056,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 #pragma unroll
     for (int q = 0; q < 8; q++) xv[q] = ld4(x, q);
   }
+  if (!STAGED) ld_nw(), ld_av();
   if (STAGED) {
 #pragma unroll
     for (int q = 0; q < 8; q++) x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -1051,10 +1084,13 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     float tot = 0.f;
     for (int k = 0; k < kwn; k++) tot += ssq[k];
     float inv = rsqrtf(tot / in + eps);
+    if (ncopy) mbar_wait(db, 0);  // snw
 #pragma unroll
     for (int q = 0; q < 8; q++) {
-      xr[4 * q] *= inv * nw[q].x, xr[4 * q + 1] *= inv * nw[q].y;
-      xr[4 * q + 2] *= inv * nw[q].z, xr[4 * q + 3] *= inv * nw[q].w;
+      float4 n = nw[q];
+      if (ncopy) n = live ? reinterpret_cast<const float4*>(snw + c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+      xr[4 * q] *= inv * n.x, xr[4 * q + 1] *= inv * n.y;
+      xr[4 * q + 2] *= inv * n.z, xr[4 * q + 3] *= inv * n.w;
     }
   }
   if (mode & 2) {  // fp16 compute: the staged operand is an op's output
@@ -1063,9 +1099,13 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   }
   if (job) {
     float s = 0.f;
+    if (ncopy) mbar_wait(db, 0);  // sav
 #pragma unroll
-    for (int q = 0; q < 8; q++)
-      s += av[q].x * xr[4 * q] + av[q].y * xr[4 * q + 1] + av[q].z * xr[4 * q + 2] + av[q].w * xr[4 * q + 3];
+    for (int q = 0; q < 8; q++) {
+      float4 a = av[q];
+      if (ncopy) a = live ? reinterpret_cast<const float4*>(sav + rg * in + c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+      s += a.x * xr[4 * q] + a.y * xr[4 * q + 1] + a.z * xr[4 * q + 2] + a.w * xr[4 * q + 3];
+    }
     s = warp_sum(s);
     if (lane == 0) sshr[warp] = s;
   }
