@@ -618,10 +618,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
 		variant("with the gemvx byte table copied in", func() { c.gxCopyTab = true }, func() { c.gxCopyTab = false })
-		variant("with the byte table built before x is asked for (v9)", func() { c.gxTabFirst = true }, func() { c.gxTabFirst = false })
-		variant("with the first round's codes by loads (v9)", func() { c.gxRegFirst = true }, func() { c.gxRegFirst = false })
-		variant("with both v9 prologue orders", func() { c.gxRegFirst, c.gxTabFirst = true, true },
-			func() { c.gxRegFirst, c.gxTabFirst = false, false })
+		for _, f := range gxFeats {
+			variant("with the gemvx prologue "+f.name, func() { c.gxFeat = f.feat }, func() { c.gxFeat = -1 })
+		}
 		variant("without paired gate/up rows (SwiGLU in down)", func() { c.gxNoPair = true }, func() { c.gxNoPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },
@@ -652,22 +651,13 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
 		m.log = log
-		for _, v := range []struct {
-			name string
-			flag *bool
-		}{{"", nil}, {"(codes by loads)", &c.gxRegFirst}} {
+		for _, f := range []int{-1, 0} { // the default prologue, and v9's
 			for _, k := range []string{"qkv", "gate,up", "down"} {
-				m.only, c.gxTrace = k, true
-				if v.flag != nil {
-					*v.flag = true
-				}
+				m.only, c.gxTrace, c.gxFeat = k, true, f
 				_, err := decode(false)
-				m.only, c.gxTrace = "", false
-				if v.flag != nil {
-					*v.flag = false
-				}
+				m.only, c.gxTrace, c.gxFeat = "", false, -1
 				must("decode traced "+k, err)
-				m.printTrace(k + "@step" + v.name)
+				m.printTrace(k + "@step" + map[int]string{-1: "", 0: "(v9 prologue)"}[f])
 			}
 		}
 		m.profile(b, log)
@@ -705,6 +695,18 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	fmt.Fprintln(log)
 	return r, nil
+}
+
+// gxFeats are the benchmark's variants of the one-token products' prologue
+// (nf4_gemvx's FEAT; the default kernels take GX_FS | GX_NC, 3).
+var gxFeats = []struct {
+	name string
+	feat int
+}{
+	{"of v9 (f0)", 0},
+	{"with the first round by bulk copies alone (f1)", 1},
+	{"with norm weights, shrink rows by bulk copies alone (f2)", 2},
+	{"with x asked for before the table (f7)", 7},
 }
 
 // BenchReport is what WriteBenchReport stores: the configuration and one

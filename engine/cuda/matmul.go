@@ -195,6 +195,8 @@ func (c *CUDA) gemvxName(p gxPlan) string {
 	name += "_1"
 	if c.half {
 		name += "r"
+	} else if c.gxFeat >= 0 && p.rows == 8 && !p.staged {
+		name += fmt.Sprintf("_f%d", c.gxFeat)
 	}
 	return name
 }
@@ -646,12 +648,6 @@ func (c *CUDA) productMode(accumulate bool) int {
 	}
 	if c.gxCopyTab {
 		mode |= 256
-	}
-	if c.gxTabFirst {
-		mode |= 512
-	}
-	if c.gxRegFirst {
-		mode |= 1024
 	}
 	return mode
 }

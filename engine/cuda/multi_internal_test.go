@@ -153,9 +153,9 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in
 // shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
 // which holds the next row block in registers, so both must agree bit for
-// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab) or
-// built before x is requested (gxTabFirst), and with its first round's codes
-// loaded into registers (gxRegFirst) rather than copied into a stage: over row counts that end mid-block, inputs whose 64-element absmax
+// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab) and its
+// prologue variants (gxFeat: v9's, which loads the first round's codes, norm
+// weights and shrink rows itself, and each of the bulk copies alone): over row counts that end mid-block, inputs whose 64-element absmax
 // blocks straddle rows (1056), the widest input (12288, one row group and
 // 48 KB stages), and both compute modes.
 var _ = Describe("staged one-token products", Label("gpu"), func() {
@@ -217,16 +217,22 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			return out
 		}
-		staged, copied, first, loads := run(&c.gxStaged), run(&c.gxCopyTab), run(&c.gxTabFirst), run(&c.gxRegFirst)
-		regs := run(nil)
+		staged, copied, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(nil)
+		var feats [][][]float32 // the prologue variants' kernels
+		for _, f := range []int{0, 1, 2, 7} {
+			c.gxFeat = f
+			feats = append(feats, run(nil))
+			c.gxFeat = -1
+		}
 		c.gxStaged = true
 		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
 		c.gxStaged = false
 		for i := range staged {
 			Expect(staged[i]).To(Equal(regs[i]), "staged, output %d", i)
 			Expect(copied[i]).To(Equal(regs[i]), "byte table copied in, output %d", i)
-			Expect(first[i]).To(Equal(regs[i]), "byte table built before x is requested, output %d", i)
-			Expect(loads[i]).To(Equal(regs[i]), "first round's codes by loads, output %d", i)
+			for k, f := range []int{0, 1, 2, 7} {
+				Expect(feats[k][i]).To(Equal(regs[i]), "prologue variant f%d, output %d", f, i)
+			}
 			Expect(staged[i]).NotTo(ContainElement(float32(0)))
 		}
 		Expect(c.Sync()).To(Succeed())
@@ -277,14 +283,14 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
 		g, u := read(ys[0]), read(ys[1])
 		c.SiLUMul(want, ys[0], ys[1])
-		for _, loads := range []bool{false, true} { // the first round by bulk copies, and by loads
-			c.gxRegFirst = loads
+		for _, f := range []int{-1, 0, 1, 2, 7} { // the default prologue and its variants
+			c.gxFeat = f
 			func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
-			Expect(read(ys[0])).To(Equal(g), "gate, first round by loads %v", loads)
-			Expect(read(ys[1])).To(Equal(u), "up, first round by loads %v", loads)
-			Expect(read(h)).To(Equal(read(want)), "SwiGLU, first round by loads %v", loads)
+			Expect(read(ys[0])).To(Equal(g), "gate, prologue f%d", f)
+			Expect(read(ys[1])).To(Equal(u), "up, prologue f%d", f)
+			Expect(read(h)).To(Equal(read(want)), "SwiGLU, prologue f%d", f)
 		}
-		c.gxRegFirst = false
+		c.gxFeat = -1
 		Expect(read(h)).NotTo(ContainElement(float32(0)))
 		if lora { // the expands changed the outputs
 			func() {

@@ -840,7 +840,15 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // each row block holds ROWS/2 rows of each (gx_row), and besides both
 // outputs the combine stores hout = silu(gate) * up, SwiGLU, for the down
 // product, which then stages half the bytes and computes no SiLU.
-template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false>
+//
+// FEAT (the 8-row register kernel's prologue, compile-time so that each
+// choice gets its own register allocation): GX_FS the first round by bulk
+// copies, GX_NC the norm weights and shrink rows by bulk copies, GX_XF x
+// requested before the byte table is built. 0 is v9's prologue.
+#define GX_FS 1
+#define GX_NC 2
+#define GX_XF 4
+template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, int FEAT = 0>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
                           const float2* gtab, float* hout) {
@@ -878,13 +886,13 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   const GxStages F = gx_stage_layout<ROWS>(in), Fh = gx_stage_layout<ROWS / 2>(in);
   // row group rg's stage at fs0 + rg * fsz (PAIR: gate's half, then up's)
   const u32 fs0 = (s0 + 127) & ~127u, fsz = PAIR ? 2 * Fh.sb : F.sb;
-  const bool fs = !STAGED && ROWS == 8 && !(mode & 1024) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
+  const bool fs = !STAGED && ROWS == 8 && (FEAT & GX_FS) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
   // ncopy (the 8-row register kernel): the norm weights and the LoRA
   // shrink rows come by bulk copies too, into snw (in floats) and sav (a
   // row of in floats a row group) after the b rows: in registers they did
   // not fit beside x, ptxas spilled them at once, and a spill store waits
   // for its load (a loaded round trip) before the warp can go on.
-  const bool ncopy = !STAGED && ROWS == 8;
+  const bool ncopy = !STAGED && ROWS == 8 && (FEAT & GX_NC);
   float* snw = red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32;
   float* sav = snw + (normw ? in : 0);
   if (threadIdx.x == 0 && (STAGED || ctab || fs || ncopy)) {
@@ -984,7 +992,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // what every block's expands wait for
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
-  float4 av[8];  // this lane's 32 inputs of the shrink row (the register kernel: with x, as nw below)
+  float4 av[8];  // this lane's 32 inputs of the shrink row (without ncopy)
   auto ld_av = [&]() {
     if (job && !ncopy) {
       const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
@@ -992,12 +1000,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
   };
-  if (STAGED) ld_av();
-  // this lane's 32 norm weights: the register kernel asks for them with x.
-  // Asked for here, they would not fit the registers beside the first
-  // round's codes: ptxas spilled them at once, and a spill store waits for
-  // its load, so each warp stalled a loaded round trip before its first
-  // codes were even requested.
+  ld_av();
+  // this lane's 32 norm weights (without ncopy; in v9's kernel ptxas spilled
+  // some at once, and a spill store waits for its load)
   float4 nw[8];
   auto ld_nw = [&]() {
     if (normw && !ncopy) {
@@ -1006,7 +1011,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
         nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
   };
-  if (STAGED) ld_nw();
+  ld_nw();
   // the first stage before x is requested, the others after it (mode bit 6:
   // all before; their requests would delay x's)
   int early = mode & 64 ? L.ns : 1;
@@ -1033,12 +1038,12 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS, PAIR>(slb + rg * ROWS * 32, descs, d, blk, rb < total, lane);
   gx_mark(mode, 1);
   if (!STAGED) gx_pmark(mode, 3);
-  // xfirst (the register kernel, unless mode bit 9): x is requested right
+  // xfirst (GX_XF): x is requested right
   // after the previous kernel is done and the byte table is built while it
   // comes. The block that starts last (when the previous kernel's last
   // block leaves its SM) is every launch's critical path, and it no longer
   // waits for the table and dmap before it asks for x.
-  const bool xfirst = !STAGED && !(mode & 512);
+  const bool xfirst = !STAGED && (FEAT & GX_XF);
   if (!ctab && !xfirst) build_btab<GX_TAB32>(tab), store_dmap(dmap, dmap_g, dv);
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
@@ -1056,7 +1061,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 #pragma unroll
     for (int q = 0; q < 8; q++) xv[q] = ld4(x, q);
   }
-  if (!STAGED) ld_nw(), ld_av();
   if (STAGED) {
 #pragma unroll
     for (int q = 0; q < 8; q++) x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -1303,24 +1307,35 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 // one block a SM; nf4_gemvxmt_1: the same with staged codes;
 // nf4_gemvxmp_1: paired gate/up rows with SwiGLU into hout (PAIR);
 // nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
-// fp16 compute (ROUNDW). hout is read by nf4_gemvxmp_1 alone.
-#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, THREADS, PERSM)                                   \
+// fp16 compute (ROUNDW); suffix _f<FEAT>: the benchmark's prologue variants
+// (the unsuffixed kernels take GX_DEFAULT). hout is read by the PAIR kernels
+// alone.
+#define GX_DEFAULT (GX_FS | GX_NC)
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, FEAT, THREADS, PERSM)                             \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                               \
       nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,            \
                                    const float* x, const float* dmap, int in, int mode, const float* x2,      \
                                    const float* normw, float eps, int rgn, u32* lsync, const float2* gtab,    \
                                    float* hout) {                                                             \
-    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, lsync, \
-                                          gtab, hout);                                                        \
+    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR, FEAT>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, \
+                                                lsync, gtab, hout);                                           \
   }
-NF4_GEMVX(, , false, 8, false, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(, r, true, 8, false, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, , false, 8, true, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, r, true, 8, true, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(p, , false, 8, false, true, GX_MAXTHREADS, 1)
-NF4_GEMVX(p, r, true, 8, false, true, GX_MAXTHREADS, 1)
-NF4_GEMVX(4, , false, 4, false, false, 256, 2)
-NF4_GEMVX(4, r, true, 4, false, false, 256, 2)
+NF4_GEMVX(, , false, 8, false, false, GX_DEFAULT, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, false, false, GX_DEFAULT, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, , false, 8, true, false, 0, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, r, true, 8, true, false, 0, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, , false, 8, false, true, GX_DEFAULT, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, r, true, 8, false, true, GX_DEFAULT, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, false, false, 0, 256, 2)
+NF4_GEMVX(4, r, true, 4, false, false, 0, 256, 2)
+#define NF4_GEMVX_FEAT(F)                                                \
+  NF4_GEMVX(, _f##F, false, 8, false, false, F, GX_MAXTHREADS, 1)        \
+  NF4_GEMVX(p, _f##F, false, 8, false, true, F, GX_MAXTHREADS, 1)
+NF4_GEMVX_FEAT(0)
+NF4_GEMVX_FEAT(1)
+NF4_GEMVX_FEAT(2)
+NF4_GEMVX_FEAT(3)
+NF4_GEMVX_FEAT(7)
 
 // ---- tensor-core path -------------------------------------------------------
 
