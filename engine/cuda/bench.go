@@ -651,13 +651,13 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
 		m.log = log
-		for _, f := range []int{-1, 0} { // the default prologue, and v9's
+		for _, f := range []int{-1, 3} { // the default prologue, and the one with both bulk copies
 			for _, k := range []string{"qkv", "gate,up", "down"} {
 				m.only, c.gxTrace, c.gxFeat = k, true, f
 				_, err := decode(false)
 				m.only, c.gxTrace, c.gxFeat = "", false, -1
 				must("decode traced "+k, err)
-				m.printTrace(k + "@step" + map[int]string{-1: "", 0: "(v9 prologue)"}[f])
+				m.printTrace(k + "@step" + map[int]string{-1: "", 3: "(f3)"}[f])
 			}
 		}
 		m.profile(b, log)
@@ -698,15 +698,14 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 }
 
 // gxFeats are the benchmark's variants of the one-token products' prologue
-// (nf4_gemvx's FEAT; the default kernels take GX_FS | GX_NC, 3).
+// (nf4_gemvx's FEAT; the default kernels take neither feature, as v9).
 var gxFeats = []struct {
 	name string
 	feat int
 }{
-	{"of v9 (f0)", 0},
-	{"with the first round by bulk copies alone (f1)", 1},
-	{"with norm weights, shrink rows by bulk copies alone (f2)", 2},
-	{"with x asked for before the table (f7)", 7},
+	{"with the first round by bulk copies (f1)", 1},
+	{"with norm weights, shrink rows by bulk copies (f2)", 2},
+	{"with both (f3)", 3},
 }
 
 // BenchReport is what WriteBenchReport stores: the configuration and one

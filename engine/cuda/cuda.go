@@ -61,7 +61,7 @@ type CUDA struct {
 	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
 	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
-	gxFeat     int      // >= 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2, GX_XF 4) of a variant kernel; -1: the default
+	gxFeat     int      // > 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2) of a variant kernel; -1: the default
 	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
@@ -238,8 +238,8 @@ var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
-	"nf4_gemvxm_1_f0", "nf4_gemvxm_1_f1", "nf4_gemvxm_1_f2", "nf4_gemvxm_1_f3", "nf4_gemvxm_1_f7",
-	"nf4_gemvxmp_1_f0", "nf4_gemvxmp_1_f1", "nf4_gemvxmp_1_f2", "nf4_gemvxmp_1_f3", "nf4_gemvxmp_1_f7",
+	"nf4_gemvxm_1_f1", "nf4_gemvxm_1_f2", "nf4_gemvxm_1_f3",
+	"nf4_gemvxmp_1_f1", "nf4_gemvxmp_1_f2", "nf4_gemvxmp_1_f3",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -253,8 +253,8 @@ var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
-	"nf4_gemvxm_1_f0", "nf4_gemvxm_1_f1", "nf4_gemvxm_1_f2", "nf4_gemvxm_1_f3", "nf4_gemvxm_1_f7",
-	"nf4_gemvxmp_1_f0", "nf4_gemvxmp_1_f1", "nf4_gemvxmp_1_f2", "nf4_gemvxmp_1_f3", "nf4_gemvxmp_1_f7",
+	"nf4_gemvxm_1_f1", "nf4_gemvxm_1_f2", "nf4_gemvxm_1_f3",
+	"nf4_gemvxmp_1_f1", "nf4_gemvxmp_1_f2", "nf4_gemvxmp_1_f3",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

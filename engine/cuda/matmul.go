@@ -195,7 +195,7 @@ func (c *CUDA) gemvxName(p gxPlan) string {
 	name += "_1"
 	if c.half {
 		name += "r"
-	} else if c.gxFeat >= 0 && p.rows == 8 && !p.staged {
+	} else if c.gxFeat > 0 && p.rows == 8 && !p.staged {
 		name += fmt.Sprintf("_f%d", c.gxFeat)
 	}
 	return name

@@ -843,11 +843,11 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 //
 // FEAT (the 8-row register kernel's prologue, compile-time so that each
 // choice gets its own register allocation): GX_FS the first round by bulk
-// copies, GX_NC the norm weights and shrink rows by bulk copies, GX_XF x
-// requested before the byte table is built. 0 is v9's prologue.
+// copies, GX_NC the norm weights and shrink rows by bulk copies. The default
+// kernels take neither (v9's prologue): each was slower in the decode step
+// (NOTES.md, v10), and they stay as the benchmark's variants.
 #define GX_FS 1
 #define GX_NC 2
-#define GX_XF 4
 template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, int FEAT = 0>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
@@ -1038,35 +1038,24 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS, PAIR>(slb + rg * ROWS * 32, descs, d, blk, rb < total, lane);
   gx_mark(mode, 1);
   if (!STAGED) gx_pmark(mode, 3);
-  // xfirst (GX_XF): x is requested right
-  // after the previous kernel is done and the byte table is built while it
-  // comes. The block that starts last (when the previous kernel's last
-  // block leaves its SM) is every launch's critical path, and it no longer
-  // waits for the table and dmap before it asks for x.
-  const bool xfirst = !STAGED && (FEAT & GX_XF);
-  if (!ctab && !xfirst) build_btab<GX_TAB32>(tab), store_dmap(dmap, dmap_g, dv);
+  if (!ctab) build_btab<GX_TAB32>(tab), store_dmap(dmap, dmap_g, dv);
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
-  // STAGED or xfirst: this lane's 32 x values (STAGED: and x2's) are all
-  // requested at once: a block that starts after the previous kernel has
-  // ended has little else on its path to the first products, and a global
-  // round trip costs 1-1.5 us while the other SMs stream weights (x2's
-  // too in registers would make the register kernel spill)
+  // STAGED: this lane's 32 x values (and x2's) are all requested at once: a
+  // block that starts after the previous kernel has ended has nothing else
+  // on its path to the first products, and a global round trip costs 1-1.5
+  // us while the other SMs stream weights (without STAGED the registers
+  // would spill)
   auto ld4 = [&](const float* p, int q) {
     return live ? reinterpret_cast<const float4*>(p + (long long)c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
   };
   float4 xv[8], x2v[8];
-  if (STAGED || xfirst) {
-#pragma unroll
-    for (int q = 0; q < 8; q++) xv[q] = ld4(x, q);
-  }
   if (STAGED) {
 #pragma unroll
-    for (int q = 0; q < 8; q++) x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int q = 0; q < 8; q++) xv[q] = ld4(x, q), x2v[q] = x2 ? ld4(x2, q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   gx_pmark(mode, 6);
-  if (!ctab && xfirst) build_btab<GX_TAB32>(tab), store_dmap(dmap, dmap_g, dv);
   gx_mark(mode, 2);
   gx_pmark(mode, 7);
 
@@ -1074,7 +1063,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float ss = 0.f;
 #pragma unroll
   for (int q = 0; q < 8; q++) {
-    float4 v = STAGED || xfirst ? xv[q] : ld4(x, q);
+    float4 v = STAGED ? xv[q] : ld4(x, q);
     if (x2) v = silu_mul4(v, STAGED ? x2v[q] : ld4(x2, q));
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
@@ -1308,9 +1297,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 // nf4_gemvxmp_1: paired gate/up rows with SwiGLU into hout (PAIR);
 // nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
 // fp16 compute (ROUNDW); suffix _f<FEAT>: the benchmark's prologue variants
-// (the unsuffixed kernels take GX_DEFAULT). hout is read by the PAIR kernels
+// (the unsuffixed kernels take GX_DEFAULT, v9's). hout is read by the PAIR kernels
 // alone.
-#define GX_DEFAULT (GX_FS | GX_NC)
+#define GX_DEFAULT 0
 #define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, FEAT, THREADS, PERSM)                             \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                               \
       nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,            \
@@ -1331,11 +1320,9 @@ NF4_GEMVX(4, r, true, 4, false, false, 0, 256, 2)
 #define NF4_GEMVX_FEAT(F)                                                \
   NF4_GEMVX(, _f##F, false, 8, false, false, F, GX_MAXTHREADS, 1)        \
   NF4_GEMVX(p, _f##F, false, 8, false, true, F, GX_MAXTHREADS, 1)
-NF4_GEMVX_FEAT(0)
 NF4_GEMVX_FEAT(1)
 NF4_GEMVX_FEAT(2)
 NF4_GEMVX_FEAT(3)
-NF4_GEMVX_FEAT(7)
 
 // ---- tensor-core path -------------------------------------------------------
 
