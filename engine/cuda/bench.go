@@ -618,6 +618,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
 		variant("with the gemvx byte table copied in", func() { c.gxCopyTab = true }, func() { c.gxCopyTab = false })
+		variant("with v9's gemvx shared memory request (92 KB of L1)", func() { c.gxV9Smem = true }, func() { c.gxV9Smem = false })
 		for _, f := range gxFeats {
 			variant("with the gemvx prologue "+f.name, func() { c.gxFeat = f.feat }, func() { c.gxFeat = -1 })
 		}

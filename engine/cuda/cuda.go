@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -34,9 +35,14 @@ type CUDA struct {
 	arch    string
 	sms     int
 	maxSmem int // dynamic shared memory a block of the big-smem kernels may use
-	loraT   cu.DevicePtr
-	loraB   int64 // bytes in loraT
-	ropeInv map[ropeKey]cu.DevicePtr
+	// gxWindow is the shared memory before the dynamic part of the 8-row
+	// one-token kernels' blocks (the reserved part and the least static
+	// shared memory among them): gemvxPlan asks for what takes their byte
+	// table from its 64 KB boundary to 128 KB, and no more
+	gxWindow int
+	loraT    cu.DevicePtr
+	loraB    int64 // bytes in loraT
+	ropeInv  map[ropeKey]cu.DevicePtr
 
 	// the split attention's scratch (attScratch)
 	attPart  cu.DevicePtr // partial (o, m, l) of each block
@@ -62,6 +68,7 @@ type CUDA struct {
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
 	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
 	gxFeat     int      // > 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2) of a variant kernel; -1: the default
+	gxV9Smem   bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
 	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
@@ -196,6 +203,23 @@ func New(o Options) (b *CUDA, err error) {
 		}
 		c.fns[name] = f
 	}
+	reserved, err := smemReserved(o.Device)
+	if err != nil {
+		return nil, err
+	}
+	static := -1
+	for _, name := range kernelNames {
+		if k := strings.TrimPrefix(name, "nf4_gemvxm"); k != name && (k[0] == '_' || k[0] == 'p') {
+			st, err := c.fns[name].Attribute(cu.SharedSizeBytes)
+			if err != nil {
+				return nil, fmt.Errorf("cuda: kernel %s: static shared memory: %w", name, err)
+			}
+			if static < 0 || st < static {
+				static = st
+			}
+		}
+	}
+	c.gxWindow = reserved + static
 	optin := c.maxSmem
 	for _, name := range bigSmemKernels {
 		dyn, err := setMaxDynamicSmem(c.fns[name], optin)

@@ -74,6 +74,9 @@ static const char *lm_error_name(CUresult r) {
 static CUresult lm_smem_optin(int dev, int *v) {
 	return cuDeviceGetAttribute(v, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev);
 }
+static CUresult lm_smem_reserved(int dev, int *v) {
+	return cuDeviceGetAttribute(v, CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK, dev);
+}
 static int lm_driver_version(void) { int v = 0; cuDriverGetVersion(&v); return v; }
 */
 import "C"
@@ -139,6 +142,14 @@ func launchKernel(f cu.Function, gx, gy, gz, block, smem int, s cu.Stream, param
 func maxSmemOptin(dev int) (int, error) {
 	var v C.int
 	err := check("cuDeviceGetAttribute", C.lm_smem_optin(C.int(dev), &v))
+	return int(v), err
+}
+
+// smemReserved is the shared memory the driver reserves in each block's
+// window, before the static and dynamic shared memory (1 KB from sm_80).
+func smemReserved(dev int) (int, error) {
+	var v C.int
+	err := check("cuDeviceGetAttribute", C.lm_smem_reserved(C.int(dev), &v))
 	return int(v), err
 }
 

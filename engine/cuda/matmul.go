@@ -126,13 +126,21 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	// partial sums, the LoRA b rows
 	p.smem = (256*32*2 + 256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
 	if p.rows == 8 {
-		// the 64 KB alignment (the first round's stages sit in that gap),
-		// then the norm weights and a LoRA shrink row a row group, which
-		// the kernel takes by bulk copies
-		p.smem += 65536 + in*4
-		if jobs > 0 {
-			p.smem += p.rgn * in * 4
+		// the byte table from the first 64 KB boundary of the block's
+		// window to 128 KB, dmap, the partial sums, the b rows (and the
+		// first round's stages, GX_FS) in the gap before it: 128 KB with the
+		// static part, so that the L1 keeps 124 KB (NOTES.md, v10); then,
+		// with GX_NC, the norm weights and a shrink row a row group
+		p.smem = 2*65536 - c.gxWindow
+		if c.gxFeat > 0 && c.gxFeat&2 != 0 {
+			p.smem += in * 4
+			if jobs > 0 {
+				p.smem += p.rgn * in * 4
+			}
 		}
+	}
+	if p.rows == 8 && c.gxV9Smem { // v9's request: 7 KB past 128 KB, so a 164 KB carveout and a 92 KB L1
+		p.smem = 2*65536 + (256+2*p.rgn*kwn*p.rows+2*p.rgn*p.rows*32)*4
 	}
 	// staged (c.gxStaged): the stages take what the table leaves (the
 	// kernel counts them). Not with in-kernel LoRA shrinks: every block's

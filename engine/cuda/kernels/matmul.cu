@@ -869,7 +869,12 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   float2* tab = reinterpret_cast<float2*>(reinterpret_cast<char*>(smem4) +
                                           (aligned ? ((0x10000u - (s0 & 0xffffu)) & 0xffffu) : 0));
   // dmap, the partial sums and the b rows after the table, or (STAGED) before it
-  float* dmap = STAGED ? reinterpret_cast<float*>(smem4) : reinterpret_cast<float*>(tab + 256 * GX_TAB32);
+  // 8 rows: dmap, the partial sums and the b rows before the table, in the
+  // alignment gap, so that the block asks for no more than 132 KB of shared
+  // memory and the L1 keeps 124 KB for the codes in flight (with 164 KB it
+  // kept 92 KB, with 228 KB 28 KB: every row block's loads then wait for L1
+  // room). 4 rows: after the table.
+  float* dmap = aligned ? reinterpret_cast<float*>(smem4) : reinterpret_cast<float*>(tab + 256 * GX_TAB32);
   float* red = dmap + 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   u32 barb = (u32)__cvta_generic_to_shared(sbar), db = (u32)__cvta_generic_to_shared(&sdbar);
@@ -885,7 +890,10 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // those queues free for the prologue. Later rounds come by registers.
   const GxStages F = gx_stage_layout<ROWS>(in), Fh = gx_stage_layout<ROWS / 2>(in);
   // row group rg's stage at fs0 + rg * fsz (PAIR: gate's half, then up's)
-  const u32 fs0 = (s0 + 127) & ~127u, fsz = PAIR ? 2 * Fh.sb : F.sb;
+  // (after what sits before the table: dmap, the partial sums, the b rows)
+  const u32 fs0 = ((u32)__cvta_generic_to_shared(red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32) +
+                   127) & ~127u,
+            fsz = PAIR ? 2 * Fh.sb : F.sb;
   const bool fs = !STAGED && ROWS == 8 && (FEAT & GX_FS) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
   // ncopy (the 8-row register kernel): the norm weights and the LoRA
   // shrink rows come by bulk copies too, into snw (in floats) and sav (a
@@ -893,8 +901,16 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // not fit beside x, ptxas spilled them at once, and a spill store waits
   // for its load (a loaded round trip) before the warp can go on.
   const bool ncopy = !STAGED && ROWS == 8 && (FEAT & GX_NC);
-  float* snw = red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32;
+  float* snw = reinterpret_cast<float*>(tab + 256 * GX_TAB32);  // after the table
   float* sav = snw + (normw ? in : 0);
+  if (aligned && !STAGED) {  // the launch sizes the gap from the static shared memory (gemvxSmem)
+    u32 dyn;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+    u32 need = (u32)__cvta_generic_to_shared(tab) + 0x10000u + (ncopy ? (u32)in * 4 * (1 + (lsync ? rgn : 0)) : 0u);
+    if (need > s0 + dyn || (u32)__cvta_generic_to_shared(red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32) >
+                               (u32)__cvta_generic_to_shared(tab))
+      __trap();
+  }
   if (threadIdx.x == 0 && (STAGED || ctab || fs || ncopy)) {
     // every barrier a block may use, before anything else: the fence that
     // lets the async proxy see them then has no earlier stores to wait for
