@@ -237,11 +237,19 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 	}
 	for _, l := range m.layers {
 		nrm := gemvFuse{normw: l.attnNorm.ptr, eps: eps}
+		// one token: the q, k, v product does RoPE and the KV store itself
+		rope := n == 1 && l.qkv.ropeable(c, s.Heads, s.KVHeads)
 		if m.on("qkv") {
-			l.qkv.run(c, x, false, nrm) // q, k, v
+			if rope {
+				l.qkv.runRope(c, x, nrm, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			} else {
+				l.qkv.run(c, x, false, nrm) // q, k, v
+			}
 		}
 		if m.on("attention") {
-			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			if !rope {
+				c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			}
 			c.attend(att, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		}
 		if m.on("o") {
@@ -622,6 +630,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		for _, f := range gxFeats {
 			variant("with the gemvx prologue "+f.name, func() { c.gxFeat = f.feat }, func() { c.gxFeat = -1 })
 		}
+		variant("without RoPE and the KV store in the q,k,v product", func() { c.gxNoRope = true }, func() { c.gxNoRope = false })
 		variant("without paired gate/up rows (SwiGLU in down)", func() { c.gxNoPair = true }, func() { c.gxNoPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },

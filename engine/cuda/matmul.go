@@ -86,6 +86,7 @@ type gxPlan struct {
 	ok                                    bool // the grid stays resident (see gemvxPlan)
 	staged                                bool // nf4_gemvxt: codes staged by bulk copies (8-row blocks)
 	paired                                bool // nf4_gemvxmp: gate's and up's rows paired (runPaired)
+	rope                                  bool // nf4_gemvxmq: RoPE and the KV-cache store in the epilogue (runRope)
 }
 
 // gemvxPlan plans nf4_gemvx over weights of in inputs and outs rows with
@@ -183,7 +184,7 @@ func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 		y: uint64(d.ptr), lb: uint64(e.b), lt: uint64(e.t), la: uint64(e.a), offset: q.offset, out: int32(out),
 		lr: int32(e.r), lstride: int32(e.stride), lscale: e.scale}})
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0))
+		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0), noRope)
 }
 
 // gemvxName is the one-token kernel of plan p: its row blocks (4), staged
@@ -200,10 +201,13 @@ func (c *CUDA) gemvxName(p gxPlan) string {
 	if p.paired {
 		name += "p"
 	}
+	if p.rope {
+		name += "q"
+	}
 	name += "_1"
 	if c.half {
 		name += "r"
-	} else if c.gxFeat > 0 && p.rows == 8 && !p.staged {
+	} else if c.gxFeat > 0 && p.rows == 8 && !p.staged && !p.rope {
 		name += fmt.Sprintf("_f%d", c.gxFeat)
 	}
 	return name
@@ -229,6 +233,7 @@ type gemvDesc struct {
 type multiGemv struct {
 	descs  cu.DevicePtr
 	byVal  byValue      // the descriptors as nf4_gemvxm's by-value GemvDescs
+	lora   bool         // some weight has a LoRA expand
 	sync   cu.DevicePtr // the in-kernel shrinks' counters (0: none)
 	jobs   int          // in-kernel shrink rows
 	n      int          // weights
@@ -267,6 +272,7 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 			}
 		}
 		ds[i] = d
+		m.lora = m.lora || d.lb != 0
 		m.blocks += int(d.blocks)
 		m.outs = append(m.outs, w.shape[0])
 	}
@@ -318,7 +324,54 @@ func (m *multiGemv) runPaired(c *CUDA, x, h *Tensor, f gemvFuse) {
 	p.total, p.paired = (m.outs[0]+3)/4, true
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
 		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
-		c.gtab, h.ptr)
+		c.gtab, h.ptr, noRope)
+}
+
+// ropeArgs is the Go image of the kernels' RopeArgs: the KV-cache store of
+// nf4_gemvxmq_1's epilogue.
+type ropeArgs struct {
+	kc, vc, seq, pos, invFreq uint64
+	hd, maxLen, kvd           int32
+	_                         int32
+}
+
+// noRope is the RopeArgs of the launches that do no RoPE.
+var noRope = make(byValue, unsafe.Sizeof(ropeArgs{})/8)
+
+// ropeable reports whether runRope takes m (q, k, v of heads and kvHeads
+// heads of hd) under c's settings: no adapter on them, float32 compute, the
+// 8-row register kernel, hd a multiple of 8 (c.gxNoRope off: the
+// benchmark's variant without).
+func (m *multiGemv) ropeable(c *CUDA, heads, kvHeads int) bool {
+	if c.gxNoRope || m == nil || m.n != 3 || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld || heads <= 0 {
+		return false
+	}
+	hd := m.outs[0] / heads
+	return hd%8 == 0 && m.outs[0] == heads*hd && m.outs[1] == kvHeads*hd && m.outs[2] == kvHeads*hd
+}
+
+// runRope is run for one token of x (the products of q, k and v) with
+// ropeKV's work in the epilogue (nf4_gemvxmq_1): q rotated in place (in its
+// output), k rotated and v stored into the fp16 caches kc, vc (slots,
+// maxLen, kvHeads*hd) at (seq[0], pos[0]) by the angle pos * inv_freq (the
+// table of theta, posScale). k's and v's own outputs are not written.
+// ropeable must hold.
+func (m *multiGemv) runRope(c *CUDA, x *Tensor, f gemvFuse, kc, vc, seq, pos *Tensor, heads, kvHeads int,
+	theta, posScale float32) {
+	if x.shape[0] != 1 || !m.ropeable(c, heads, kvHeads) || kc.dt != backend.F16 || vc.dt != backend.F16 {
+		panic("cuda: RoPE product of a multi-weight gemv that runRope does not take")
+	}
+	hd := m.outs[0] / heads
+	ra := ropeArgs{kc: uint64(kc.ptr), vc: uint64(vc.ptr), seq: uint64(seq.ptr), pos: uint64(pos.ptr),
+		invFreq: uint64(c.ropeTable(hd/2, theta, posScale)), hd: int32(hd), maxLen: int32(kc.shape[1]),
+		kvd: int32(kvHeads * hd)}
+	v := make(byValue, len(noRope))
+	copy(v, unsafe.Slice((*uint64)(unsafe.Pointer(&ra)), len(v)))
+	p := c.gemvxPlan(m.in, m.outs, 0)
+	p.rope = true
+	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
+		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
+		c.gtab, cu.DevicePtr(0), v)
 }
 
 // free releases the descriptors and counters (nil: nothing); the caller
@@ -343,7 +396,7 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
 		c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0))
+			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0), noRope)
 		return
 	}
 	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld

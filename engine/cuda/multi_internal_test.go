@@ -309,3 +309,72 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		Entry("mid-block rows with LoRA", 1056, 37, true),
 	)
 })
+
+// The one-token step's q, k, v product can do ropeKV's work in its epilogue
+// (nf4_gemvxmq_1): q rotated in place and k (rotated) and v stored into the
+// fp16 caches must equal the plain product followed by ropeKV, bit for bit,
+// with grouped-query heads too, and a position outside the cache stores
+// nothing.
+var _ = Describe("q, k, v products with RoPE and the KV store", Label("gpu"), func() {
+	DescribeTable("equal the product followed by ropeKV", func(in, heads, kvHeads, hd int, pos int32) {
+		c, err := New(Options{})
+		if err != nil {
+			Skip("no CUDA device: " + err.Error())
+		}
+		defer c.Close()
+		const slots, maxLen = 3, 8
+		outs := []int{heads * hd, kvHeads * hd, kvHeads * hd}
+		x := c.newT(backend.F32, 1, in)
+		seq, ps := c.newT(backend.I32, 1), c.newT(backend.I32, 1)
+		c.SetInt32(seq, []int32{1})
+		c.SetInt32(ps, []int32{pos})
+		ws, ys := make([]*Tensor, 3), make([]*Tensor, 3)
+		caches := make([]*Tensor, 4) // kc, vc of the plain path, then of the fused one
+		func() {
+			defer c.bind()()
+			for i, out := range outs {
+				ws[i], _ = c.randomNF4(out, in, uint64(41+i))
+				ys[i] = c.newT(backend.F32, 1, out)
+			}
+			for i := range caches {
+				caches[i] = c.newT(backend.F16, slots, maxLen, kvHeads*hd)
+				c.fillUniform(caches[i], 0, 0, 1)
+			}
+			c.fillUniform(x, -1, 1, 9)
+		}()
+		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, nil) }()
+		defer func() { defer c.bind()(); m.free() }()
+		Expect(m.ropeable(c, heads, kvHeads)).To(BeTrue())
+		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+		func() {
+			defer c.bind()()
+			m.run(c, x, false, gemvFuse{})
+			c.ropeKV(ys[0], ys[1], ys[2], caches[0], caches[1], seq, ps, heads, kvHeads, 10000, 1)
+		}()
+		q, kc, vc := read(ys[0]), read(caches[0]), read(caches[1])
+		func() {
+			defer c.bind()()
+			c.fillUniform(ys[0], -3, 3, 5) // the fused product must overwrite all of q
+			m.runRope(c, x, gemvFuse{}, caches[2], caches[3], seq, ps, heads, kvHeads, 10000, 1)
+		}()
+		Expect(read(ys[0])).To(Equal(q), "q")
+		Expect(read(caches[2])).To(Equal(kc), "k cache")
+		Expect(read(caches[3])).To(Equal(vc), "v cache")
+		stored := 0
+		for _, v := range kc {
+			if v != 0 {
+				stored++
+			}
+		}
+		if pos >= 0 && pos < maxLen {
+			Expect(stored).To(BeNumerically(">", kvHeads*hd/2), "the k rows were stored")
+		} else {
+			Expect(stored).To(BeZero(), "nothing stored outside the cache")
+		}
+		Expect(c.Sync()).To(Succeed())
+	},
+		Entry("a 7B layer's heads", 4096, 32, 32, 128, int32(5)),
+		Entry("grouped-query heads of 64, absmax blocks across rows", 1056, 8, 2, 64, int32(7)),
+		Entry("a position past the cache", 256, 4, 4, 32, int32(8)),
+	)
+})

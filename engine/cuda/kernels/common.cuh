@@ -122,3 +122,10 @@ __device__ __forceinline__ float nf4_absmax(const u8* qabs, const float* absmax2
                                             float offset, long long b) {
   return dmap[qabs[b]] * absmax2[b >> 8] + offset;
 }
+
+// rot rotates the pair (a, b) by the angle whose cosine and sine are cs,
+// sn: (a cs - b sn, b cs + a sn), each product rounded apart (no fused
+// multiply-add, as the CPU backend computes it), the same in every kernel.
+__device__ __forceinline__ float2 rot(float a, float b, float cs, float sn) {
+  return make_float2(__fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn)), __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn)));
+}

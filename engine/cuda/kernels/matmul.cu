@@ -699,6 +699,22 @@ __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, i
   while (d + 1 < ndesc && blk >= (descs[d].out + ROWS - 1) / ROWS) blk -= (descs[d++].out + ROWS - 1) / ROWS;
 }
 
+// RopeArgs are what ROPE products need for RoPE and the KV-cache store in
+// their epilogue (rope_kv_f16's operands; one token).
+struct RopeArgs {
+  u16 *kc, *vc;           // the caches (slots, max_len, kvd), fp16
+  const int *seq, *pos;   // the token's slot and position
+  const float* inv_freq;  // (hd/2)
+  int hd, max_len, kvd;
+};
+
+// gx_rope_row is row r of row block blk of q or k under ROPE: rows
+// j0 + (r & 3) and the same + hd/2 of one head (j0 = 4 (blk % (hd/8))), so
+// that lane r < 4 of the combining warp holds both halves of a rotation.
+__device__ __forceinline__ int gx_rope_row(int blk, int r, int hd) {
+  return (blk / (hd / 8)) * hd + (blk % (hd / 8)) * 4 + (r & 3) + (r >> 2) * (hd / 2);
+}
+
 // Paired row blocks (PAIR): row r of row block blk is row
 // blk * ROWS/2 + r % (ROWS/2) of weight r / (ROWS/2) (gate's rows, then the
 // same rows of up), so that the combining warp holds both operands of each
@@ -713,17 +729,18 @@ __device__ __forceinline__ int gx_row(int blk, int r) {
 // the paired weights pr[0] and pr[1] (gx_row) (ok[r]: row r exists; none
 // when !live). Offsets are 32-bit: a weight has fewer than 2^31 elements
 // (the Go side checks).
-template <int ROWS, bool PAIR = false>
+// (ROPE, rope >= 0: q's or k's row block, head dim rope: gx_rope_row.)
+template <int ROWS, bool PAIR = false, bool ROPE = false>
 __device__ __forceinline__ void gemvx_load(uint4 (&w)[ROWS], u32 (&qa)[ROWS], float (&sa)[ROWS], bool (&ok)[ROWS],
                                            const GemvDesc& g, int blk, int in, int c, bool live,
-                                           const GemvDesc* pr = nullptr) {
+                                           const GemvDesc* pr = nullptr, int rope = -1) {
   int row0 = blk * ROWS;
   u32 j = (u32)row0 * (u32)in + (u32)c * 32;
 #pragma unroll
   for (int r = 0; r < ROWS; r++, j += in) {
     const GemvDesc& gr = PAIR ? pr[r / (ROWS / 2)] : g;
-    int row = gx_row<ROWS, PAIR>(blk, r);
-    if (PAIR) j = (u32)row * (u32)in + (u32)c * 32;
+    int row = ROPE && rope > 0 ? gx_rope_row(blk, r, rope) : gx_row<ROWS, PAIR>(blk, r);
+    if (PAIR || (ROPE && rope > 0)) j = (u32)row * (u32)in + (u32)c * 32;
     ok[r] = live && row < gr.out;
     w[r] = make_uint4(0, 0, 0, 0);
     qa[r] = 0;
@@ -848,11 +865,18 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // (NOTES.md, v10), and they stay as the benchmark's variants.
 #define GX_FS 1
 #define GX_NC 2
-template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, int FEAT = 0>
+//
+// ROPE (q, k, v of one token, no adapter, no residual): q's and k's row
+// blocks pair rows j and j + hd/2 of a head (gx_rope_row), and the
+// epilogue does rope_kv_f16's work: q rotated in place, k rotated and v
+// stored into the fp16 caches at the token's position (ra); k's and v's own
+// outputs are not written.
+template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, int FEAT = 0, bool ROPE = false>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
-                          const float2* gtab, float* hout) {
+                          const float2* gtab, float* hout, const RopeArgs& ra) {
   static_assert(!(PAIR && STAGED), "paired rows come by registers");
+  static_assert(!(ROPE && (PAIR || STAGED)), "RoPE rows come by registers, unpaired");
   extern __shared__ float4 smem4[];
   __shared__ float ssq[32];
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
@@ -1048,7 +1072,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       gx_pmark(mode, 3);
     }
   } else if (!fs) {
-    gemvx_load<ROWS, PAIR>(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, descs);
+    gemvx_load<ROWS, PAIR, ROPE>(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, descs,
+                                 ROPE && d < 2 ? ra.hd : -1);
     gx_pmark(mode, 2);
   }
   if (anylora && kw == 0) gemvx_lb_fetch<ROWS, PAIR>(slb + rg * ROWS * 32, descs, d, blk, rb < total, lane);
@@ -1058,6 +1083,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
+  int P = 0, S = 0;  // ROPE: the token's position and slot
+  if (ROPE) P = ra.pos[0], S = ra.seq[0];
   // STAGED: this lane's 32 x values (and x2's) are all requested at once: a
   // block that starts after the previous kernel has ended has nothing else
   // on its path to the first products, and a global round trip costs 1-1.5
@@ -1151,7 +1178,35 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // residual yv.
   // PAIR: the whole warp calls it (a shuffle gives lane r < ROWS/2 up's
   // output of its row from lane r + ROWS/2), with row0 the row block's index.
+  // ROPE: the whole warp calls it too (lane r < ROWS/2 takes row r + ROWS/2,
+  // its rotation partner), row0 the row block's index and yv inv_freq of
+  // lane r's row.
   auto combine = [&](bool comb, int buf, int row0, int d, float yv) {
+    if (ROPE) {
+      const GemvDesc& g = sd[d];
+      float v = 0.f;
+      if (comb)
+        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
+      bool store = P >= 0 && P < ra.max_len;
+      long long cb = ((long long)S * ra.max_len + P) * ra.kvd;
+      if (d < 2) {
+        float u = __shfl_down_sync(0xffffffffu, v, ROWS / 2);
+        if (comb && lane < ROWS / 2) {
+          int row = gx_rope_row(row0, lane, ra.hd), half = ra.hd / 2;
+          float sn, cs;
+          sincosf((float)P * yv, &sn, &cs);  // rope_kv_f16's angle
+          float2 r = rot(v, u, cs, sn);
+          if (d == 0) {
+            g.y[row] = r.x, g.y[row + half] = r.y;
+          } else if (store) {
+            ra.kc[cb + row] = float_to_half(r.x), ra.kc[cb + row + half] = float_to_half(r.y);
+          }
+        }
+      } else if (comb && store) {
+        ra.vc[cb + row0 * ROWS + lane] = float_to_half(v);
+      }
+      return;
+    }
     if (PAIR) {
       int h = lane / (ROWS / 2), row = gx_row<ROWS, true>(row0, lane);
       float v = 0.f;
@@ -1220,14 +1275,19 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     u32 qan[ROWS];
     float san[ROWS];
     bool okn[ROWS];
-    if (!STAGED) gemvx_load<ROWS, PAIR>(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total, sd);
+    if (!STAGED)
+      gemvx_load<ROWS, PAIR, ROPE>(wn, qan, san, okn, sd[dn], blkn, in, c, live && rbn < total, sd,
+                                   ROPE && dn < 2 ? ra.hd : -1);
     if (anylora && kw == 0)
       gemvx_lb_fetch<ROWS, PAIR>(slb + (((it + 1) % nbuf) * rgn + rg) * ROWS * 32, sd, dn, blkn, rbn < total, lane);
     // lane r of the row group's first warp combines row r below: its
     // residual, when adding, is requested now
     bool comb = kw == 0 && lane < ROWS && rb < total &&
-                (PAIR ? gx_row<ROWS, true>(blk, lane) < sd[lane / (ROWS / 2) % 2].out : row0 + lane < g.out);
+                (PAIR            ? gx_row<ROWS, true>(blk, lane) < sd[lane / (ROWS / 2) % 2].out
+                 : ROPE && d < 2 ? gx_rope_row(blk, lane, ra.hd) < g.out
+                                 : row0 + lane < g.out);
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
+    if (ROPE && comb && d < 2 && lane < ROWS / 2) yv = __ldg(ra.inv_freq + gx_rope_row(blk, lane, ra.hd) % ra.hd);
     if constexpr (STAGED) {  // this row block from its stage
       int stg = it % L.ns;
       u32 st = L.at(rg, stg);
@@ -1283,7 +1343,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
         asm volatile("cp.async.wait_group 1;" ::: "memory");  // this row block's b rows
         __syncwarp();
       }
-      combine(comb, buf, PAIR ? blk : row0, d, yv);
+      combine(comb, buf, PAIR || ROPE ? blk : row0, d, yv);
     }
     gx_mark(mode, 8 + 4 * it);
     d = dn, blk = blkn;
@@ -1311,31 +1371,33 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 // nf4_gemvxm_1 (ndesc weights, their descriptors by value): 8-row blocks,
 // one block a SM; nf4_gemvxmt_1: the same with staged codes;
 // nf4_gemvxmp_1: paired gate/up rows with SwiGLU into hout (PAIR);
+// nf4_gemvxmq_1: q, k, v with RoPE and the KV-cache store (ROPE, ra);
 // nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
 // fp16 compute (ROUNDW); suffix _f<FEAT>: the benchmark's prologue variants
 // (the unsuffixed kernels take GX_DEFAULT, v9's). hout is read by the PAIR kernels
 // alone.
 #define GX_DEFAULT 0
-#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, FEAT, THREADS, PERSM)                             \
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, FEAT, ROPE, THREADS, PERSM)                       \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                               \
       nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,            \
                                    const float* x, const float* dmap, int in, int mode, const float* x2,      \
                                    const float* normw, float eps, int rgn, u32* lsync, const float2* gtab,    \
-                                   float* hout) {                                                             \
-    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR, FEAT>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, \
-                                                lsync, gtab, hout);                                           \
+                                   float* hout, const __grid_constant__ RopeArgs ra) {                        \
+    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR, FEAT, ROPE>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, \
+                                                      rgn, lsync, gtab, hout, ra);                            \
   }
-NF4_GEMVX(, , false, 8, false, false, GX_DEFAULT, GX_MAXTHREADS, 1)
-NF4_GEMVX(, r, true, 8, false, false, GX_DEFAULT, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, , false, 8, true, false, 0, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, r, true, 8, true, false, 0, GX_MAXTHREADS, 1)
-NF4_GEMVX(p, , false, 8, false, true, GX_DEFAULT, GX_MAXTHREADS, 1)
-NF4_GEMVX(p, r, true, 8, false, true, GX_DEFAULT, GX_MAXTHREADS, 1)
-NF4_GEMVX(4, , false, 4, false, false, 0, 256, 2)
-NF4_GEMVX(4, r, true, 4, false, false, 0, 256, 2)
-#define NF4_GEMVX_FEAT(F)                                                \
-  NF4_GEMVX(, _f##F, false, 8, false, false, F, GX_MAXTHREADS, 1)        \
-  NF4_GEMVX(p, _f##F, false, 8, false, true, F, GX_MAXTHREADS, 1)
+NF4_GEMVX(, , false, 8, false, false, GX_DEFAULT, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, false, false, GX_DEFAULT, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, , false, 8, true, false, 0, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, r, true, 8, true, false, 0, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, , false, 8, false, true, GX_DEFAULT, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, r, true, 8, false, true, GX_DEFAULT, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(q, , false, 8, false, false, GX_DEFAULT, true, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, false, false, 0, false, 256, 2)
+NF4_GEMVX(4, r, true, 4, false, false, 0, false, 256, 2)
+#define NF4_GEMVX_FEAT(F)                                                      \
+  NF4_GEMVX(, _f##F, false, 8, false, false, F, false, GX_MAXTHREADS, 1)       \
+  NF4_GEMVX(p, _f##F, false, 8, false, true, F, false, GX_MAXTHREADS, 1)
 NF4_GEMVX_FEAT(1)
 NF4_GEMVX_FEAT(2)
 NF4_GEMVX_FEAT(3)

@@ -63,13 +63,6 @@ extern "C" __global__ void rmsnorm_zero(float* dst, const float* x, const float*
     for (int c = threadIdx.x; c < w2; c += blockDim.x) z2[i * w2 + c] = 0.f;
 }
 
-// rot rotates the pair (a, b) by the angle whose cosine and sine are cs,
-// sn: (a cs - b sn, b cs + a sn), each product rounded apart (no fused
-// multiply-add, as the CPU backend computes it), the same in every kernel.
-__device__ __forceinline__ float2 rot(float a, float b, float cs, float sn) {
-  return make_float2(__fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn)), __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn)));
-}
-
 // rope rotates x (n, heads*hd) in place, rotate_half pairs (j, j+hd/2), by
 // the angle (float)pos[i] * inv_freq[j], a float32 product; inv_freq (hd/2)
 // holds theta^(-2j/hd) with the linear scaling folded in (made on the host).
