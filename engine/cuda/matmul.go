@@ -132,7 +132,7 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 		// first round's stages, GX_FS) in the gap before it: 128 KB with the
 		// static part, so that the L1 keeps 124 KB (NOTES.md, v10); then,
 		// with GX_NC, the norm weights and a shrink row a row group
-		p.smem = 2*65536 - c.gxWindow
+		p.smem = 2*65536 - c.gxWindow + 1024 // + 1 KB: the dynamic part's start may be aligned up (it was, by 512 bytes, for nf4_gemvxmq_1)
 		if c.gxFeat > 0 && c.gxFeat&2 != 0 {
 			p.smem += in * 4
 			if jobs > 0 {
