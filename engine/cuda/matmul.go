@@ -340,14 +340,14 @@ var noRope = make(byValue, unsafe.Sizeof(ropeArgs{})/8)
 
 // ropeable reports whether runRope takes m (q, k, v of heads and kvHeads
 // heads of hd) under c's settings: no adapter on them, float32 compute, the
-// 8-row register kernel, hd a multiple of 8 (c.gxNoRope off: the
-// benchmark's variant without).
+// 8-row register kernel, hd a power of two from 8 to 256 (c.gxNoRope off:
+// the benchmark's variant without).
 func (m *multiGemv) ropeable(c *CUDA, heads, kvHeads int) bool {
 	if c.gxNoRope || m == nil || m.n != 3 || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld || heads <= 0 {
 		return false
 	}
 	hd := m.outs[0] / heads
-	return hd%8 == 0 && m.outs[0] == heads*hd && m.outs[1] == kvHeads*hd && m.outs[2] == kvHeads*hd
+	return hd >= 8 && hd <= 256 && hd&(hd-1) == 0 && m.outs[0] == heads*hd && m.outs[1] == kvHeads*hd && m.outs[2] == kvHeads*hd
 }
 
 // runRope is run for one token of x (the products of q, k and v) with

@@ -711,8 +711,11 @@ struct RopeArgs {
 // gx_rope_row is row r of row block blk of q or k under ROPE: rows
 // j0 + (r & 3) and the same + hd/2 of one head (j0 = 4 (blk % (hd/8))), so
 // that lane r < 4 of the combining warp holds both halves of a rotation.
+// hd is a power of two (runRope checks): shifts, not divisions, in the
+// loads' addresses.
 __device__ __forceinline__ int gx_rope_row(int blk, int r, int hd) {
-  return (blk / (hd / 8)) * hd + (blk % (hd / 8)) * 4 + (r & 3) + (r >> 2) * (hd / 2);
+  int sh = __ffs(hd) - 4;  // log2(hd / 8)
+  return ((blk >> sh) << (sh + 3)) + ((blk & ((hd >> 3) - 1)) << 2) + (r & 3) + (r >> 2) * (hd >> 1);
 }
 
 // Paired row blocks (PAIR): row r of row block blk is row
@@ -882,6 +885,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   __shared__ float sshr[GX_MAXTHREADS / 32];  // the warps' partial shrinks
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
+  __shared__ float2 srot[ROPE ? 128 : 1];  // ROPE: (cos, sin) of the token's angle for each j < hd/2
   // row group rg's stage s: rg * GX_STAGES + s (fs: rg's first stage)
   __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : GX_MAXTHREADS / 32];
   __shared__ __align__(8) u64 sdbar;  // STAGED: dmap's bulk copy
@@ -1083,8 +1087,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   gx_pmark(mode, 4);
   pdl_start();  // x, y and the LoRA shrinks' outputs come from earlier kernels
   gx_pmark(mode, 5);
-  int P = 0, S = 0;  // ROPE: the token's position and slot
-  if (ROPE) P = ra.pos[0], S = ra.seq[0];
+  int P = 0, S = 0;  // ROPE: the token's position and slot; thread j < hd/2 inv_freq[j], with x
+  float ifq = 0.f;
+  if (ROPE) P = ra.pos[0], S = ra.seq[0], ifq = (int)threadIdx.x < ra.hd / 2 ? __ldg(ra.inv_freq + threadIdx.x) : 0.f;
   // STAGED: this lane's 32 x values (and x2's) are all requested at once: a
   // block that starts after the previous kernel has ended has nothing else
   // on its path to the first products, and a global round trip costs 1-1.5
@@ -1112,6 +1117,11 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     xr[4 * q] = v.x, xr[4 * q + 1] = v.y, xr[4 * q + 2] = v.z, xr[4 * q + 3] = v.w;
   }
   gx_pmark(mode, 8);
+  if (ROPE && (int)threadIdx.x < ra.hd / 2) {  // rope_kv_f16's angle, once a block (the barrier below publishes it)
+    float sn, cs;
+    sincosf((float)P * ifq, &sn, &cs);
+    srot[threadIdx.x] = make_float2(cs, sn);
+  }
   if (normw) {
     ss = warp_sum(ss);
     if (lane == 0 && rg == 0) ssq[kw] = ss;
@@ -1179,8 +1189,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // PAIR: the whole warp calls it (a shuffle gives lane r < ROWS/2 up's
   // output of its row from lane r + ROWS/2), with row0 the row block's index.
   // ROPE: the whole warp calls it too (lane r < ROWS/2 takes row r + ROWS/2,
-  // its rotation partner), row0 the row block's index and yv inv_freq of
-  // lane r's row.
+  // its rotation partner), with row0 the row block's index.
   auto combine = [&](bool comb, int buf, int row0, int d, float yv) {
     if (ROPE) {
       const GemvDesc& g = sd[d];
@@ -1193,9 +1202,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
         float u = __shfl_down_sync(0xffffffffu, v, ROWS / 2);
         if (comb && lane < ROWS / 2) {
           int row = gx_rope_row(row0, lane, ra.hd), half = ra.hd / 2;
-          float sn, cs;
-          sincosf((float)P * yv, &sn, &cs);  // rope_kv_f16's angle
-          float2 r = rot(v, u, cs, sn);
+          float2 t = srot[row & (ra.hd - 1)];
+          float2 r = rot(v, u, t.x, t.y);
           if (d == 0) {
             g.y[row] = r.x, g.y[row + half] = r.y;
           } else if (store) {
@@ -1287,7 +1295,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
                  : ROPE && d < 2 ? gx_rope_row(blk, lane, ra.hd) < g.out
                                  : row0 + lane < g.out);
     float yv = comb && (mode & 1) ? g.y[row0 + lane] : 0.f;
-    if (ROPE && comb && d < 2 && lane < ROWS / 2) yv = __ldg(ra.inv_freq + gx_rope_row(blk, lane, ra.hd) % ra.hd);
     if constexpr (STAGED) {  // this row block from its stage
       int stg = it % L.ns;
       u32 st = L.at(rg, stg);
