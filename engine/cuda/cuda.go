@@ -238,12 +238,6 @@ func New(o Options) (b *CUDA, err error) {
 	if err = cu.MemcpyHtoD(c.dmap, unsafe.Pointer(&dm[0]), 256*4); err != nil {
 		return nil, err
 	}
-	if c.dctr, err = cu.MemAlloc(8); err != nil { // dynCtr's (made here: never inside a graph capture)
-		return nil, err
-	}
-	if err = cu.MemsetD32(c.dctr, 0, 2); err != nil {
-		return nil, err
-	}
 	tab := gemvxTable()
 	if c.gtab, err = cu.MemAlloc(int64(4 * len(tab))); err != nil {
 		return nil, err

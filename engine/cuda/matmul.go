@@ -335,6 +335,10 @@ func (c *CUDA) dynCtr() cu.DevicePtr {
 	if !c.gxDyn {
 		return 0
 	}
+	if c.dctr == 0 {
+		c.dctr = c.alloc(8)
+		must("cuMemsetD32", cu.MemsetD32(c.dctr, 0, 2))
+	}
 	return c.dctr
 }
 
