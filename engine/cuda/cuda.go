@@ -56,25 +56,23 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas   bool         // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad       bool         // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gx4        bool         // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
-	gx8        bool         // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
-	gxNoFit    bool         // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
-	gxBlockBar bool         // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
-	gxStaged   bool         // nf4_gemvxt, codes staged by bulk copies, for the one-token products (the benchmark's variant)
-	gxTrace    bool         // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
-	gxEarly    bool         // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
-	gxTwo      bool         // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
-	gxCopyTab  bool         // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
-	gxFeat     int          // > 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2) of a variant kernel; -1: the default
-	gxDyn      bool         // the one-token products take their row blocks from a counter after two rounds (the benchmark's variant)
-	dctr       cu.DevicePtr // dynCtr's counter and done count
-	gxRope     bool         // the one-token step does RoPE and the KV store in the q,k,v product (the benchmark's variant)
-	gxV9Smem   bool         // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
-	gxNoPair   bool         // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
-	att        attSplit     // when the decode attention splits positions (attSplitDefault)
-	gemvOld    bool         // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	noCublas   bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad       bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gx4        bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
+	gx8        bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
+	gxNoFit    bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
+	gxBlockBar bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
+	gxStaged   bool     // nf4_gemvxt, codes staged by bulk copies, for the one-token products (the benchmark's variant)
+	gxTrace    bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
+	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
+	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
+	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
+	gxFeat     int      // > 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2) of a variant kernel; -1: the default
+	gxNoRope   bool     // the one-token step keeps RoPE and the KV store in their own kernel (the benchmark's variant)
+	gxV9Smem   bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
+	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
+	att        attSplit // when the decode attention splits positions (attSplitDefault)
+	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas       *cublas
 	w16, x16   cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
 	w16N       int64        // bytes

@@ -184,7 +184,7 @@ func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 		y: uint64(d.ptr), lb: uint64(e.b), lt: uint64(e.t), la: uint64(e.a), offset: q.offset, out: int32(out),
 		lr: int32(e.r), lstride: int32(e.stride), lscale: e.scale}})
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0), noRope, c.dynCtr())
+		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0), noRope)
 }
 
 // gemvxName is the one-token kernel of plan p: its row blocks (4), staged
@@ -324,22 +324,7 @@ func (m *multiGemv) runPaired(c *CUDA, x, h *Tensor, f gemvFuse) {
 	p.total, p.paired = (m.outs[0]+3)/4, true
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
 		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
-		c.gtab, h.ptr, noRope, c.dynCtr())
-}
-
-// dynCtr is the row block counter of the one-token products' dynamic
-// rounds (c.gxDyn; 0: static rounds). Every launch leaves it at zero, and
-// the next one's blocks use it only after their pdl_wait, so one serves
-// them all.
-func (c *CUDA) dynCtr() cu.DevicePtr {
-	if !c.gxDyn {
-		return 0
-	}
-	if c.dctr == 0 {
-		c.dctr = c.alloc(8)
-		must("cuMemsetD32", cu.MemsetD32(c.dctr, 0, 2))
-	}
-	return c.dctr
+		c.gtab, h.ptr, noRope)
 }
 
 // ropeArgs is the Go image of the kernels' RopeArgs: the KV-cache store of
@@ -355,10 +340,10 @@ var noRope = make(byValue, unsafe.Sizeof(ropeArgs{})/8)
 
 // ropeable reports whether runRope takes m (q, k, v of heads and kvHeads
 // heads of hd) under c's settings: no adapter on them, float32 compute, the
-// 8-row register kernel, hd a power of two from 8 to 256, c.gxRope on (the
-// benchmark's variant: 1.004x in the step, NOTES.md v10).
+// 8-row register kernel, hd a power of two from 8 to 256 (c.gxNoRope off:
+// the benchmark's variant without).
 func (m *multiGemv) ropeable(c *CUDA, heads, kvHeads int) bool {
-	if !c.gxRope || m == nil || m.n != 3 || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld || heads <= 0 {
+	if c.gxNoRope || m == nil || m.n != 3 || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld || heads <= 0 {
 		return false
 	}
 	hd := m.outs[0] / heads
@@ -386,7 +371,7 @@ func (m *multiGemv) runRope(c *CUDA, x *Tensor, f gemvFuse, kc, vc, seq, pos *Te
 	p.rope = true
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
 		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
-		c.gtab, cu.DevicePtr(0), v, c.dynCtr())
+		c.gtab, cu.DevicePtr(0), v)
 }
 
 // free releases the descriptors and counters (nil: nothing); the caller
@@ -411,7 +396,7 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
 		c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0), noRope, c.dynCtr())
+			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0), noRope)
 		return
 	}
 	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld

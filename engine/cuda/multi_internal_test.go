@@ -217,7 +217,7 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			}
 			return out
 		}
-		staged, copied, dyn, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(&c.gxDyn), run(nil)
+		staged, copied, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(nil)
 		var feats [][][]float32 // the prologue variants' kernels
 		for _, f := range []int{1, 2, 3} {
 			c.gxFeat = f
@@ -230,7 +230,6 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 		for i := range staged {
 			Expect(staged[i]).To(Equal(regs[i]), "staged, output %d", i)
 			Expect(copied[i]).To(Equal(regs[i]), "byte table copied in, output %d", i)
-			Expect(dyn[i]).To(Equal(regs[i]), "dynamic rounds, output %d", i)
 			for k, f := range []int{1, 2, 3} {
 				Expect(feats[k][i]).To(Equal(regs[i]), "prologue variant f%d, output %d", f, i)
 			}
@@ -284,17 +283,14 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
 		g, u := read(ys[0]), read(ys[1])
 		c.SiLUMul(want, ys[0], ys[1])
-		for _, f := range []int{-1, 1, 2, 3, 4} { // the default prologue and its variants; 4: dynamic rounds
-			c.gxFeat, c.gxDyn = f, f == 4
-			if f == 4 {
-				c.gxFeat = -1
-			}
+		for _, f := range []int{-1, 1, 2, 3} { // the default prologue and its variants
+			c.gxFeat = f
 			func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
 			Expect(read(ys[0])).To(Equal(g), "gate, prologue f%d", f)
 			Expect(read(ys[1])).To(Equal(u), "up, prologue f%d", f)
 			Expect(read(h)).To(Equal(read(want)), "SwiGLU, prologue f%d", f)
 		}
-		c.gxFeat, c.gxDyn = -1, false
+		c.gxFeat = -1
 		Expect(read(h)).NotTo(ContainElement(float32(0)))
 		if lora { // the expands changed the outputs
 			func() {
@@ -326,7 +322,6 @@ var _ = Describe("q, k, v products with RoPE and the KV store", Label("gpu"), fu
 			Skip("no CUDA device: " + err.Error())
 		}
 		defer c.Close()
-		c.gxRope = true
 		const slots, maxLen = 3, 8
 		outs := []int{heads * hd, kvHeads * hd, kvHeads * hd}
 		x := c.newT(backend.F32, 1, in)

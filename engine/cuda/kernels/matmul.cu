@@ -877,7 +877,7 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, int FEAT = 0, bool ROPE = false>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
-                          const float2* gtab, float* hout, const RopeArgs& ra, u32* dctr) {
+                          const float2* gtab, float* hout, const RopeArgs& ra) {
   static_assert(!(PAIR && STAGED), "paired rows come by registers");
   static_assert(!(ROPE && (PAIR || STAGED)), "RoPE rows come by registers, unpaired");
   extern __shared__ float4 smem4[];
@@ -886,7 +886,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
   __shared__ float2 srot[ROPE ? 128 : 1];  // ROPE: (cos, sin) of the token's angle for each j < hd/2
-  __shared__ int snext[GX_MAXTHREADS / 32][2];  // dyn: a row group's row block two iterations ahead
   // row group rg's stage s: rg * GX_STAGES + s (fs: rg's first stage)
   __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : GX_MAXTHREADS / 32];
   __shared__ __align__(8) u64 sdbar;  // STAGED: dmap's bulk copy
@@ -1273,24 +1272,12 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   }
   u32 tabw = (aligned ? (u32)__cvta_generic_to_shared(tab) : 0u) | (lane * 8);
   const char* tb = reinterpret_cast<const char*>(tab);
-  // dyn (dctr, the register kernel, row groups' own barriers): after the
-  // first two rounds each row group takes its next row block from the
-  // launch's counter, so that the blocks that start late (their SM freed
-  // last by the kernel before) do fewer row blocks instead of ending the
-  // launch late. A row group asks two iterations ahead (the answer has a
-  // round of products to come back) and publishes it to its warps through
-  // snext before its barrier. The sums do not depend on who does a row block.
-  const bool dyn = !STAGED && dctr && !(mode & 32);
-  int rbnext = rb + slots;  // the next iteration's row block
-  for (int it = 0; dyn || it < iters; it++) {
-    if (dyn && it > 0 && rb >= total) break;  // (iteration 0 has the block's barrier: every row group takes it)
+  for (int it = 0; it < iters; it++, rb += slots) {
     const GemvDesc& g = sd[d];
     int row0 = blk * ROWS;
-    int fut = 0;  // dyn: the row block of iteration it + 2
-    if (dyn && kw == 0 && lane == 0) fut = 2 * slots + (int)atomicAdd(dctr, 1u);
     // the next row block's codes (and b rows) are requested before this one
     // is multiplied
-    int rbn = rbnext, dn = d, blkn = PAIR ? rbn : blk;
+    int rbn = rb + slots, dn = d, blkn = PAIR ? rbn : blk;
     if (rbn < total && !PAIR) gemvx_locate<ROWS>(sd, ndesc, rbn, dn, blkn);
     uint4 wn[ROWS];
     u32 qan[ROWS];
@@ -1340,7 +1327,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     if (late && comb) syv[(it * rgn + rg) * ROWS + lane] = yv;
     if ((lane & (32 / ROWS - 1)) == 0) red[((buf * rgn + rg) * kwn + kw) * ROWS + lane / (32 / ROWS)] = s;
     gx_mark(mode, 6 + 4 * it);
-    if (dyn && kw == 0 && lane == 0) snext[rg][it & 1] = fut;
     if (!(mode & 32) && it > 0) {
       // a barrier of the row group only (id 1 + rg), so that row groups need
       // not wait for each other (0.994x a batch-1 step against the block's,
@@ -1351,7 +1337,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       __syncthreads();
     }
     gx_mark(mode, 7 + 4 * it);
-    rbnext = dyn ? snext[rg][it & 1] : rbn + slots;
     if (STAGED && kw == 0 && lane == 0) {  // the row group has read this stage: refill it
       int rbi = rb + L.ns * slots, di, bi;
       if (rbi < total) {
@@ -1368,7 +1353,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       combine(comb, buf, PAIR || ROPE ? blk : row0, d, yv);
     }
     gx_mark(mode, 8 + 4 * it);
-    d = dn, blk = blkn, rb = rbn;
+    d = dn, blk = blkn;
   }
   if (late) {  // every row block's combine, with its expand
     if (warp == 0) lora_lt();
@@ -1388,13 +1373,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     __syncthreads();
     if (threadIdx.x == 0 && atomicAdd(lsync + 1, 1u) == gridDim.x - 1) lsync[0] = 0, lsync[1] = 0;
   }
-  if (dyn) {  // the same for the row block counter (every row group's last answer came back before its barrier)
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      __threadfence();
-      if (atomicAdd(dctr + 1, 1u) == gridDim.x - 1) dctr[0] = 0, dctr[1] = 0;
-    }
-  }
 }
 
 // nf4_gemvxm_1 (ndesc weights, their descriptors by value): 8-row blocks,
@@ -1411,9 +1389,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,            \
                                    const float* x, const float* dmap, int in, int mode, const float* x2,      \
                                    const float* normw, float eps, int rgn, u32* lsync, const float2* gtab,    \
-                                   float* hout, const __grid_constant__ RopeArgs ra, u32* dctr) {             \
+                                   float* hout, const __grid_constant__ RopeArgs ra) {                        \
     nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR, FEAT, ROPE>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, \
-                                                      rgn, lsync, gtab, hout, ra, dctr);                      \
+                                                      rgn, lsync, gtab, hout, ra);                            \
   }
 NF4_GEMVX(, , false, 8, false, false, GX_DEFAULT, false, GX_MAXTHREADS, 1)
 NF4_GEMVX(, r, true, 8, false, false, GX_DEFAULT, false, GX_MAXTHREADS, 1)
