@@ -630,7 +630,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		for _, f := range gxFeats {
 			variant("with the gemvx prologue "+f.name, func() { c.gxFeat = f.feat }, func() { c.gxFeat = -1 })
 		}
-		variant("without RoPE and the KV store in the q,k,v product", func() { c.gxNoRope = true }, func() { c.gxNoRope = false })
+		variant("with RoPE and the KV store in the q,k,v product", func() { c.gxRope = true }, func() { c.gxRope = false })
 		variant("without paired gate/up rows (SwiGLU in down)", func() { c.gxNoPair = true }, func() { c.gxNoPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
 		variant("with staged gemvx codes, all first stages before x", func() { c.gxStaged, c.gxEarly = true, true },

@@ -68,7 +68,7 @@ type CUDA struct {
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
 	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
 	gxFeat     int      // > 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2) of a variant kernel; -1: the default
-	gxNoRope   bool     // the one-token step keeps RoPE and the KV store in their own kernel (the benchmark's variant)
+	gxRope     bool     // the one-token step does RoPE and the KV store in the q,k,v product (the benchmark's variant)
 	gxV9Smem   bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
 	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)

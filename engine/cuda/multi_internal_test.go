@@ -322,6 +322,7 @@ var _ = Describe("q, k, v products with RoPE and the KV store", Label("gpu"), fu
 			Skip("no CUDA device: " + err.Error())
 		}
 		defer c.Close()
+		c.gxRope = true
 		const slots, maxLen = 3, 8
 		outs := []int{heads * hd, kvHeads * hd, kvHeads * hd}
 		x := c.newT(backend.F32, 1, in)
