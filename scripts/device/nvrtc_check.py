@@ -2,8 +2,9 @@
 """Compiles the embedded kernels with a local NVRTC (no GPU needed) the way
 engine/cuda does at start-up, then runs ptxas on the PTX for the register and
 spill report. Usage: nvrtc_check.py LIBNVRTC PTXAS [ARCH]
-(e.g. /opt/cu11/usr/lib/x86_64-linux-gnu/libnvrtc.so /opt/cu11/usr/bin/ptxas 90)."""
-import ctypes, os, subprocess, sys, tempfile
+(e.g. /opt/cu11/usr/lib/x86_64-linux-gnu/libnvrtc.so /opt/cu11/usr/bin/ptxas 90).
+PTX_VERSION=8.0 rewrites the PTX's .version line (for a newer ptxas)."""
+import ctypes, os, re, subprocess, sys, tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
 kdir = os.path.join(here, "..", "..", "engine", "cuda", "kernels")
@@ -28,8 +29,11 @@ if rc != 0:
 lib.nvrtcGetPTXSize(prog, ctypes.byref(n))
 ptx = ctypes.create_string_buffer(n.value)
 lib.nvrtcGetPTX(prog, ptx)
+text = ptx.value
+if os.environ.get("PTX_VERSION"):  # an older NVRTC's PTX for a newer ptxas (the bulk copies need 8.0)
+    text = re.sub(rb"^\.version [0-9.]+", b".version " + os.environ["PTX_VERSION"].encode(), text, count=1, flags=re.M)
 with tempfile.NamedTemporaryFile(suffix=".ptx", delete=False) as f:
-    f.write(ptx.value)
+    f.write(text)
 out = subprocess.run([ptxas, f"-arch=sm_{arch}", "-v", f.name, "-o", "/dev/null"], capture_output=True, text=True)
 lines = (out.stdout + out.stderr).splitlines()
 fn = None
