@@ -888,15 +888,15 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   __shared__ float2 srot[ROPE ? 128 : 1];  // ROPE: (cos, sin) of the token's angle for each j < hd/2
   // row group rg's stage s: rg * GX_STAGES + s (fs: rg's first stage)
   __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : GX_MAXTHREADS / 32];
-  __shared__ __align__(8) u64 sdbar;  // STAGED: dmap's bulk copy
+  __shared__ __align__(8) u64 sdbar;  // the bulk copies of the table and dmap (ctab), norm weights and shrink rows (ncopy)
   // 8 rows (one block a SM): the byte table at the first 64 KB boundary of
-  // the shared window in the dynamic shared memory (the launch adds 64 KB
-  // for that); 4 rows (two blocks a SM): at its start
+  // the shared window in the dynamic shared memory (the launch asks for what
+  // reaches 128 KB, or all it may have when STAGED); 4 rows (two blocks a
+  // SM): at its start
   const bool aligned = ROWS == 8;
   u32 s0 = (u32)__cvta_generic_to_shared(smem4);
   float2* tab = reinterpret_cast<float2*>(reinterpret_cast<char*>(smem4) +
                                           (aligned ? ((0x10000u - (s0 & 0xffffu)) & 0xffffu) : 0));
-  // dmap, the partial sums and the b rows after the table, or (STAGED) before it
   // 8 rows: dmap, the partial sums and the b rows before the table, in the
   // alignment gap, so that the block asks for no more than 132 KB of shared
   // memory and the L1 keeps 124 KB for the codes in flight (with 164 KB it
@@ -909,7 +909,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // ctab (STAGED, or mode bit 8): the byte table and dmap come by one bulk
   // copy from gtab and dmap_g instead of being built from registers
   const bool ctab = STAGED || (mode & 256);
-  // fs (the 8-row register kernel, unless mode bit 10): the first round's
+  // fs (GX_FS): the first round's
   // codes, absmax codes and scales come by bulk copies into a stage a row
   // group (in the 64 KB-alignment gap before the byte table), issued by
   // thread 0 at once. Code loads of a thread's own would sit before its x
@@ -923,15 +923,14 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
                    127) & ~127u,
             fsz = PAIR ? 2 * Fh.sb : F.sb;
   const bool fs = !STAGED && ROWS == 8 && (FEAT & GX_FS) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
-  // ncopy (the 8-row register kernel): the norm weights and the LoRA
-  // shrink rows come by bulk copies too, into snw (in floats) and sav (a
-  // row of in floats a row group) after the b rows: in registers they did
-  // not fit beside x, ptxas spilled them at once, and a spill store waits
-  // for its load (a loaded round trip) before the warp can go on.
+  // ncopy (GX_NC): the norm weights and the LoRA shrink rows come by bulk
+  // copies too, into snw (in floats) and sav (a row of in floats a row
+  // group) after the table, rather than into registers (where ptxas spills
+  // some of them at once, and a spill store waits for its load).
   const bool ncopy = !STAGED && ROWS == 8 && (FEAT & GX_NC);
   float* snw = reinterpret_cast<float*>(tab + 256 * GX_TAB32);  // after the table
   float* sav = snw + (normw ? in : 0);
-  if (aligned && !STAGED) {  // the launch sizes the gap from the static shared memory (gemvxSmem)
+  if (aligned && !STAGED) {  // gemvxPlan sizes the request from the static shared memory (gxWindow)
     u32 dyn;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
     u32 need = (u32)__cvta_generic_to_shared(tab) + 0x10000u + (ncopy ? (u32)in * 4 * (1 + (lsync ? rgn : 0)) : 0u);
@@ -1037,25 +1036,19 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
   float4 av[8];  // this lane's 32 inputs of the shrink row (without ncopy)
-  auto ld_av = [&]() {
-    if (job && !ncopy) {
-      const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
+  if (job && !ncopy) {
+    const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
 #pragma unroll
-      for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-  };
-  ld_av();
-  // this lane's 32 norm weights (without ncopy; in v9's kernel ptxas spilled
-  // some at once, and a spill store waits for its load)
+    for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  // this lane's 32 norm weights (without ncopy; ptxas spills two of the
+  // eight at once, and a spill store waits for its load: NOTES.md, v10)
   float4 nw[8];
-  auto ld_nw = [&]() {
-    if (normw && !ncopy) {
+  if (normw && !ncopy) {
 #pragma unroll
-      for (int q = 0; q < 8; q++)
-        nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-  };
-  ld_nw();
+    for (int q = 0; q < 8; q++)
+      nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
   // the first stage before x is requested, the others after it (mode bit 6:
   // all before; their requests would delay x's)
   int early = mode & 64 ? L.ns : 1;
@@ -1381,8 +1374,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 // nf4_gemvxmq_1: q, k, v with RoPE and the KV-cache store (ROPE, ra);
 // nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
 // fp16 compute (ROUNDW); suffix _f<FEAT>: the benchmark's prologue variants
-// (the unsuffixed kernels take GX_DEFAULT, v9's). hout is read by the PAIR kernels
-// alone.
+// (the unsuffixed kernels take GX_DEFAULT, v9's). Only the PAIR kernels
+// write hout, and only ROPE reads ra.
 #define GX_DEFAULT 0
 #define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, FEAT, ROPE, THREADS, PERSM)                       \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                               \
