@@ -341,7 +341,7 @@ var noRope = make(byValue, unsafe.Sizeof(ropeArgs{})/8)
 // ropeable reports whether runRope takes m (q, k, v of heads and kvHeads
 // heads of hd) under c's settings: no adapter on them, float32 compute, the
 // 8-row register kernel, hd a power of two from 8 to 256, c.gxRope on (the
-// benchmark's variant: 1.002-1.004x in the step, NOTES.md v10).
+// benchmark's variant: 1.002-1.005x in the step, NOTES.md v10).
 func (m *multiGemv) ropeable(c *CUDA, heads, kvHeads int) bool {
 	if !c.gxRope || m == nil || m.n != 3 || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld || heads <= 0 {
 		return false
