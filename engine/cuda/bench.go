@@ -627,9 +627,6 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with block-wide gemvx barriers (v7)", func() { c.gxBlockBar = true }, func() { c.gxBlockBar = false })
 		variant("with the gemvx byte table copied in", func() { c.gxCopyTab = true }, func() { c.gxCopyTab = false })
 		variant("with v9's gemvx shared memory request (92 KB of L1)", func() { c.gxV9Smem = true }, func() { c.gxV9Smem = false })
-		for _, f := range gxFeats {
-			variant("with the gemvx prologue "+f.name, func() { c.gxFeat = f.feat }, func() { c.gxFeat = -1 })
-		}
 		variant("with RoPE and the KV store in the q,k,v product", func() { c.gxRope = true }, func() { c.gxRope = false })
 		variant("without paired gate/up rows (SwiGLU in down)", func() { c.gxNoPair = true }, func() { c.gxNoPair = false })
 		variant("with staged gemvx codes (bulk copies)", func() { c.gxStaged = true }, func() { c.gxStaged = false })
@@ -661,14 +658,12 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
 		m.log = log
-		for _, f := range []int{-1, 3} { // the default prologue, and the one with both bulk copies
-			for _, k := range []string{"qkv", "gate,up", "down"} {
-				m.only, c.gxTrace, c.gxFeat = k, true, f
-				_, err := decode(false)
-				m.only, c.gxTrace, c.gxFeat = "", false, -1
-				must("decode traced "+k, err)
-				m.printTrace(k + "@step" + map[int]string{-1: "", 3: "(f3)"}[f])
-			}
+		for _, k := range []string{"qkv", "gate,up", "down"} {
+			m.only, c.gxTrace = k, true
+			_, err := decode(false)
+			m.only, c.gxTrace = "", false
+			must("decode traced "+k, err)
+			m.printTrace(k + "@step")
 		}
 		m.profile(b, log)
 	}
@@ -705,17 +700,6 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	fmt.Fprintln(log)
 	return r, nil
-}
-
-// gxFeats are the benchmark's variants of the one-token products' prologue
-// (nf4_gemvx's FEAT; the default kernels take neither feature, as v9).
-var gxFeats = []struct {
-	name string
-	feat int
-}{
-	{"with the first round by bulk copies (f1)", 1},
-	{"with norm weights, shrink rows by bulk copies (f2)", 2},
-	{"with both (f3)", 3},
 }
 
 // BenchReport is what WriteBenchReport stores: the configuration and one

@@ -67,7 +67,6 @@ type CUDA struct {
 	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
 	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
 	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
-	gxFeat     int      // > 0: the 8-row gemvx's prologue features (GX_FS 1, GX_NC 2) of a variant kernel; -1: the default
 	gxRope     bool     // the one-token step does RoPE and the KV store in the q,k,v product (the benchmark's variant)
 	gxV9Smem   bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
 	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
@@ -159,7 +158,7 @@ func New(o Options) (b *CUDA, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda: cuCtxCreate: %w", err)
 	}
-	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{}, gxFeat: -1,
+	c := &CUDA{ctx: ctx, dev: dev, half: o.Compute == backend.F16, fns: map[string]cu.Function{},
 		syncEach: os.Getenv("LORAMIX_CUDA_SYNC") == "1", noCublas: os.Getenv("LORAMIX_CUDA_NO_CUBLAS") == "1",
 		mmad: os.Getenv("LORAMIX_CUDA_MMAD") == "1"}
 	defer func() {
@@ -263,8 +262,6 @@ var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
-	"nf4_gemvxm_1_f1", "nf4_gemvxm_1_f2", "nf4_gemvxm_1_f3",
-	"nf4_gemvxmp_1_f1", "nf4_gemvxmp_1_f2", "nf4_gemvxmp_1_f3",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -278,8 +275,6 @@ var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
 	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16",
-	"nf4_gemvxm_1_f1", "nf4_gemvxm_1_f2", "nf4_gemvxm_1_f3",
-	"nf4_gemvxmp_1_f1", "nf4_gemvxmp_1_f2", "nf4_gemvxmp_1_f3",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

@@ -128,17 +128,11 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	p.smem = (256*32*2 + 256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
 	if p.rows == 8 {
 		// the byte table from the first 64 KB boundary of the block's
-		// window to 128 KB, dmap, the partial sums, the b rows (and the
-		// first round's stages, GX_FS) in the gap before it: 128 KB with the
-		// static part, so that the L1 keeps 124 KB (NOTES.md, v10); then,
-		// with GX_NC, the norm weights and a shrink row a row group
-		p.smem = 2*65536 - c.gxWindow + 1024 // + 1 KB: the dynamic part's start may be aligned up (it was, by 512 bytes, for nf4_gemvxmq_1)
-		if c.gxFeat > 0 && c.gxFeat&2 != 0 {
-			p.smem += in * 4
-			if jobs > 0 {
-				p.smem += p.rgn * in * 4
-			}
-		}
+		// window to 128 KB, and dmap, the partial sums and the b rows in
+		// the gap before it: 128 KB with the static part, so that the L1
+		// keeps 124 KB (NOTES.md, v10). 1 KB more: the dynamic part's start
+		// may be aligned up (it was, by 512 bytes, for nf4_gemvxmq_1).
+		p.smem = 2*65536 - c.gxWindow + 1024
 	}
 	if p.rows == 8 && c.gxV9Smem { // v9's request: 7 KB past 128 KB, so a 164 KB carveout and a 92 KB L1
 		p.smem = 2*65536 + (256+2*p.rgn*kwn*p.rows+2*p.rgn*p.rows*32)*4
@@ -207,8 +201,6 @@ func (c *CUDA) gemvxName(p gxPlan) string {
 	name += "_1"
 	if c.half {
 		name += "r"
-	} else if c.gxFeat > 0 && p.rows == 8 && !p.staged && !p.rope {
-		name += fmt.Sprintf("_f%d", c.gxFeat)
 	}
 	return name
 }

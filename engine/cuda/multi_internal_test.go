@@ -153,11 +153,10 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in
 // shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
 // which holds the next row block in registers, so both must agree bit for
-// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab) and its
-// prologue variants (gxFeat: the first round's codes, or the norm weights
-// and shrink rows, or both, by bulk copies rather than by each lane's loads): over row counts that end mid-block, inputs whose 64-element absmax
-// blocks straddle rows (1056), the widest input (12288, one row group and
-// 48 KB stages), and both compute modes.
+// bit, as must nf4_gemvx with its byte table copied in (gxCopyTab): over row
+// counts that end mid-block, inputs whose 64-element absmax blocks straddle
+// rows (1056), the widest input (12288, one row group and 48 KB stages), and
+// both compute modes.
 var _ = Describe("staged one-token products", Label("gpu"), func() {
 	DescribeTable("equal the register-prefetch kernel", func(in int, outs []int, half, lora bool) {
 		c, err := New(Options{})
@@ -218,21 +217,12 @@ var _ = Describe("staged one-token products", Label("gpu"), func() {
 			return out
 		}
 		staged, copied, regs := run(&c.gxStaged), run(&c.gxCopyTab), run(nil)
-		var feats [][][]float32 // the prologue variants' kernels
-		for _, f := range []int{1, 2, 3} {
-			c.gxFeat = f
-			feats = append(feats, run(nil))
-			c.gxFeat = -1
-		}
 		c.gxStaged = true
 		Expect(c.gemvxPlan(in, outs, 0).staged).To(BeTrue())
 		c.gxStaged = false
 		for i := range staged {
 			Expect(staged[i]).To(Equal(regs[i]), "staged, output %d", i)
 			Expect(copied[i]).To(Equal(regs[i]), "byte table copied in, output %d", i)
-			for k, f := range []int{1, 2, 3} {
-				Expect(feats[k][i]).To(Equal(regs[i]), "prologue variant f%d, output %d", f, i)
-			}
 			Expect(staged[i]).NotTo(ContainElement(float32(0)))
 		}
 		Expect(c.Sync()).To(Succeed())
@@ -283,14 +273,14 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
 		g, u := read(ys[0]), read(ys[1])
 		c.SiLUMul(want, ys[0], ys[1])
-		for _, f := range []int{-1, 1, 2, 3} { // the default prologue and its variants
-			c.gxFeat = f
+		for _, copied := range []bool{false, true} { // the byte table built, and copied in
+			c.gxCopyTab = copied
 			func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
-			Expect(read(ys[0])).To(Equal(g), "gate, prologue f%d", f)
-			Expect(read(ys[1])).To(Equal(u), "up, prologue f%d", f)
-			Expect(read(h)).To(Equal(read(want)), "SwiGLU, prologue f%d", f)
+			Expect(read(ys[0])).To(Equal(g), "gate, table copied %v", copied)
+			Expect(read(ys[1])).To(Equal(u), "up, table copied %v", copied)
+			Expect(read(h)).To(Equal(read(want)), "SwiGLU, table copied %v", copied)
 		}
-		c.gxFeat = -1
+		c.gxCopyTab = false
 		Expect(read(h)).NotTo(ContainElement(float32(0)))
 		if lora { // the expands changed the outputs
 			func() {

@@ -668,29 +668,6 @@ __device__ __forceinline__ void gx_issue(const GemvDesc& g, int blk, int in, u32
   bulk_copy(st + L.cb + L.qb, reinterpret_cast<const char*>(g.absmax2) + w.s0, s1 - w.s0, bar);
 }
 
-// gx_stage_layout is the GxStages sizes of one stage of ROWS rows of in
-// inputs (cb, qb, sb; no ring).
-template <int ROWS>
-__device__ __forceinline__ GxStages gx_stage_layout(int in) {
-  GxStages L{};
-  L.cb = ROWS * in / 2;
-  L.qb = (ROWS * in / 64 + 32 + 15) & ~15;
-  L.sb = (L.cb + L.qb + 64 + 15) & ~15u;  // 16-byte aligned: the copies and the 16-byte code loads
-  return L;
-}
-
-// gx_stage_row reads row r's codes of this lane's chunk c, absmax code and
-// group scale from a stage (layout L) that holds rows row0.. of a weight.
-template <int ROWS>
-__device__ __forceinline__ void gx_stage_row(uint4& w, u32& qa, float& sa, u32 st, const GxStages& L, u32 row0, int r,
-                                             int in, int c) {
-  GxWin win = gx_win<ROWS>(row0, in);
-  u32 j = (row0 + r) * (u32)in + (u32)c * 32;
-  w = lds128(st + r * (in / 2) + c * 16);
-  qa = lds_u8(st + L.cb + (j >> 6) - win.q0);
-  sa = lds_f32(st + L.cb + L.qb + (j >> 14) * 4 - win.s0);
-}
-
 // gemvx_locate finds the weight d and its local ROWS-row block of global block b.
 template <int ROWS>
 __device__ __forceinline__ void gemvx_locate(const GemvDesc* descs, int ndesc, int b, int& d, int& blk) {
@@ -861,20 +838,12 @@ __device__ __forceinline__ void gx_mark(int mode, int k) {
 // outputs the combine stores hout = silu(gate) * up, SwiGLU, for the down
 // product, which then stages half the bytes and computes no SiLU.
 //
-// FEAT (the 8-row register kernel's prologue, compile-time so that each
-// choice gets its own register allocation): GX_FS the first round by bulk
-// copies, GX_NC the norm weights and shrink rows by bulk copies. The default
-// kernels take neither (v9's prologue): each was slower in the decode step
-// (NOTES.md, v10), and they stay as the benchmark's variants.
-#define GX_FS 1
-#define GX_NC 2
-//
 // ROPE (q, k, v of one token, no adapter, no residual): q's and k's row
 // blocks pair rows j and j + hd/2 of a head (gx_rope_row), and the
 // epilogue does rope_kv_f16's work: q rotated in place, k rotated and v
 // stored into the fp16 caches at the token's position (ra); k's and v's own
 // outputs are not written.
-template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, int FEAT = 0, bool ROPE = false>
+template <bool ROUNDW, int ROWS, bool STAGED, bool PAIR = false, bool ROPE = false>
 __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const float* x, const float* dmap_g, int in,
                           int mode, const float* x2, const float* normw, float eps, int rgn, u32* lsync,
                           const float2* gtab, float* hout, const RopeArgs& ra) {
@@ -886,9 +855,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   __shared__ float slt[GX_MAXDESC * 32];      // the expands' lt, from the first barrier on
   __shared__ GemvDesc sdesc[GX_MAXDESC];  // the descriptors, so that locating a row block costs no global load
   __shared__ float2 srot[ROPE ? 128 : 1];  // ROPE: (cos, sin) of the token's angle for each j < hd/2
-  // row group rg's stage s: rg * GX_STAGES + s (fs: rg's first stage)
-  __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : GX_MAXTHREADS / 32];
-  __shared__ __align__(8) u64 sdbar;  // the bulk copies of the table and dmap (ctab), norm weights and shrink rows (ncopy)
+  __shared__ __align__(8) u64 sbar[STAGED ? GX_MAXTHREADS / 32 * GX_STAGES : 1];  // row group rg's stage s: rg * GX_STAGES + s
+  __shared__ __align__(8) u64 sdbar;  // the bulk copies of the table and dmap (ctab)
   // 8 rows (one block a SM): the byte table at the first 64 KB boundary of
   // the shared window in the dynamic shared memory (the launch asks for what
   // reaches 128 KB, or all it may have when STAGED); 4 rows (two blocks a
@@ -909,71 +877,25 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // ctab (STAGED, or mode bit 8): the byte table and dmap come by one bulk
   // copy from gtab and dmap_g instead of being built from registers
   const bool ctab = STAGED || (mode & 256);
-  // fs (GX_FS): the first round's
-  // codes, absmax codes and scales come by bulk copies into a stage a row
-  // group (in the 64 KB-alignment gap before the byte table), issued by
-  // thread 0 at once. Code loads of a thread's own would sit before its x
-  // loads, shuffles and shared stores in the load/store queues, and x would
-  // come only after them (2-2.5 us later under load); the bulk copies keep
-  // those queues free for the prologue. Later rounds come by registers.
-  const GxStages F = gx_stage_layout<ROWS>(in), Fh = gx_stage_layout<ROWS / 2>(in);
-  // row group rg's stage at fs0 + rg * fsz (PAIR: gate's half, then up's)
-  // (after what sits before the table: dmap, the partial sums, the b rows)
-  const u32 fs0 = ((u32)__cvta_generic_to_shared(red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32) +
-                   127) & ~127u,
-            fsz = PAIR ? 2 * Fh.sb : F.sb;
-  const bool fs = !STAGED && ROWS == 8 && (FEAT & GX_FS) && fs0 + rgn * fsz <= (u32)__cvta_generic_to_shared(tab);
-  // ncopy (GX_NC): the norm weights and the LoRA shrink rows come by bulk
-  // copies too, into snw (in floats) and sav (a row of in floats a row
-  // group) after the table, rather than into registers (where ptxas spills
-  // some of them at once, and a spill store waits for its load).
-  const bool ncopy = !STAGED && ROWS == 8 && (FEAT & GX_NC);
-  float* snw = reinterpret_cast<float*>(tab + 256 * GX_TAB32);  // after the table
-  float* sav = snw + (normw ? in : 0);
   if (aligned && !STAGED) {  // gemvxPlan sizes the request from the static shared memory (gxWindow)
     u32 dyn;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-    u32 need = (u32)__cvta_generic_to_shared(tab) + 0x10000u + (ncopy ? (u32)in * 4 * (1 + (lsync ? rgn : 0)) : 0u);
-    if (need > s0 + dyn || (u32)__cvta_generic_to_shared(red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32) >
-                               (u32)__cvta_generic_to_shared(tab))
+    if ((u32)__cvta_generic_to_shared(tab) + 0x10000u > s0 + dyn ||
+        (u32)__cvta_generic_to_shared(red + 2 * rgn * ((in + 1023) >> 10) * ROWS + 2 * rgn * ROWS * 32) >
+            (u32)__cvta_generic_to_shared(tab))
       __trap();
   }
-  if (threadIdx.x == 0 && (STAGED || ctab || fs || ncopy)) {
+  if (ctab && threadIdx.x == 0) {
     // every barrier a block may use, before anything else: the fence that
     // lets the async proxy see them then has no earlier stores to wait for
     if (STAGED)
       for (int i = 0; i < GX_MAXTHREADS / 32 * GX_STAGES; i++) mbar_init(barb + 8 * i, 1);
-    else if (fs)
-      for (int i = 0; i < rgn; i++) mbar_init(barb + 8 * i, PAIR ? 2 : 1);  // PAIR: a copy of each half
     mbar_init(db, 1);
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    for (int r = 0; fs && r < rgn; r++) {  // row group r's first row block
-      int b = blockIdx.x * rgn + r, dd, bb;
-      if (b >= total) break;
-      if (PAIR) {
-        for (int h = 0; h < 2; h++) gx_issue<ROWS / 2>(pdescs[h], b, in, fs0 + r * fsz + h * Fh.sb, Fh, barb + 8 * r);
-      } else {
-        gemvx_locate<ROWS>(pdescs, ndesc, b, dd, bb);
-        gx_issue<ROWS>(pdescs[dd], bb, in, fs0 + r * fsz, F, barb + 8 * r);
-      }
-    }
-    if (!STAGED) {  // (STAGED: the table after its first stages)
-      u32 bytes = ctab ? 1024 + 256 * GX_TAB32 * 8 : 0;
-      int jd0, jj0;
-      if (ncopy) {
-        bytes += normw ? in * 4 : 0;
-        for (int r = 0; r < rgn; r++)
-          bytes += lsync && gemvx_job(pdescs, ndesc, blockIdx.x * rgn + r, jd0, jj0) ? in * 4 : 0;
-      }
-      if (bytes) mbar_expect(db, bytes);
-      if (ctab) {
-        bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
-        bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
-      }
-      if (ncopy && normw) bulk_copy((u32)__cvta_generic_to_shared(snw), normw, in * 4, db);
-      for (int r = 0; ncopy && r < rgn; r++)
-        if (lsync && gemvx_job(pdescs, ndesc, blockIdx.x * rgn + r, jd0, jj0))
-          bulk_copy((u32)__cvta_generic_to_shared(sav + r * in), pdescs[jd0].la + (long long)jj0 * in, in * 4, db);
+    if (!STAGED) {  // (STAGED: after its first stages)
+      mbar_expect(db, 1024 + 256 * GX_TAB32 * 8);
+      bulk_copy((u32)__cvta_generic_to_shared(dmap), dmap_g, 1024, db);
+      bulk_copy((u32)__cvta_generic_to_shared(tab), gtab, 256 * GX_TAB32 * 8, db);
     }
   }
   // dmap first: the table's build waits for it, and requested after the
@@ -1035,16 +957,16 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // what every block's expands wait for
   int jd = 0, jj = 0;
   bool job = lsync && gemvx_job(descs, ndesc, rb, jd, jj);
-  float4 av[8];  // this lane's 32 inputs of the shrink row (without ncopy)
-  if (job && !ncopy) {
+  float4 av[8];  // this lane's 32 inputs of the shrink row
+  if (job) {
     const float4* ap = reinterpret_cast<const float4*>(descs[jd].la + (long long)jj * in + (long long)c * 32);
 #pragma unroll
     for (int q = 0; q < 8; q++) av[q] = live ? __ldg(ap + q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
-  // this lane's 32 norm weights (without ncopy; ptxas spills two of the
-  // eight at once, and a spill store waits for its load: NOTES.md, v10)
+  // this lane's 32 norm weights (ptxas spills two of the eight at once, and
+  // a spill store waits for its load: NOTES.md, v10)
   float4 nw[8];
-  if (normw && !ncopy) {
+  if (normw) {
 #pragma unroll
     for (int q = 0; q < 8; q++)
       nw[q] = live ? __ldg(reinterpret_cast<const float4*>(normw + (long long)c * 32) + q) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -1068,7 +990,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       }
       gx_pmark(mode, 3);
     }
-  } else if (!fs) {
+  } else {
     gemvx_load<ROWS, PAIR, ROPE>(w, qa, sa, ok, descs[d], blk, in, c, live && rb < total, descs,
                                  ROPE && d < 2 ? ra.hd : -1);
     gx_pmark(mode, 2);
@@ -1123,13 +1045,10 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     float tot = 0.f;
     for (int k = 0; k < kwn; k++) tot += ssq[k];
     float inv = rsqrtf(tot / in + eps);
-    if (ncopy) mbar_wait(db, 0);  // snw
 #pragma unroll
     for (int q = 0; q < 8; q++) {
-      float4 n = nw[q];
-      if (ncopy) n = live ? reinterpret_cast<const float4*>(snw + c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
-      xr[4 * q] *= inv * n.x, xr[4 * q + 1] *= inv * n.y;
-      xr[4 * q + 2] *= inv * n.z, xr[4 * q + 3] *= inv * n.w;
+      xr[4 * q] *= inv * nw[q].x, xr[4 * q + 1] *= inv * nw[q].y;
+      xr[4 * q + 2] *= inv * nw[q].z, xr[4 * q + 3] *= inv * nw[q].w;
     }
   }
   if (mode & 2) {  // fp16 compute: the staged operand is an op's output
@@ -1138,13 +1057,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   }
   if (job) {
     float s = 0.f;
-    if (ncopy) mbar_wait(db, 0);  // sav
 #pragma unroll
-    for (int q = 0; q < 8; q++) {
-      float4 a = av[q];
-      if (ncopy) a = live ? reinterpret_cast<const float4*>(sav + rg * in + c * 32)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
-      s += a.x * xr[4 * q] + a.y * xr[4 * q + 1] + a.z * xr[4 * q + 2] + a.w * xr[4 * q + 3];
-    }
+    for (int q = 0; q < 8; q++)
+      s += av[q].x * xr[4 * q] + av[q].y * xr[4 * q + 1] + av[q].z * xr[4 * q + 2] + av[q].w * xr[4 * q + 3];
     s = warp_sum(s);
     if (lane == 0) sshr[warp] = s;
   }
@@ -1247,22 +1162,6 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       slt[i] = gd.lb && (i & 31) < gd.lr ? __ldcg(gd.lt + (i & 31)) : 0.f;
     }
   };
-  if (fs) {  // the first row block from its stage, into the registers its loads would have filled
-    if (rb < total) mbar_wait(barb + 8 * rg, 0);
-#pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-      int h = r / (ROWS / 2), rr = r % (ROWS / 2);
-      u32 r0 = PAIR ? (u32)blk * (ROWS / 2) : (u32)blk * ROWS;
-      ok[r] = live && rb < total && (PAIR ? (int)r0 + rr < sd[h].out : (int)r0 + r < sd[d].out);
-      w[r] = make_uint4(0, 0, 0, 0), qa[r] = 0, sa[r] = 0.f;
-      if (ok[r]) {
-        if (PAIR)
-          gx_stage_row<ROWS / 2>(w[r], qa[r], sa[r], fs0 + rg * fsz + h * Fh.sb, Fh, r0, rr, in, c);
-        else
-          gx_stage_row<ROWS>(w[r], qa[r], sa[r], fs0 + rg * fsz, F, r0, r, in, c);
-      }
-    }
-  }
   u32 tabw = (aligned ? (u32)__cvta_generic_to_shared(tab) : 0u) | (lane * 8);
   const char* tb = reinterpret_cast<const char*>(tab);
   for (int it = 0; it < iters; it++, rb += slots) {
@@ -1373,34 +1272,26 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
 // nf4_gemvxmp_1: paired gate/up rows with SwiGLU into hout (PAIR);
 // nf4_gemvxmq_1: q, k, v with RoPE and the KV-cache store (ROPE, ra);
 // nf4_gemvxm4_1: 4-row blocks, two blocks a SM (in <= 8192). Suffix r:
-// fp16 compute (ROUNDW); suffix _f<FEAT>: the benchmark's prologue variants
-// (the unsuffixed kernels take GX_DEFAULT, v9's). Only the PAIR kernels
-// write hout, and only ROPE reads ra.
-#define GX_DEFAULT 0
-#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, FEAT, ROPE, THREADS, PERSM)                       \
+// fp16 compute (ROUNDW). Only the PAIR kernels write hout, and only ROPE
+// reads ra.
+#define NF4_GEMVX(NAME, SUFFIX, ROUNDW, ROWS, STAGED, PAIR, ROPE, THREADS, PERSM)                             \
   extern "C" __global__ void __launch_bounds__(THREADS, PERSM)                                               \
       nf4_gemvxm##NAME##_1##SUFFIX(const __grid_constant__ GemvDescs descs, int ndesc, int total,            \
                                    const float* x, const float* dmap, int in, int mode, const float* x2,      \
                                    const float* normw, float eps, int rgn, u32* lsync, const float2* gtab,    \
                                    float* hout, const __grid_constant__ RopeArgs ra) {                        \
-    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR, FEAT, ROPE>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, \
-                                                      rgn, lsync, gtab, hout, ra);                            \
+    nf4_gemvx<ROUNDW, ROWS, STAGED, PAIR, ROPE>(descs.d, ndesc, total, x, dmap, in, mode, x2, normw, eps, rgn, \
+                                                lsync, gtab, hout, ra);                                       \
   }
-NF4_GEMVX(, , false, 8, false, false, GX_DEFAULT, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(, r, true, 8, false, false, GX_DEFAULT, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, , false, 8, true, false, 0, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(t, r, true, 8, true, false, 0, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(p, , false, 8, false, true, GX_DEFAULT, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(p, r, true, 8, false, true, GX_DEFAULT, false, GX_MAXTHREADS, 1)
-NF4_GEMVX(q, , false, 8, false, false, GX_DEFAULT, true, GX_MAXTHREADS, 1)
-NF4_GEMVX(4, , false, 4, false, false, 0, false, 256, 2)
-NF4_GEMVX(4, r, true, 4, false, false, 0, false, 256, 2)
-#define NF4_GEMVX_FEAT(F)                                                      \
-  NF4_GEMVX(, _f##F, false, 8, false, false, F, false, GX_MAXTHREADS, 1)       \
-  NF4_GEMVX(p, _f##F, false, 8, false, true, F, false, GX_MAXTHREADS, 1)
-NF4_GEMVX_FEAT(1)
-NF4_GEMVX_FEAT(2)
-NF4_GEMVX_FEAT(3)
+NF4_GEMVX(, , false, 8, false, false, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(, r, true, 8, false, false, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, , false, 8, true, false, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(t, r, true, 8, true, false, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, , false, 8, false, true, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(p, r, true, 8, false, true, false, GX_MAXTHREADS, 1)
+NF4_GEMVX(q, , false, 8, false, false, true, GX_MAXTHREADS, 1)
+NF4_GEMVX(4, , false, 4, false, false, false, 256, 2)
+NF4_GEMVX(4, r, true, 4, false, false, false, 256, 2)
 
 // ---- tensor-core path -------------------------------------------------------
 
