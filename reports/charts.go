@@ -466,11 +466,12 @@ func throughputChart(ts []Throughput) (*figure, error) {
 	byDev := map[string][]Throughput{}
 	var devs []string
 	batches := map[int]bool{}
-	for _, t := range ts {
+	names := seriesNames(ts)
+	for i, t := range ts {
 		if t.Batch <= 0 {
 			continue
 		}
-		k := t.series()
+		k := names[i]
 		if byDev[k] == nil {
 			devs = append(devs, k)
 		}

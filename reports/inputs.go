@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -40,6 +41,11 @@ type Throughput struct {
 	Batch       int     `json:"batch"`
 	PrefillTokS float64 `json:"prefill_tok_s"`
 	DecodeTokS  float64 `json:"decode_tok_s"`
+	// Run names the file the record came from (ReadBench: its base name
+	// without the extension). Charts and tables add it to a series only
+	// where records of one device, model and quantization come from
+	// several runs (say, two versions' records of one card).
+	Run string `json:"-"`
 }
 
 // series names the line a Throughput belongs to.
@@ -51,6 +57,26 @@ func (t Throughput) series() string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// seriesNames names each record's line: its series, and its run where the
+// series has records from more than one run.
+func seriesNames(ts []Throughput) []string {
+	runs := map[string]map[string]bool{}
+	for _, t := range ts {
+		if runs[t.series()] == nil {
+			runs[t.series()] = map[string]bool{}
+		}
+		runs[t.series()][t.Run] = true
+	}
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.series()
+		if len(runs[t.series()]) > 1 && t.Run != "" {
+			names[i] += " (" + t.Run + ")"
+		}
+	}
+	return names
 }
 
 // ReadBench reads a benchmark file: JSON objects, as one object, an array,
@@ -112,6 +138,7 @@ func ReadBench(path string) ([]MergeTiming, []Throughput, error) {
 			if t.Model == "" && o["shape"] != nil {
 				json.Unmarshal(o["shape"], &t.Model)
 			}
+			t.Run = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 			thr = append(thr, t)
 		default:
 			return nil, nil, fmt.Errorf("bench %s: record %d is neither a merge timing (low_rank_seconds) nor a throughput (batch, decode_tok_s)", path, i)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -254,7 +255,7 @@ var _ = Describe("ReadBench", func() {
 		m, t, err := reports.ReadBench(a)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(m).To(Equal([]reports.MergeTiming{{Rank: 16, LowRankSeconds: 0.2, FullSeconds: 62, Modules: 96}}))
-		Expect(t).To(Equal([]reports.Throughput{{Device: "cuda", Card: "H100", Batch: 16, PrefillTokS: 4e4, DecodeTokS: 3500}}))
+		Expect(t).To(Equal([]reports.Throughput{{Device: "cuda", Card: "H100", Batch: 16, PrefillTokS: 4e4, DecodeTokS: 3500, Run: "a"}}))
 
 		b := filepath.Join(dir, "b.json")
 		Expect(os.WriteFile(b, []byte(`{"device":"cpu","batch":1,"decode_tok_s":12.5}`), 0o644)).To(Succeed())
@@ -271,8 +272,8 @@ var _ = Describe("ReadBench", func() {
 		_, t, err := reports.ReadBench(lines)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t).To(Equal([]reports.Throughput{
-			{Device: "cpu", Model: "world", Quant: "nf4", Batch: 1, PrefillTokS: 900.5, DecodeTokS: 120},
-			{Device: "cpu", Model: "world", Quant: "nf4", Batch: 4, PrefillTokS: 1500, DecodeTokS: 300},
+			{Device: "cpu", Model: "world", Quant: "nf4", Batch: 1, PrefillTokS: 900.5, DecodeTokS: 120, Run: "cpu"},
+			{Device: "cpu", Model: "world", Quant: "nf4", Batch: 4, PrefillTokS: 1500, DecodeTokS: 300, Run: "cpu"},
 		}))
 		report := filepath.Join(dir, "generate-cuda.json")
 		Expect(os.WriteFile(report, []byte(`{"benchmark":"generate","device":"NVIDIA H100 80GB HBM3","date":"2026-11-26T18:00:00Z","config":{"Batches":[1,16]},
@@ -281,7 +282,36 @@ var _ = Describe("ReadBench", func() {
 		_, t, err = reports.ReadBench(report)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t).To(HaveLen(2))
-		Expect(t[1]).To(Equal(reports.Throughput{Device: "NVIDIA H100 80GB HBM3", Model: "llama-2-7b", Quant: "nf4", Batch: 16, PrefillTokS: 9000, DecodeTokS: 5200}))
+		Expect(t[1]).To(Equal(reports.Throughput{Device: "NVIDIA H100 80GB HBM3", Model: "llama-2-7b", Quant: "nf4", Batch: 16,
+			PrefillTokS: 9000, DecodeTokS: 5200, Run: "generate-cuda"}))
+	})
+
+	It("tells two runs of one card apart in the throughput chart and table", func() {
+		dir := GinkgoT().TempDir()
+		var all []reports.Throughput
+		for _, v := range []struct {
+			name   string
+			decode float64
+		}{{"v9", 328}, {"v10", 329.5}} {
+			p := filepath.Join(dir, v.name+".json")
+			Expect(os.WriteFile(p, []byte(fmt.Sprintf(`{"results":[
+				{"device":"H100","shape":"llama-2-7b","quant":"nf4","batch":1,"prefill_tok_s":4600,"decode_tok_s":%g},
+				{"device":"H100","shape":"llama-2-7b","quant":"nf4","batch":16,"prefill_tok_s":17400,"decode_tok_s":3280}]}`, v.decode)), 0o644)).To(Succeed())
+			_, t, err := reports.ReadBench(p)
+			Expect(err).NotTo(HaveOccurred())
+			all = append(all, t...)
+		}
+		all = append(all, reports.Throughput{Device: "cpu", Batch: 1, DecodeTokS: 12, Run: "cpu"}) // one run: no label
+		rep, err := reports.Build(reports.Input{Throughput: all, Now: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}, filepath.Join(dir, "out"))
+		Expect(err).NotTo(HaveOccurred())
+		svg, err := os.ReadFile(filepath.Join(dir, "out", "throughput.svg"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(svg)).To(And(ContainSubstring("H100 llama-2-7b nf4 (v9), decode"), ContainSubstring("H100 llama-2-7b nf4 (v10), decode"),
+			ContainSubstring("cpu, decode"), Not(ContainSubstring("(cpu)"))))
+		md, err := os.ReadFile(rep.Markdown)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(md)).To(And(ContainSubstring("| H100 |  | llama-2-7b | nf4 | v10 | 1 | 4600 | 329.5 |"),
+			ContainSubstring("| H100 |  | llama-2-7b | nf4 | v9 | 1 | 4600 | 328.0 |"), ContainSubstring("| cpu |  |  |  |  | 1 | 0 | 12.00 |")))
 	})
 
 	It("names the file and entry it cannot read", func() {

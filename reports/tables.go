@@ -145,16 +145,24 @@ func mergeTable(ms []MergeTiming) table {
 }
 
 func throughputTable(ts []Throughput) table {
-	ts = slices.Clone(ts)
-	slices.SortStableFunc(ts, func(a, b Throughput) int {
-		if c := strings.Compare(a.series(), b.series()); c != 0 {
+	names := seriesNames(ts)
+	idx := make([]int, len(ts))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		if c := strings.Compare(names[a], names[b]); c != 0 {
 			return c
 		}
-		return a.Batch - b.Batch
+		return ts[a].Batch - ts[b].Batch
 	})
-	t := table{Title: "Generation throughput", Header: []string{"device", "card", "model", "quant", "batch", "prefill tokens/s", "decode tokens/s"}}
-	for _, x := range ts {
-		t.Rows = append(t.Rows, []string{x.Device, x.Card, x.Model, x.Quant, strconv.Itoa(x.Batch), fmtNum(x.PrefillTokS), fmtNum(x.DecodeTokS)})
+	t := table{Title: "Generation throughput", Header: []string{"device", "card", "model", "quant", "run", "batch", "prefill tokens/s", "decode tokens/s"}}
+	for _, i := range idx {
+		x, run := ts[i], ""
+		if names[i] != x.series() { // several runs of this series
+			run = x.Run
+		}
+		t.Rows = append(t.Rows, []string{x.Device, x.Card, x.Model, x.Quant, run, strconv.Itoa(x.Batch), fmtNum(x.PrefillTokS), fmtNum(x.DecodeTokS)})
 	}
 	return t
 }
