@@ -466,7 +466,7 @@ func throughputChart(ts []Throughput) (*figure, error) {
 	byDev := map[string][]Throughput{}
 	var devs []string
 	batches := map[int]bool{}
-	names := seriesNames(ts)
+	names, _ := seriesNames(ts)
 	for i, t := range ts {
 		if t.Batch <= 0 {
 			continue

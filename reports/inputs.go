@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -59,24 +60,40 @@ func (t Throughput) series() string {
 	return strings.Join(parts, " ")
 }
 
-// seriesNames names each record's line: its series, and its run where the
-// series has records from more than one run.
-func seriesNames(ts []Throughput) []string {
-	runs := map[string]map[string]bool{}
+// seriesNames names each record's line (names[i]): its series, and its
+// run (runs[i], else "") where the series has records from more than one
+// run. The runs' common prefix up to a '-', '_' or '.' is left out
+// ("generate-cuda-…-v9" and "…-v10" read v9 and v10).
+func seriesNames(ts []Throughput) (names, runs []string) {
+	seen := map[string][]string{}
 	for _, t := range ts {
-		if runs[t.series()] == nil {
-			runs[t.series()] = map[string]bool{}
+		if !slices.Contains(seen[t.series()], t.Run) {
+			seen[t.series()] = append(seen[t.series()], t.Run)
 		}
-		runs[t.series()][t.Run] = true
 	}
-	names := make([]string, len(ts))
+	names, runs = make([]string, len(ts)), make([]string, len(ts))
 	for i, t := range ts {
 		names[i] = t.series()
-		if len(runs[t.series()]) > 1 && t.Run != "" {
-			names[i] += " (" + t.Run + ")"
+		if rs := seen[t.series()]; len(rs) > 1 && t.Run != "" {
+			runs[i] = t.Run[commonStem(rs):]
+			names[i] += " (" + runs[i] + ")"
 		}
 	}
-	return names
+	return names, runs
+}
+
+// commonStem is the length of the names' common prefix, cut back to just
+// after its last '-', '_' or '.'.
+func commonStem(names []string) int {
+	n := len(names[0])
+	for _, s := range names[1:] {
+		k := 0
+		for k < n && k < len(s) && s[k] == names[0][k] {
+			k++
+		}
+		n = k
+	}
+	return strings.LastIndexAny(names[0][:n], "-_.") + 1
 }
 
 // ReadBench reads a benchmark file: JSON objects, as one object, an array,

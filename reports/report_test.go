@@ -293,7 +293,7 @@ var _ = Describe("ReadBench", func() {
 			name   string
 			decode float64
 		}{{"v9", 328}, {"v10", 329.5}} {
-			p := filepath.Join(dir, v.name+".json")
+			p := filepath.Join(dir, "generate-cuda-h100-"+v.name+".json") // the common "generate-cuda-h100-" is left out
 			Expect(os.WriteFile(p, []byte(fmt.Sprintf(`{"results":[
 				{"device":"H100","shape":"llama-2-7b","quant":"nf4","batch":1,"prefill_tok_s":4600,"decode_tok_s":%g},
 				{"device":"H100","shape":"llama-2-7b","quant":"nf4","batch":16,"prefill_tok_s":17400,"decode_tok_s":3280}]}`, v.decode)), 0o644)).To(Succeed())

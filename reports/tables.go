@@ -145,7 +145,7 @@ func mergeTable(ms []MergeTiming) table {
 }
 
 func throughputTable(ts []Throughput) table {
-	names := seriesNames(ts)
+	names, runs := seriesNames(ts)
 	idx := make([]int, len(ts))
 	for i := range idx {
 		idx[i] = i
@@ -158,11 +158,8 @@ func throughputTable(ts []Throughput) table {
 	})
 	t := table{Title: "Generation throughput", Header: []string{"device", "card", "model", "quant", "run", "batch", "prefill tokens/s", "decode tokens/s"}}
 	for _, i := range idx {
-		x, run := ts[i], ""
-		if names[i] != x.series() { // several runs of this series
-			run = x.Run
-		}
-		t.Rows = append(t.Rows, []string{x.Device, x.Card, x.Model, x.Quant, run, strconv.Itoa(x.Batch), fmtNum(x.PrefillTokS), fmtNum(x.DecodeTokS)})
+		x := ts[i]
+		t.Rows = append(t.Rows, []string{x.Device, x.Card, x.Model, x.Quant, runs[i], strconv.Itoa(x.Batch), fmtNum(x.PrefillTokS), fmtNum(x.DecodeTokS)})
 	}
 	return t
 }
