@@ -279,23 +279,21 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 		if !m.on("down") {
 			continue
 		}
+		// down's operand: SwiGLU stored by the paired gate/up, or computed
+		// from g and u (x2) as down stages them
+		hin, x2 := g, u.ptr
+		if paired {
+			hin, x2 = b.sw, 0
+		}
 		if lora {
 			ed = &loraEp{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, sync: l.downSync, r: r, stride: r, scale: 2}
 			if !inKernel || !c.shrinkInKernel(ed, s.Intermediate, s.Hidden) {
 				ed.a, ed.sync = 0, 0
-				gx, ux := g.ptr, u.ptr
-				if paired {
-					gx, ux = b.sw.ptr, 0
-				}
-				c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, gx, ux, cu.DevicePtr(0), float32(0),
+				c.launch("lora_shrink_f", n*r, 1, 1, 1024, 0, t, hin.ptr, x2, cu.DevicePtr(0), float32(0),
 					l.lora[2][0].ptr, cu.DevicePtr(0), n, r, s.Intermediate)
 			}
 		}
-		if paired {
-			c.gemvFused(x, b.sw, l.wd, true, ed, gemvFuse{})
-		} else {
-			c.gemvFused(x, g, l.wd, true, ed, gemvFuse{x2: u.ptr})
-		}
+		c.gemvFused(x, hin, l.wd, true, ed, gemvFuse{x2: x2})
 	}
 	if !m.on("head") {
 		return

@@ -30,7 +30,7 @@ type CUDA struct {
 	fns     map[string]cu.Function
 	half    bool
 	dmap    cu.DevicePtr // nf4.DynamicMap(), 256 float32
-	gtab    cu.DevicePtr // nf4_gemvxt's byte table (gemvxTable), copied into each block's shared memory
+	gtab    cu.DevicePtr // the one-token products' byte table (gemvxTable), for those that copy it in (staged, gxCopyTab)
 	name    string
 	arch    string
 	sms     int

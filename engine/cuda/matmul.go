@@ -123,19 +123,23 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 		}
 	}
 	p.threads = 32 * kwn * p.rgn
-	// see nf4_gemvx: the byte table (64 KB-aligned with 8 rows), dmap, the
-	// partial sums, the LoRA b rows
-	p.smem = (256*32*2 + 256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
-	if p.rows == 8 {
-		// the byte table from the first 64 KB boundary of the block's
-		// window to 128 KB, and dmap, the partial sums and the b rows in
-		// the gap before it: 128 KB with the static part, so that the L1
-		// keeps 124 KB (NOTES.md, v10). 1 KB more: the dynamic part's start
-		// may be aligned up (it was, by 512 bytes, for nf4_gemvxmq_1).
-		p.smem = 2*65536 - c.gxWindow + 1024
-	}
-	if p.rows == 8 && c.gxV9Smem { // v9's request: 7 KB past 128 KB, so a 164 KB carveout and a 92 KB L1
-		p.smem = 2*65536 + (256+2*p.rgn*kwn*p.rows+2*p.rgn*p.rows*32)*4
+	// see nf4_gemvx: the byte table (64 KB), then dmap, the partial sums and
+	// the LoRA b rows
+	const table = 256 * 32 * 8
+	rest := (256 + 2*p.rgn*kwn*p.rows + 2*p.rgn*p.rows*32) * 4
+	switch {
+	case p.rows == 4:
+		p.smem = table + rest
+	case c.gxV9Smem: // v9's request: 7 KB past 128 KB, so a 164 KB carveout and a 92 KB L1
+		p.smem = 65536 + table + rest
+	default:
+		// the table from the first 64 KB boundary of the block's window
+		// to 128 KB, the rest in the gap before it: 128 KB with the static
+		// part, so that the L1 keeps 124 KB (NOTES.md, v10). 1 KB more:
+		// gxWindow leaves out nf4_gemvxmq_1, whose 512 bytes less static
+		// shared memory start its dynamic part 512 bytes earlier (its check
+		// trapped without it); the rest is margin.
+		p.smem = 65536 + table - c.gxWindow + 1024
 	}
 	// staged (c.gxStaged): the stages take what the table leaves (the
 	// kernel counts them). Not with in-kernel LoRA shrinks: every block's
@@ -177,8 +181,17 @@ func (c *CUDA) gemvx1(d, x, w *Tensor, mode int, e loraEp, f gemvFuse) {
 	ds := descsByValue([]gemvDesc{{packed: uint64(q.packed), qabs: uint64(q.qabs), absmax2: uint64(q.absmax2),
 		y: uint64(d.ptr), lb: uint64(e.b), lt: uint64(e.t), la: uint64(e.a), offset: q.offset, out: int32(out),
 		lr: int32(e.r), lstride: int32(e.stride), lscale: e.scale}})
+	c.launchGemvx(p, ds, 1, x, in, mode, f, e.sync, 0, noRope)
+}
+
+// launchGemvx launches plan p's one-token kernel (gemvxName) over the n
+// weights of the by-value descriptors ds with x (1, in): the LoRA shrink
+// counters sync, SwiGLU's output hout (PAIR) and the RoPE operands ra
+// (ROPE; noRope otherwise).
+func (c *CUDA) launchGemvx(p gxPlan, ds byValue, n int, x *Tensor, in, mode int, f gemvFuse, sync, hout cu.DevicePtr,
+	ra byValue) {
 	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		ds, 1, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, e.sync, c.gtab, cu.DevicePtr(0), noRope)
+		ds, n, p.total, x.ptr, c.dmap, in, mode, f.x2, f.normw, f.eps, p.rgn, sync, c.gtab, hout, ra)
 }
 
 // gemvxName is the one-token kernel of plan p: its row blocks (4), staged
@@ -286,9 +299,15 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 func descsByValue(ds []gemvDesc) byValue {
 	var all [gxMaxDesc]gemvDesc
 	copy(all[:], ds)
-	v := make(byValue, unsafe.Sizeof(all)/8)
-	copy(v, unsafe.Slice((*uint64)(unsafe.Pointer(&all[0])), len(v)))
-	return v
+	return asByValue(&all)
+}
+
+// asByValue copies the struct *v (a multiple of 8 bytes, laid out as the
+// kernel's struct) into a by-value kernel argument.
+func asByValue[T any](v *T) byValue {
+	w := make(byValue, unsafe.Sizeof(*v)/8)
+	copy(w, unsafe.Slice((*uint64)(unsafe.Pointer(v)), len(w)))
+	return w
 }
 
 // gxMaxDesc is the kernels' GX_MAXDESC: the descriptors of a by-value
@@ -314,9 +333,7 @@ func (m *multiGemv) runPaired(c *CUDA, x, h *Tensor, f gemvFuse) {
 	}
 	p := c.gemvxPlan(m.in, m.outs, m.jobs) // 8-row blocks: as many as of the two weights apart
 	p.total, p.paired = (m.outs[0]+3)/4, true
-	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
-		c.gtab, h.ptr, noRope)
+	c.launchGemvx(p, m.byVal, m.n, x, m.in, c.productMode(false), f, m.sync, h.ptr, noRope)
 }
 
 // ropeArgs is the Go image of the kernels' RopeArgs: the KV-cache store of
@@ -328,7 +345,7 @@ type ropeArgs struct {
 }
 
 // noRope is the RopeArgs of the launches that do no RoPE.
-var noRope = make(byValue, unsafe.Sizeof(ropeArgs{})/8)
+var noRope = asByValue(&ropeArgs{})
 
 // ropeable reports whether runRope takes m (q, k, v of heads and kvHeads
 // heads of hd) under c's settings: no adapter on them, float32 compute, the
@@ -357,13 +374,9 @@ func (m *multiGemv) runRope(c *CUDA, x *Tensor, f gemvFuse, kc, vc, seq, pos *Te
 	ra := ropeArgs{kc: uint64(kc.ptr), vc: uint64(vc.ptr), seq: uint64(seq.ptr), pos: uint64(pos.ptr),
 		invFreq: uint64(c.ropeTable(hd/2, theta, posScale)), hd: int32(hd), maxLen: int32(kc.shape[1]),
 		kvd: int32(kvHeads * hd)}
-	v := make(byValue, len(noRope))
-	copy(v, unsafe.Slice((*uint64)(unsafe.Pointer(&ra)), len(v)))
 	p := c.gemvxPlan(m.in, m.outs, 0)
 	p.rope = true
-	c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-		m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, c.productMode(false), f.x2, f.normw, f.eps, p.rgn, m.sync,
-		c.gtab, cu.DevicePtr(0), v)
+	c.launchGemvx(p, m.byVal, m.n, x, m.in, c.productMode(false), f, m.sync, 0, asByValue(&ra))
 }
 
 // free releases the descriptors and counters (nil: nothing); the caller
@@ -387,8 +400,7 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	mode := c.productMode(accumulate)
 	if n == 1 && !c.gemvOld {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
-		c.launch(c.gemvxName(p), p.grid, 1, 1, p.threads, p.smem,
-			m.byVal, m.n, p.total, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps, p.rgn, m.sync, c.gtab, cu.DevicePtr(0), noRope)
+		c.launchGemvx(p, m.byVal, m.n, x, m.in, mode, f, m.sync, 0, noRope)
 		return
 	}
 	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld
@@ -677,30 +689,20 @@ func (c *CUDA) growScratch(p *cu.DevicePtr, have *int64, bytes int64) {
 }
 
 // productMode is the `mode` of the product kernels: bit 0 adds into the
-// output, bit 1 rounds it to fp16 (fp16 compute), bit 5 keeps nf4_gemvx's
-// barriers block-wide (c.gxBlockBar).
+// output, bit 1 rounds it to fp16 (fp16 compute); nf4_gemvx's variants and
+// probes: bit 4 its phase trace, 5 block-wide barriers, 6 and 7 the staged
+// kernel's first stages all before x and at most 2 stages, 8 the byte
+// table copied in.
 func (c *CUDA) productMode(accumulate bool) int {
 	mode := 0
-	if accumulate {
-		mode |= 1
-	}
-	if c.half {
-		mode |= 2
-	}
-	if c.gxBlockBar {
-		mode |= 32
-	}
-	if c.gxTrace {
-		mode |= 16
-	}
-	if c.gxEarly {
-		mode |= 64
-	}
-	if c.gxTwo {
-		mode |= 128
-	}
-	if c.gxCopyTab {
-		mode |= 256
+	for _, b := range []struct {
+		on  bool
+		bit int
+	}{{accumulate, 1}, {c.half, 2}, {c.gxTrace, 16}, {c.gxBlockBar, 32}, {c.gxEarly, 64}, {c.gxTwo, 128},
+		{c.gxCopyTab, 256}} {
+		if b.on {
+			mode |= b.bit
+		}
 	}
 	return mode
 }

@@ -1091,6 +1091,18 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   // from here the descriptors are read from shared memory (a pointer of its
   // own: one that could point to either space would make every read generic)
   const GemvDesc* sd = sdesc;
+  // sum: lane's row of buffer buf, its k-warps' partial sums in kw order;
+  // expand: the LoRA expand of weight g (desc dd) for b rows lb.
+  auto sum = [&](int buf) {
+    float v = 0.f;
+    for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
+    return v;
+  };
+  auto expand = [&](const GemvDesc& g, int dd, const float* lb) {
+    float lo = 0.f;
+    for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[dd * 32 + j];
+    return g.lscale * lo;
+  };
   // lane r of a row group's first warp combines row r of a row block (its
   // partial sums in buffer buf): the sums in kw order, its LoRA expand, the
   // residual yv.
@@ -1101,9 +1113,7 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
   auto combine = [&](bool comb, int buf, int row0, int d, float yv) {
     if (ROPE) {
       const GemvDesc& g = sd[d];
-      float v = 0.f;
-      if (comb)
-        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
+      float v = comb ? sum(buf) : 0.f;
       bool store = P >= 0 && P < ra.max_len;
       long long cb = ((long long)S * ra.max_len + P) * ra.kvd;
       if (d < 2) {
@@ -1128,13 +1138,9 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
       float v = 0.f;
       if (comb) {
         const GemvDesc& g = sd[h];
-        for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
-        if (g.lb) {
-          const float* lb = slb + (buf * rgn + rg) * ROWS * 32 + h * (ROWS / 2) * 32 + (lane % (ROWS / 2)) * g.lr;
-          float lo = 0.f;
-          for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[h * 32 + j];
-          v += g.lscale * lo;
-        }
+        v = sum(buf);
+        if (g.lb)
+          v += expand(g, h, slb + (buf * rgn + rg) * ROWS * 32 + h * (ROWS / 2) * 32 + (lane % (ROWS / 2)) * g.lr);
         v = maybe_round(v, mode & 2);
         g.y[row] = v;
       }
@@ -1144,14 +1150,8 @@ __device__ void nf4_gemvx(const GemvDesc* pdescs, int ndesc, int total, const fl
     }
     if (!comb) return;
     const GemvDesc& g = sd[d];
-    float v = 0.f;
-    for (int k = 0; k < kwn; k++) v += red[((buf * rgn + rg) * kwn + k) * ROWS + lane];
-    if (g.lb) {
-      const float* lb = slb + (buf * rgn + rg) * ROWS * 32 + lane * g.lr;
-      float lo = 0.f;
-      for (int j = 0; j < g.lr; j++) lo += lb[j] * slt[d * 32 + j];
-      v += g.lscale * lo;
-    }
+    float v = sum(buf);
+    if (g.lb) v += expand(g, d, slb + (buf * rgn + rg) * ROWS * 32 + lane * g.lr);
     g.y[row0 + lane] = maybe_round(v + yv, mode & 2);
   };
   auto lora_lt = [&]() {  // every desc's lt into slt (warp 0)
