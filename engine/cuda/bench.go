@@ -76,16 +76,18 @@ type benchLayer struct {
 }
 
 type benchModel struct {
-	c      *CUDA
-	s      BenchShape
-	embed  *Tensor // (vocab, hidden) F16
-	norm   *Tensor // (hidden) F32
-	lmHead *Tensor // (vocab, hidden) F16
-	layers []*benchLayer
-	bytes  int64     // weights read per decode step
-	log    io.Writer // the profile's
-	noMany bool      // step: one launch per weight (the spec's reference)
-	only   string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
+	c       *CUDA
+	s       BenchShape
+	embed   *Tensor // (vocab, hidden) F16
+	norm    *Tensor // (hidden) F32
+	lmHead  *Tensor // (vocab, hidden) F16
+	layers  []*benchLayer
+	bytes   int64     // weights read per decode step
+	log     io.Writer // the profile's
+	noMany  bool      // step: one launch per weight (the spec's reference)
+	tc1     bool      // batch 1 through step's tensor-core products (fp16 weights, half operands), not stepFused
+	tcApart bool      // tc1 with the norms and SwiGLU as kernels of their own, not in the products (nf4_mmaxf_8)
+	only    string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -323,9 +325,12 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	// products' operands are stored in half by the kernels before them (the
 	// products round them so anyway; each of the 132 blocks of a product
 	// reads all of its operand): xin, ain, gin.
-	decode := n == rows && n >= 2 && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
+	decode := n == rows && (n >= 2 || m.tc1) && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
 	many := decode && m.layers[0].qkv != nil && s.Hidden <= 4096 && !c.gemvOld && !m.noMany
 	half := many && !lora
+	// one token (tc1): the norms in the products' prologues, SwiGLU in the
+	// gate/up product (nf4_mmaxf_8)
+	fuse := half && n == 1 && !m.tcApart
 	xin, ain, gin := xn, att, g
 	if half {
 		xin, ain, gin = c.view(b.xn16, n), c.view(b.att16, n), c.view(b.g16, n)
@@ -334,7 +339,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		// the norms zero the outputs of the products after them that add
 		// (the multi-weight products store)
 		switch {
-		case !m.on("small"):
+		case !m.on("small") || fuse:
 		case many:
 			c.RMSNorm(xin, x, l.attnNorm, eps)
 		default:
@@ -342,6 +347,8 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("qkv"):
+		case fuse:
+			l.qkv.runTC(c, x, gemvFuse{normw: l.attnNorm.ptr, eps: eps}, nil)
 		case many:
 			l.qkv.run(c, xin, false, gemvFuse{})
 		default:
@@ -367,7 +374,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 			c.MatMulAdd(x, att, l.wo)
 		}
 		switch {
-		case !m.on("small"):
+		case !m.on("small") || fuse:
 		case half:
 			c.RMSNorm(xin, x, l.mlpNorm, eps)
 		default: // the adapter's products below add
@@ -377,13 +384,15 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		case !m.on("gate,up"):
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
+		case fuse:
+			l.gu.runTC(c, x, gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, gin)
 		case many:
 			l.gu.run(c, xin, false, gemvFuse{})
 		default:
 			c.matmul(g, xn, l.wg, true)
 			c.matmul(u, xn, l.wu, true)
 		}
-		if m.on("small") {
+		if m.on("small") && !fuse {
 			c.SiLUMul(gin, g, u)
 		}
 		switch {
@@ -531,7 +540,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	decode := func(lora bool) (float64, error) {
 		c.SetInt32(c.view(b.seq, B), dseq)
 		c.SetInt32(c.view(b.last, B), dlast)
-		fused := B <= gemvMaxTokens && c.gemvOK(B, s.Hidden, m.layers[0].wq) && c.gemvOK(B, s.Intermediate, m.layers[0].wd)
+		fused := !m.tc1 && B <= gemvMaxTokens && c.gemvOK(B, s.Hidden, m.layers[0].wq) && c.gemvOK(B, s.Intermediate, m.layers[0].wd)
 		g, err := c.Capture(func() {
 			if fused {
 				m.stepFused(b, b.next, B, lora)
@@ -619,6 +628,14 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with v5's products", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
+		variant("through the tensor-core step (fp16 weights)", func() { m.tc1 = true }, func() { m.tc1 = false })
+		variant("through the tensor-core step, norms and SwiGLU apart", func() { m.tc1, m.tcApart = true, true },
+			func() { m.tc1, m.tcApart = false, false })
+		for _, v := range []struct{ suf, name string }{{"_p2", "2 tiles ahead"}, {"_xs", "x in shared memory, 2 tiles ahead"},
+			{"_a2", "two accumulator chains"}} {
+			variant("through the tensor-core step, "+v.name, func() { m.tc1, c.mxVariant = true, v.suf },
+				func() { m.tc1, c.mxVariant = false, "" })
+		}
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
@@ -645,13 +662,22 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		}
 	}
 	if B == 1 || B == 16 { // the step's time by kind of kernel, each over every layer (weights from HBM)
-		for _, k := range stepKinds { // one run each: a breakdown, not a comparison
-			m.only = k
-			t, err := decode(false)
-			m.only = ""
-			must("decode only "+k, err)
-			fmt.Fprintf(log, "batch %3d: decode only %-29s %.3f ms/step (default %.3f: %.3fx)\n", B, k,
-				t/float64(N)*1e3, r.StepMs, t/td)
+		for _, tc := range []bool{false, true} {
+			if tc && B != 1 {
+				continue
+			}
+			name := ""
+			if tc {
+				name = "tensor-core step, "
+			}
+			for _, k := range stepKinds { // one run each: a breakdown, not a comparison
+				m.only, m.tc1 = k, tc
+				t, err := decode(false)
+				m.only, m.tc1 = "", false
+				must("decode only "+k, err)
+				fmt.Fprintf(log, "batch %3d: decode only %-29s %.3f ms/step (default %.3f: %.3fx)\n", B, name+k,
+					t/float64(N)*1e3, r.StepMs, t/td)
+			}
 		}
 	}
 	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
@@ -917,6 +943,19 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("16 tok mma q 4096x4096", nb(l.wq), func() { c.MatMul(x16(b.q), x16(b.xn), l.wq) })
 	timeit("16 tok mma gate 11008x4096", nb(l.wg), func() { c.MatMul(x16(b.g), x16(b.xn), l.wg) })
 	timeit("16 tok mma down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })
+	// one token on the tensor cores, x in half (the tensor-core step's
+	// products)
+	mm := func(d, x, w *Tensor, add bool) func() {
+		return func() { c.mmax(x1(d), c.view(x, 1), w, 1, w.shape[0], w.shape[1], c.productMode(add)) }
+	}
+	timeit("1 tok mma q 4096x4096", nb(l.wq), mm(b.q, b.xn16, l.wq, false))
+	timeit("1 tok mma gate 11008x4096", nb(l.wg), mm(b.g, b.xn16, l.wg, false))
+	timeit("1 tok mma down 4096x11008", nb(l.wd), mm(b.x, b.g16, l.wd, true))
+	if l.gu != nil {
+		timeit("1 tok mma gate,up + rmsnorm + SwiGLU", 2*nb(l.wg), func() {
+			l.gu.runTC(c, x1(b.x), gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, c.view(b.g16, 1))
+		})
+	}
 	timeit("attention L=256", 0, func() {
 		c.Attention(x1(b.att), x1(b.q), x1(b.k), x1(b.v), l.kc, l.vc, x1(b.seq), x1(b.pos), m.s.Heads, m.s.KVHeads)
 	})

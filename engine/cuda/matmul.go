@@ -135,11 +135,10 @@ func (c *CUDA) gemvxPlan(in int, outs []int, jobs int) gxPlan {
 	default:
 		// the table from the first 64 KB boundary of the block's window
 		// to 128 KB, the rest in the gap before it: 128 KB with the static
-		// part, so that the L1 keeps 124 KB (NOTES.md, v10). 1 KB more:
-		// gxWindow leaves out nf4_gemvxmq_1, whose 512 bytes less static
-		// shared memory start its dynamic part 512 bytes earlier (its check
-		// trapped without it); the rest is margin.
-		p.smem = 65536 + table - c.gxWindow + 1024
+		// part, so that the L1 keeps 124 KB (NOTES.md, v10). gxWindow is
+		// the least static part of these kernels: one with more gets the
+		// difference (512 bytes) past 128 KB, inside the same carveout.
+		p.smem = 65536 + table - c.gxWindow
 	}
 	// staged (c.gxStaged): the stages take what the table leaves (the
 	// kernel counts them). Not with in-kernel LoRA shrinks: every block's
@@ -398,24 +397,52 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	n := x.shape[0]
 	xsz := (m.in + 1023) / 1024 * 1024
 	mode := c.productMode(accumulate)
-	if n == 1 && !c.gemvOld {
+	if n == 1 && !c.gemvOld && x.dt == backend.F32 {
 		p := c.gemvxPlan(m.in, m.outs, m.jobs)
 		c.launchGemvx(p, m.byVal, m.n, x, m.in, mode, f, m.sync, 0, noRope)
 		return
 	}
-	tc := n >= 2 && n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld
+	tc := n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld
 	if x.dt != backend.F32 && !tc {
 		panic(fmt.Sprintf("cuda: multi-weight product of a %v x %v: only the 2-16 token kernel takes fp16", x.dt, x.shape))
 	}
 	if tc {
 		// the tensor-core kernel of nf4_mmax_16, over every weight's tiles
 		x32, x16 := outPtrs(x)
-		c.launch("nf4_mmaxm_16", min(m.blocks, c.sms), 1, 1, 512, mmaxSmem,
+		c.launch(c.mmaxKernel("nf4_mmaxm", n), min(m.blocks, c.sms), 1, 1, 512, c.mmaxSmem(n),
 			m.descs, m.n, m.blocks, x32, x16, c.dmap, n, m.in, mode)
 		return
 	}
 	c.launch(fmt.Sprintf("nf4_gemvm_%d", n), c.gemvGrid(m.blocks), 1, 1, 256, (16640+n*xsz)*4,
 		m.descs, m.n, m.blocks, x.ptr, c.dmap, m.in, mode, f.x2, f.normw, f.eps)
+}
+
+// mmaxFuse is the kernels' MmaxFuse (nf4_mmaxf_8's by-value argument).
+type mmaxFuse struct {
+	normw, h16 uint64
+	eps        float32
+	_          uint32
+}
+
+// runTC runs the products of up to 8 tokens of x on the tensor cores
+// (nf4_mmaxf_8) with its fusions: with f.normw, x is the float32 residual
+// and the kernel applies the RMSNorm (f.normw, f.eps) as rmsnorm would
+// before it; with h non-nil (F16, (n, out)), m is gate and up of one height,
+// their rows are paired and h gets silu(gate) * up as silu_mul would store
+// it. Each output is overwritten. Without an adapter (no expands).
+func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor) {
+	n := x.shape[0]
+	if n > 8 || m.in%256 != 0 || m.in > 4096 || m.lora || f.x2 != 0 || (f.normw == 0) != (x.dt == backend.F16) ||
+		(h != nil && (m.n != 2 || m.outs[0] != m.outs[1] || h.dt != backend.F16 || h.elems() != n*m.outs[0])) {
+		panic(fmt.Sprintf("cuda: tensor-core multi-weight product of x %v %v that nf4_mmaxf_8 does not take", x.dt, x.shape))
+	}
+	x32, x16 := outPtrs(x)
+	mf, total := mmaxFuse{normw: uint64(f.normw), eps: f.eps}, m.blocks
+	if h != nil {
+		mf.h16, total = uint64(h.ptr), (m.outs[0]+7)/8
+	}
+	c.launch(c.mmaxKernel("nf4_mmaxf", n), min(total, c.sms), 1, 1, 512, c.mmaxSmem(n),
+		m.descs, m.n, total, x32, x16, c.dmap, n, m.in, c.productMode(false), asByValue(&mf))
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
@@ -524,11 +551,28 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	}
 }
 
-// mmaxSmem is the dynamic shared memory of nf4_mmax_16 and nf4_mmaxm_16:
-// the byte table, dmap and the double-buffered partial sums.
-const mmaxSmem = (256*16*2 + 256 + 2*16*256) * 4
+// mmaxKernel names the nf4_mmax kernel (base nf4_mmax, nf4_mmaxm or
+// nf4_mmaxf) for n tokens: _8 up to 8 (one mma a step; c.mxVariant's
+// kernel), _16 up to 16.
+func (c *CUDA) mmaxKernel(base string, n int) string {
+	if n <= 8 {
+		return base + "_8" + c.mxVariant
+	}
+	return base + "_16"
+}
 
-// mmax runs nf4_mmax_16 for 2 to 16 tokens (in % 256 == 0): blocks of 16
+// mmaxSmem is the dynamic shared memory of the nf4_mmax kernels for n
+// tokens: the byte table, dmap, the double-buffered partial sums, and with
+// the _xs variant x (n tokens of 4096 halves).
+func (c *CUDA) mmaxSmem(n int) int {
+	s := (256*16*2 + 256 + 2*16*256) * 4
+	if n <= 8 && c.mxVariant == "_xs" {
+		s += n * 8192
+	}
+	return s
+}
+
+// mmax runs nf4_mmax_8/16 for 1 to 16 tokens (in % 256 == 0): blocks of 16
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
 // the 16-row tiles. x is F32, or F16 (already rounded to half, as the
@@ -539,7 +583,7 @@ func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
 	gx := max(1, min((out+15)/16, c.sms/ks))
 	x32, x16 := outPtrs(x) // F16 x: already rounded to half
 	run := func(m int) {
-		c.launch("nf4_mmax_16", gx, ks, 1, 512, mmaxSmem,
+		c.launch(c.mmaxKernel("nf4_mmax", n), gx, ks, 1, 512, c.mmaxSmem(n),
 			d.ptr, x32, x16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {

@@ -150,6 +150,148 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 	})
 })
 
+// nf4_mmax issues one mma a step up to 8 tokens (nf4_mmax_8) and two up to
+// 16 (nf4_mmax_16). Tokens 0-7 get the same A fragments and the same mma
+// either way, so both must agree bit for bit: over partial 16-row tiles
+// (out 200), from F16 and from float32 x, and through the multi-weight
+// launch (one k split: in <= 4096; wider inputs add their k splits
+// atomically, in no fixed order).
+var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
+	c, err := New(Options{})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	defer c.Close()
+	const out = 200
+	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+	x32, x16 := c.newT(backend.F32, n, in), c.newT(backend.F16, n, in)
+	var w *Tensor
+	func() {
+		defer c.bind()()
+		c.fillUniform(x32, -2, 2, 61)
+		w, _ = c.randomNF4(out, in, 62)
+	}()
+	c.SetFloat32(x16, read(x32)) // rounded to half as the kernels round x
+	y := c.newT(backend.F32, n, out)
+	run := func(n16 int, x *Tensor) []float32 { // n16 > n: the 16-token kernel for n tokens
+		defer c.bind()()
+		x3, xh := outPtrs(x)
+		c.launch(c.mmaxKernel("nf4_mmax", n16), max(1, min((out+15)/16, c.sms)), 1, 1, 512, c.mmaxSmem(n),
+			y.ptr, x3, xh, w.q.packed, w.q.qabs, w.q.absmax2, c.dmap, w.q.offset, n, out, in, 0, 1)
+		return read(y)
+	}
+	want := run(16, x32)
+	Expect(run(16, x16)).To(Equal(want), "nf4_mmax_16, F16 x")
+	if n <= 8 {
+		Expect(run(n, x32)).To(Equal(want), "nf4_mmax_8")
+		Expect(run(n, x16)).To(Equal(want), "nf4_mmax_8, F16 x")
+		// the one-token variants: requests further ahead and x in shared
+		// memory change nothing; two accumulator chains sum in another order
+		for _, v := range []string{"_p2", "_xs", "_a2"} {
+			c.mxVariant = v
+			got := run(n, x16)
+			c.mxVariant = ""
+			if v != "_a2" {
+				Expect(got).To(Equal(want), "nf4_mmax_8"+v)
+				continue
+			}
+			for i := range want {
+				Expect(got[i]).To(BeNumerically("~", want[i], 1e-5*(1+math.Abs(float64(want[i])))), "nf4_mmax_8_a2 %d", i)
+			}
+		}
+	}
+	m := func() *multiGemv {
+		defer c.bind()()
+		return c.newMultiGemv([]*Tensor{w}, []*Tensor{y}, nil)
+	}()
+	defer func() { defer c.bind()(); m.free() }()
+	c.SetFloat32(y, make([]float32, n*out))
+	func() { defer c.bind()(); m.run(c, x16, false, gemvFuse{}) }()
+	Expect(read(y)).To(Equal(want), "multi-weight launch, F16 x")
+	Expect(c.Sync()).To(Succeed())
+},
+	Entry("one token", 1, 4096),
+	Entry("5 tokens, 1280 inputs", 5, 1280),
+	Entry("8 tokens, 256 inputs", 8, 256),
+	Entry("13 tokens", 13, 2048),
+)
+
+// nf4_mmaxf_8 (the one-token step on the tensor cores) applies the RMSNorm
+// in its prologue and, for gate and up, stores SwiGLU in its epilogue. Both
+// must store exactly what the kernels they replace store: RMSNorm into F16,
+// the products of that, and SiLUMul of their outputs into F16. Weights of
+// three heights (q, k, v) with partial tiles, gate and up of 200 rows (25
+// pairs of 8), a norm weight off 1, both compute modes, 1 and 5 tokens,
+// and the one-token variants that must not change a bit.
+var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), func(n int, compute backend.DType, variant string) {
+	c, err := New(Options{Compute: compute})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	defer c.Close()
+	c.mxVariant = variant
+	const in, eps = 1024, 1e-5
+	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+	x, normw := c.newT(backend.F32, n, in), c.newT(backend.F32, in)
+	xn := c.newT(backend.F16, n, in)
+	outs := []int{200, 72, 40}
+	var ws, ys, refs []*Tensor
+	func() {
+		defer c.bind()()
+		c.fillUniform(x, -3, 3, 71)
+		c.fillUniform(normw, 0.5, 1.5, 72)
+		for i, o := range outs {
+			w, _ := c.randomNF4(o, in, uint64(73+i))
+			ws, ys, refs = append(ws, w), append(ys, c.newT(backend.F32, n, o)), append(refs, c.newT(backend.F32, n, o))
+		}
+	}()
+	var qkv, qkvRef, gu, guRef *multiGemv
+	func() {
+		defer c.bind()()
+		qkv, qkvRef = c.newMultiGemv(ws, ys, nil), c.newMultiGemv(ws, refs, nil)
+		up, _ := c.randomNF4(200, in, 80) // gate is weight 0
+		ws, ys, refs = append(ws, up), append(ys, c.newT(backend.F32, n, 200)), append(refs, c.newT(backend.F32, n, 200))
+		gu = c.newMultiGemv([]*Tensor{ws[0], ws[3]}, []*Tensor{ys[0], ys[3]}, nil)
+		guRef = c.newMultiGemv([]*Tensor{ws[0], ws[3]}, []*Tensor{refs[0], refs[3]}, nil)
+	}()
+	defer func() {
+		defer c.bind()()
+		for _, m := range []*multiGemv{qkv, qkvRef, gu, guRef} {
+			m.free()
+		}
+	}()
+	nrm := gemvFuse{normw: normw.ptr, eps: eps}
+
+	// q, k, v: the norm in the prologue against RMSNorm then the product
+	c.RMSNorm(xn, x, normw, eps)
+	func() {
+		defer c.bind()()
+		qkvRef.run(c, xn, false, gemvFuse{})
+		qkv.runTC(c, x, nrm, nil)
+	}()
+	for i := range outs {
+		Expect(read(ys[i])).To(Equal(read(refs[i])), "weight %d", i)
+	}
+	// gate, up paired with SwiGLU against the plain products and SiLUMul
+	h, href := c.newT(backend.F16, n, 200), c.newT(backend.F16, n, 200)
+	func() {
+		defer c.bind()()
+		guRef.run(c, xn, false, gemvFuse{})
+		gu.runTC(c, x, nrm, h)
+	}()
+	c.SiLUMul(href, refs[0], refs[3])
+	Expect(read(ys[0])).To(Equal(read(refs[0])), "gate")
+	Expect(read(ys[3])).To(Equal(read(refs[3])), "up")
+	Expect(read(h)).To(Equal(read(href)), "SwiGLU")
+	Expect(c.Sync()).To(Succeed())
+},
+	Entry("one token", 1, backend.F32, ""),
+	Entry("one token, fp16 compute", 1, backend.F16, ""),
+	Entry("5 tokens", 5, backend.F32, ""),
+	Entry("one token, 2 tiles ahead", 1, backend.F32, "_p2"),
+	Entry("5 tokens, x in shared memory", 5, backend.F32, "_xs"),
+)
+
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in
 // shared memory by bulk copies; it multiplies them exactly as nf4_gemvx,
 // which holds the next row block in registers, so both must agree bit for

@@ -38,7 +38,7 @@ rm -f /tmp/cuda.test; go test -vet=off -tags cuda -c -o /tmp/cuda.test ./engine/
 echo "built in $(( $(date +%s) - t ))s"
 # registers and spills of the decode products with this CUDA's NVRTC and ptxas
 python3 scripts/device/nvrtc_check.py "$CUDA_HOME/lib64/libnvrtc.so" "$CUDA_HOME/bin/ptxas" 90 2>&1 |
-  grep -E 'gemvxm?[tp]?_1 |mmaxm_16|error' | tee "$OUT/ptxas.txt"
+  grep -E 'gemvxm?[tpq]?_1 |mmaxm?_(8|16)r? |error' | tee "$OUT/ptxas.txt"
 status=0
 if [[ $STEPS == *specs* ]]; then
   (cd engine/cuda && /tmp/cuda.test -test.run TestCUDA -test.v -ginkgo.v -ginkgo.label-filter=gpu ${FOCUS:+-ginkgo.focus="$FOCUS"} \
