@@ -76,18 +76,19 @@ type benchLayer struct {
 }
 
 type benchModel struct {
-	c       *CUDA
-	s       BenchShape
-	embed   *Tensor // (vocab, hidden) F16
-	norm    *Tensor // (hidden) F32
-	lmHead  *Tensor // (vocab, hidden) F16
-	layers  []*benchLayer
-	bytes   int64     // weights read per decode step
-	log     io.Writer // the profile's
-	noMany  bool      // step: one launch per weight (the spec's reference)
-	tc1     bool      // batch 1 through step's tensor-core products (fp16 weights, half operands), not stepFused
-	tcApart bool      // tc1 with the norms and SwiGLU as kernels of their own, not in the products (nf4_mmaxf_8)
-	only    string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
+	c           *CUDA
+	s           BenchShape
+	embed       *Tensor // (vocab, hidden) F16
+	norm        *Tensor // (hidden) F32
+	lmHead      *Tensor // (vocab, hidden) F16
+	layers      []*benchLayer
+	bytes       int64     // weights read per decode step
+	log         io.Writer // the profile's
+	noMany      bool      // step: one launch per weight (the spec's reference)
+	tc1         bool      // batch 1 through step's tensor-core products (fp16 weights, half operands), not stepFused
+	tcApart     bool      // tc1 with the norms and SwiGLU as kernels of their own, not in the products (nf4_mmaxf_8)
+	tcRopeApart bool      // tc1 with RoPE and the KV store as a kernel of its own, not in the q, k, v product
+	only        string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
 // benchBufs are the activations of a step of up to T tokens.
@@ -348,7 +349,11 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		switch {
 		case !m.on("qkv"):
 		case fuse:
-			l.qkv.runTC(c, x, gemvFuse{normw: l.attnNorm.ptr, eps: eps}, nil)
+			var rope *tcRope
+			if !m.tcRopeApart {
+				rope = &tcRope{kc: l.kc, vc: l.vc, seq: seq, pos: pos, heads: s.Heads, kvHeads: s.KVHeads, theta: 10000, posScale: 1}
+			}
+			l.qkv.runTC(c, x, gemvFuse{normw: l.attnNorm.ptr, eps: eps}, nil, rope)
 		case many:
 			l.qkv.run(c, xin, false, gemvFuse{})
 		default:
@@ -359,7 +364,9 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		switch {
 		case !m.on("attention"):
 		case decode:
-			c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			if !fuse || m.tcRopeApart { // else done by the q, k, v product
+				c.ropeKV(q, k, vv, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads, 10000, 1)
+			}
 			c.attend(ain, q, l.kc, l.vc, seq, pos, s.Heads, s.KVHeads)
 		default:
 			c.RoPE(q, pos, s.Heads, 10000, 1)
@@ -385,7 +392,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
 		case fuse:
-			l.gu.runTC(c, x, gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, gin)
+			l.gu.runTC(c, x, gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, gin, nil)
 		case many:
 			l.gu.run(c, xin, false, gemvFuse{})
 		default:
@@ -631,11 +638,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("through the tensor-core step (fp16 weights)", func() { m.tc1 = true }, func() { m.tc1 = false })
 		variant("through the tensor-core step, norms and SwiGLU apart", func() { m.tc1, m.tcApart = true, true },
 			func() { m.tc1, m.tcApart = false, false })
-		for _, v := range []struct{ suf, name string }{{"_p2", "2 tiles ahead"}, {"_xs", "x in shared memory, 2 tiles ahead"},
-			{"_a2", "two accumulator chains"}} {
-			variant("through the tensor-core step, "+v.name, func() { m.tc1, c.mxVariant = true, v.suf },
-				func() { m.tc1, c.mxVariant = false, "" })
-		}
+		variant("through the tensor-core step, RoPE apart", func() { m.tc1, m.tcRopeApart = true, true },
+			func() { m.tc1, m.tcRopeApart = false, false })
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
@@ -953,7 +957,7 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("1 tok mma down 4096x11008", nb(l.wd), mm(b.x, b.g16, l.wd, true))
 	if l.gu != nil {
 		timeit("1 tok mma gate,up + rmsnorm + SwiGLU", 2*nb(l.wg), func() {
-			l.gu.runTC(c, x1(b.x), gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, c.view(b.g16, 1))
+			l.gu.runTC(c, x1(b.x), gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, c.view(b.g16, 1), nil)
 		})
 	}
 	timeit("attention L=256", 0, func() {

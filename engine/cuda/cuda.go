@@ -70,7 +70,6 @@ type CUDA struct {
 	gxRope     bool     // the one-token step does RoPE and the KV store in the q,k,v product (the benchmark's variant)
 	gxV9Smem   bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
 	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
-	mxVariant  string   // suffix of the nf4_mmax kernels up to 8 tokens: "", _p2, _xs or _a2 (see matmul.cu; the benchmark's variants)
 	att        attSplit // when the decode attention splits positions (attSplitDefault)
 	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
 	blas       *cublas
@@ -264,7 +263,7 @@ func gemvxTable() []float32 {
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8", "nf4_mmax_8_p2", "nf4_mmaxm_8_p2", "nf4_mmaxf_8_p2", "nf4_mmax_8_xs", "nf4_mmaxm_8_xs", "nf4_mmaxf_8_xs", "nf4_mmax_8_a2", "nf4_mmaxm_8_a2", "nf4_mmaxf_8_a2",
+	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -277,7 +276,7 @@ var kernelNames = []string{
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8", "nf4_mmax_8_p2", "nf4_mmaxm_8_p2", "nf4_mmaxf_8_p2", "nf4_mmax_8_xs", "nf4_mmaxm_8_xs", "nf4_mmaxf_8_xs", "nf4_mmax_8_a2", "nf4_mmaxm_8_a2", "nf4_mmaxf_8_a2", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8",
+	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

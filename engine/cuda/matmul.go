@@ -390,9 +390,9 @@ func (m *multiGemv) free() {
 	}
 }
 
-// run launches the products of x (n <= gemvMaxTokens rows with the
-// prologue fusions f, or up to 16 rows without them); each output is
-// overwritten (or added to).
+// run launches the products of x (n <= gemvMaxTokens float32 rows with
+// the prologue fusions f, or up to 16 rows without them, F16 ones on the
+// tensor cores); each output is overwritten (or added to).
 func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	n := x.shape[0]
 	xsz := (m.in + 1023) / 1024 * 1024
@@ -404,12 +404,12 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 	}
 	tc := n <= 16 && m.in%256 == 0 && m.in <= 4096 && f == (gemvFuse{}) && !c.gemvOld
 	if x.dt != backend.F32 && !tc {
-		panic(fmt.Sprintf("cuda: multi-weight product of a %v x %v: only the 2-16 token kernel takes fp16", x.dt, x.shape))
+		panic(fmt.Sprintf("cuda: multi-weight product of a %v x %v: only the tensor-core kernel (16 tokens at most) takes fp16", x.dt, x.shape))
 	}
 	if tc {
-		// the tensor-core kernel of nf4_mmax_16, over every weight's tiles
+		// the tensor-core kernel of nf4_mmax, over every weight's tiles
 		x32, x16 := outPtrs(x)
-		c.launch(c.mmaxKernel("nf4_mmaxm", n), min(m.blocks, c.sms), 1, 1, 512, c.mmaxSmem(n),
+		c.launch(mmaxKernel("nf4_mmaxm", n), min(m.blocks, c.sms), 1, 1, 512, mmaxSmem(n),
 			m.descs, m.n, m.blocks, x32, x16, c.dmap, n, m.in, mode)
 		return
 	}
@@ -422,18 +422,33 @@ type mmaxFuse struct {
 	normw, h16 uint64
 	eps        float32
 	_          uint32
+	ra         ropeArgs
+}
+
+// tcRope asks runTC for RoPE and the KV-cache store in the q, k, v
+// product's epilogue (rope_kv_f16's work, one token): the caches and the
+// token's slot and position, as ropeKV takes them.
+type tcRope struct {
+	kc, vc, seq, pos *Tensor
+	heads, kvHeads   int
+	theta, posScale  float32
 }
 
 // runTC runs the products of up to 8 tokens of x on the tensor cores
-// (nf4_mmaxf_8) with its fusions: with f.normw, x is the float32 residual
-// and the kernel applies the RMSNorm (f.normw, f.eps) as rmsnorm would
-// before it; with h non-nil (F16, (n, out)), m is gate and up of one height,
-// their rows are paired and h gets silu(gate) * up as silu_mul would store
-// it. Each output is overwritten. Without an adapter (no expands).
-func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor) {
+// (nf4_mmaxf_8) with its fusions: with f.normw (up to 4 tokens), x is the
+// float32 residual and the kernel applies the RMSNorm (f.normw, f.eps) as
+// rmsnorm would before it; with h non-nil (F16, (n, out)), m is gate and up
+// of one height, their rows are paired and h gets silu(gate) * up as
+// silu_mul would store it; with rope non-nil (one token; m is q, k, v),
+// q is stored rotated and k and v go to the caches as ropeKV would do
+// after it (k's and v's outputs are stored too). Outputs are overwritten.
+// Without an adapter (no expands).
+func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor, rope *tcRope) {
 	n := x.shape[0]
-	if n > 8 || m.in%256 != 0 || m.in > 4096 || m.lora || f.x2 != 0 || (f.normw == 0) != (x.dt == backend.F16) ||
-		(h != nil && (m.n != 2 || m.outs[0] != m.outs[1] || h.dt != backend.F16 || h.elems() != n*m.outs[0])) {
+	if n > 8 || (f.normw != 0 && n > 4) || m.in%256 != 0 || m.in > 4096 || m.lora || f.x2 != 0 ||
+		(f.normw == 0) != (x.dt == backend.F16) ||
+		(h != nil && (m.n != 2 || m.outs[0] != m.outs[1] || h.dt != backend.F16 || h.elems() != n*m.outs[0])) ||
+		(rope != nil && (h != nil || !m.tcRopeable(n, rope))) {
 		panic(fmt.Sprintf("cuda: tensor-core multi-weight product of x %v %v that nf4_mmaxf_8 does not take", x.dt, x.shape))
 	}
 	x32, x16 := outPtrs(x)
@@ -441,8 +456,26 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor) {
 	if h != nil {
 		mf.h16, total = uint64(h.ptr), (m.outs[0]+7)/8
 	}
-	c.launch(c.mmaxKernel("nf4_mmaxf", n), min(total, c.sms), 1, 1, 512, c.mmaxSmem(n),
+	if rope != nil {
+		hd := m.outs[0] / rope.heads
+		mf.ra = ropeArgs{kc: uint64(rope.kc.ptr), vc: uint64(rope.vc.ptr), seq: uint64(rope.seq.ptr),
+			pos: uint64(rope.pos.ptr), invFreq: uint64(c.ropeTable(hd/2, rope.theta, rope.posScale)), hd: int32(hd),
+			maxLen: int32(rope.kc.shape[1]), kvd: int32(m.outs[1])}
+	}
+	c.launch("nf4_mmaxf_8", min(total, c.sms), 1, 1, 512, mmaxSmem(n),
 		m.descs, m.n, total, x32, x16, c.dmap, n, m.in, c.productMode(false), asByValue(&mf))
+}
+
+// tcRopeable reports whether runTC can do RoPE for m: one token, q, k, v
+// with whole heads of a power-of-two size from 16 to 256 (16-row tiles of
+// half heads) and fp16 caches.
+func (m *multiGemv) tcRopeable(n int, r *tcRope) bool {
+	if n != 1 || m.n != 3 || r.heads <= 0 || r.kvHeads <= 0 || r.kc.dt != backend.F16 || r.vc.dt != backend.F16 {
+		return false
+	}
+	hd := m.outs[0] / r.heads
+	return hd >= 16 && hd <= 256 && hd&(hd-1) == 0 && m.outs[0] == r.heads*hd && m.outs[1] == r.kvHeads*hd &&
+		m.outs[2] == r.kvHeads*hd
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
@@ -551,25 +584,24 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 	}
 }
 
-// mmaxKernel names the nf4_mmax kernel (base nf4_mmax, nf4_mmaxm or
-// nf4_mmaxf) for n tokens: _8 up to 8 (one mma a step; c.mxVariant's
-// kernel), _16 up to 16.
-func (c *CUDA) mmaxKernel(base string, n int) string {
+// mmaxKernel names the nf4_mmax kernel (base nf4_mmax or nf4_mmaxm) for n
+// tokens: _8 up to 8 (one mma a step), _16 up to 16.
+func mmaxKernel(base string, n int) string {
 	if n <= 8 {
-		return base + "_8" + c.mxVariant
+		return base + "_8"
 	}
 	return base + "_16"
 }
 
 // mmaxSmem is the dynamic shared memory of the nf4_mmax kernels for n
-// tokens: the byte table, dmap, the double-buffered partial sums, and with
-// the _xs variant x (n tokens of 4096 halves).
-func (c *CUDA) mmaxSmem(n int) int {
-	s := (256*16*2 + 256 + 2*16*256) * 4
-	if n <= 8 && c.mxVariant == "_xs" {
-		s += n * 8192
+// tokens: the byte table (32 replicas up to 8 tokens, 16 beyond), dmap and
+// the double-buffered partial sums.
+func mmaxSmem(n int) int {
+	repl := 16
+	if n <= 8 {
+		repl = 32
 	}
-	return s
+	return (256*repl*2 + 256 + 2*16*256) * 4
 }
 
 // mmax runs nf4_mmax_8/16 for 1 to 16 tokens (in % 256 == 0): blocks of 16
@@ -583,7 +615,7 @@ func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
 	gx := max(1, min((out+15)/16, c.sms/ks))
 	x32, x16 := outPtrs(x) // F16 x: already rounded to half
 	run := func(m int) {
-		c.launch(c.mmaxKernel("nf4_mmax", n), gx, ks, 1, 512, c.mmaxSmem(n),
+		c.launch(mmaxKernel("nf4_mmax", n), gx, ks, 1, 512, mmaxSmem(n),
 			d.ptr, x32, x16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {

@@ -176,7 +176,7 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 	run := func(n16 int, x *Tensor) []float32 { // n16 > n: the 16-token kernel for n tokens
 		defer c.bind()()
 		x3, xh := outPtrs(x)
-		c.launch(c.mmaxKernel("nf4_mmax", n16), max(1, min((out+15)/16, c.sms)), 1, 1, 512, c.mmaxSmem(n),
+		c.launch(mmaxKernel("nf4_mmax", n16), max(1, min((out+15)/16, c.sms)), 1, 1, 512, mmaxSmem(n16),
 			y.ptr, x3, xh, w.q.packed, w.q.qabs, w.q.absmax2, c.dmap, w.q.offset, n, out, in, 0, 1)
 		return read(y)
 	}
@@ -185,20 +185,6 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 	if n <= 8 {
 		Expect(run(n, x32)).To(Equal(want), "nf4_mmax_8")
 		Expect(run(n, x16)).To(Equal(want), "nf4_mmax_8, F16 x")
-		// the one-token variants: requests further ahead and x in shared
-		// memory change nothing; two accumulator chains sum in another order
-		for _, v := range []string{"_p2", "_xs", "_a2"} {
-			c.mxVariant = v
-			got := run(n, x16)
-			c.mxVariant = ""
-			if v != "_a2" {
-				Expect(got).To(Equal(want), "nf4_mmax_8"+v)
-				continue
-			}
-			for i := range want {
-				Expect(got[i]).To(BeNumerically("~", want[i], 1e-5*(1+math.Abs(float64(want[i])))), "nf4_mmax_8_a2 %d", i)
-			}
-		}
 	}
 	m := func() *multiGemv {
 		defer c.bind()()
@@ -221,16 +207,14 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 // must store exactly what the kernels they replace store: RMSNorm into F16,
 // the products of that, and SiLUMul of their outputs into F16. Weights of
 // three heights (q, k, v) with partial tiles, gate and up of 200 rows (25
-// pairs of 8), a norm weight off 1, both compute modes, 1 and 5 tokens,
-// and the one-token variants that must not change a bit.
-var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), func(n int, compute backend.DType, variant string) {
+// pairs of 8), a norm weight off 1, both compute modes, 1 and 3 tokens.
+var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), func(n int, compute backend.DType, in int) {
 	c, err := New(Options{Compute: compute})
 	if err != nil {
 		Skip("no CUDA device: " + err.Error())
 	}
 	defer c.Close()
-	c.mxVariant = variant
-	const in, eps = 1024, 1e-5
+	const eps = 1e-5
 	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 	x, normw := c.newT(backend.F32, n, in), c.newT(backend.F32, in)
 	xn := c.newT(backend.F16, n, in)
@@ -267,7 +251,7 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 	func() {
 		defer c.bind()()
 		qkvRef.run(c, xn, false, gemvFuse{})
-		qkv.runTC(c, x, nrm, nil)
+		qkv.runTC(c, x, nrm, nil, nil)
 	}()
 	for i := range outs {
 		Expect(read(ys[i])).To(Equal(read(refs[i])), "weight %d", i)
@@ -277,7 +261,7 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 	func() {
 		defer c.bind()()
 		guRef.run(c, xn, false, gemvFuse{})
-		gu.runTC(c, x, nrm, h)
+		gu.runTC(c, x, nrm, h, nil)
 	}()
 	c.SiLUMul(href, refs[0], refs[3])
 	Expect(read(ys[0])).To(Equal(read(refs[0])), "gate")
@@ -285,11 +269,66 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 	Expect(read(h)).To(Equal(read(href)), "SwiGLU")
 	Expect(c.Sync()).To(Succeed())
 },
-	Entry("one token", 1, backend.F32, ""),
-	Entry("one token, fp16 compute", 1, backend.F16, ""),
-	Entry("5 tokens", 5, backend.F32, ""),
-	Entry("one token, 2 tiles ahead", 1, backend.F32, "_p2"),
-	Entry("5 tokens, x in shared memory", 5, backend.F32, "_xs"),
+	Entry("one token, 4096 inputs", 1, backend.F32, 4096),
+	Entry("one token, fp16 compute", 1, backend.F16, 1024),
+	Entry("3 tokens", 3, backend.F32, 1024),
+)
+
+// nf4_mmaxf_8 with RoPE and the KV-cache store in the q, k, v product's
+// epilogue must store what the product followed by ropeKV stores: q
+// rotated, k and v as they were, and the rotated k and v in the caches, bit
+// for bit. Grouped-query heads (4 query heads, 2 of k and v, head dim 32),
+// and a position past the cache (nothing stored there).
+var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"), func(p int32) {
+	c, err := New(Options{})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	defer c.Close()
+	const in, heads, kvHeads, hd, slots, maxLen, eps = 1024, 4, 2, 32, 2, 16, 1e-5
+	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+	x, normw, xn := c.newT(backend.F32, 1, in), c.newT(backend.F32, in), c.newT(backend.F16, 1, in)
+	seq, pos := c.newT(backend.I32, 1), c.newT(backend.I32, 1)
+	c.SetInt32(seq, []int32{1})
+	c.SetInt32(pos, []int32{p})
+	outs := []int{heads * hd, kvHeads * hd, kvHeads * hd}
+	var ws, ys, refs, caches []*Tensor
+	func() {
+		defer c.bind()()
+		c.fillUniform(x, -3, 3, 91)
+		c.fillUniform(normw, 0.5, 1.5, 92)
+		for i, o := range outs {
+			w, _ := c.randomNF4(o, in, uint64(93+i))
+			ws, ys, refs = append(ws, w), append(ys, c.newT(backend.F32, 1, o)), append(refs, c.newT(backend.F32, 1, o))
+		}
+		for i := 0; i < 4; i++ { // kc, vc, then the reference's
+			caches = append(caches, c.newT(backend.F16, slots, maxLen, kvHeads*hd))
+			c.fillUniform(caches[i], -1, 1, 97)
+		}
+	}()
+	var qkv, ref *multiGemv
+	func() {
+		defer c.bind()()
+		qkv, ref = c.newMultiGemv(ws, ys, nil), c.newMultiGemv(ws, refs, nil)
+	}()
+	defer func() { defer c.bind()(); qkv.free(); ref.free() }()
+	c.RMSNorm(xn, x, normw, eps)
+	func() {
+		defer c.bind()()
+		ref.run(c, xn, false, gemvFuse{})
+		c.ropeKV(refs[0], refs[1], refs[2], caches[2], caches[3], seq, pos, heads, kvHeads, 10000, 1)
+		qkv.runTC(c, x, gemvFuse{normw: normw.ptr, eps: eps}, nil,
+			&tcRope{kc: caches[0], vc: caches[1], seq: seq, pos: pos, heads: heads, kvHeads: kvHeads, theta: 10000, posScale: 1})
+	}()
+	for i := range outs {
+		Expect(read(ys[i])).To(Equal(read(refs[i])), "output %d", i)
+	}
+	Expect(read(caches[0])).To(Equal(read(caches[2])), "k cache")
+	Expect(read(caches[1])).To(Equal(read(caches[3])), "v cache")
+	Expect(c.Sync()).To(Succeed())
+},
+	Entry("position 5", int32(5)),
+	Entry("a position past the cache", int32(16)),
 )
 
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in

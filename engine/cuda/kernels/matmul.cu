@@ -1666,11 +1666,14 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 //
 // NT is the number of token octets: 2 (nf4_mmax_16, up to 16 tokens) or 1
 // (nf4_mmax_8, up to 8: the second mma of every step, which only tokens
-// 8-15 need, is not issued).
+// 8-15 need, is not issued; the same sums bit for bit). With NT = 1 the
+// byte table has 32 replicas (64 KB; entry b of lane l at 256 b + 8 l), so
+// that one byte permute of the code word and 8 l makes a lookup's offset
+// (16 replicas, 128 bytes an entry, take a shift and two logic ops).
 //
-// FUSE (nf4_mmaxf_8, the one-token step on the tensor cores) adds two
-// fusions of the kernels around the product, each bit for bit what they
-// store:
+// FUSE (nf4_mmaxf_8, the one-token step on the tensor cores, a benchmark
+// variant) adds two fusions of the kernels around the product, each bit
+// for bit what they store:
 //   normw: x is float32 and the B fragments are rmsnorm's half output
 //          (its 256-thread sum of squares, then w * (x * inv));
 //   h16:   gate and up paired (descs 0 and 1, equal out): a 16-row tile
@@ -1679,36 +1682,51 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 //          beside g and u. Down then reads h; no norm or SwiGLU launches.
 #define MX_WARPS 16
 
-// mmax_load requests the codes of a tile's rows row[0] (desc d[0]) and row[1]
-// (d[1]): this lane's 32 code bytes of each, their absmax codes and scales.
-__device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&sa)[2], bool (&ok)[2],
-                                          const GemvDesc* const (&d)[2], const int (&row)[2], int in, int col0,
-                                          bool live) {
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    w[2 * h] = w[2 * h + 1] = make_uint4(0, 0, 0, 0);
-    qa[h] = 0, sa[h] = 0.f;
-    ok[h] = live && row[h] < d[h]->out;
-    if (ok[h]) {
-      long long j0 = (long long)row[h] * in + col0;
-      const uint4* p = reinterpret_cast<const uint4*>(d[h]->packed + (j0 >> 1));
-      w[2 * h] = __ldg(p);
-      w[2 * h + 1] = __ldg(p + 1);
-      qa[h] = __ldg(d[h]->qabs + (j0 >> 6));
-      sa[h] = __ldg(d[h]->absmax2 + (j0 >> 14));
-    }
+// MmaxFuse holds FUSE's operands (null: that fusion off); see above.
+// ra.hd > 0 (one token; descs q, k, v): RoPE and the KV-cache store in the
+// epilogue, rope_kv_f16's work, with q's and k's tiles pairing rows j and
+// j + hd/2 of a head (mmax_row).
+struct MmaxFuse {
+  const float* normw;
+  u16* h16;  // (n, out) half
+  float eps;
+  RopeArgs ra;
+};
+
+// mmax_row is local row r (0-15) of tile lt of weight d: 16 lt + r, or
+// under RoPE (rhd > 0, q and k: d < 2) rows j and j + rhd/2 of a head as
+// rows r and r + 8 (j = 8 (lt % (rhd/16)) + r % 8).
+__device__ __forceinline__ int mmax_row(int lt, int r, int d, int rhd) {
+  if (rhd > 0 && d < 2) {
+    int tph = rhd >> 4, h = lt / tph;
+    return h * rhd + (lt - h * tph) * 8 + (r & 7) + (r >> 3) * (rhd >> 1);
   }
+  return lt * 16 + r;
 }
 
-// mmax_rows gives the descriptors and rows of lane row g of tile lt of
-// weight d: rows 16 lt + g and + 8 of it, or (paired) row 8 lt + g of
-// weights 0 and 1.
-__device__ __forceinline__ void mmax_rows(const GemvDesc* descs, int d, int lt, int g, bool paired,
-                                          const GemvDesc* (&dd)[2], int (&row)[2]) {
-  dd[0] = paired ? descs : descs + d;
-  dd[1] = paired ? descs + 1 : descs + d;
-  row[0] = paired ? lt * 8 + g : lt * 16 + g;
-  row[1] = paired ? row[0] : row[0] + 8;
+// mmax_load requests this lane's 32 code bytes, absmax code and scale of
+// rows 16 tile + g (h = 0) and + 8 (h = 1) of d (weight di; under RoPE,
+// rhd > 0, mmax_row's); paired (pair: descs 0 and 1), of row 8 tile + g of
+// each. ok[h]: the row exists.
+__device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&sa)[2], bool (&ok)[2],
+                                          const GemvDesc* pair, const GemvDesc& d, int tile, int g, int in, int col0,
+                                          bool live, int di = 0, int rhd = 0) {
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const GemvDesc& dd = pair ? pair[h] : d;
+    int row = pair ? tile * 8 + g : rhd > 0 ? mmax_row(tile, g + 8 * h, di, rhd) : tile * 16 + g + 8 * h;
+    w[2 * h] = w[2 * h + 1] = make_uint4(0, 0, 0, 0);
+    qa[h] = 0, sa[h] = 0.f;
+    ok[h] = live && row < dd.out;
+    if (ok[h]) {
+      long long j0 = (long long)row * in + col0;
+      const uint4* p = reinterpret_cast<const uint4*>(dd.packed + (j0 >> 1));
+      w[2 * h] = __ldg(p);
+      w[2 * h + 1] = __ldg(p + 1);
+      qa[h] = __ldg(dd.qabs + (j0 >> 6));
+      sa[h] = __ldg(dd.absmax2 + (j0 >> 14));
+    }
+  }
 }
 
 // mmax_a returns the half2 A register of byte b (two codes) scaled by am.
@@ -1717,143 +1735,118 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
   return pack_half2(p.x * am, p.y * am);
 }
 
-// MmaxFuse holds FUSE's operands (null: that fusion off); see above.
-struct MmaxFuse {
-  const float* normw;
-  u16* h16;  // (n, out) half
-  float eps;
-};
+// mmax_a32 is mmax_a for byte k of the code word v, from the 32-replica
+// table at tab: sel = 0x5504 | k << 4 puts the byte above lane8 = 8 lane.
+__device__ __forceinline__ u32 mmax_a32(const char* tab, u32 v, u32 lane8, u32 sel, float am) {
+  float2 p = *reinterpret_cast<const float2*>(tab + __byte_perm(v, lane8, sel));
+  return pack_half2(p.x * am, p.y * am);
+}
 
-// mmax_norm_sums leaves in red[8 tok .. 8 tok + 7] the 8 warp sums of
-// x[tok]^2 (tok < n) that rmsnorm's 256 threads form (block_sum's first
-// step). Block-wide, ends with a barrier; red holds 8 n floats.
-__device__ __forceinline__ void mmax_norm_sums(const float* x, int n, int in, float* red) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int k = 0; k < n; k++) {
-    float ss = 0.f;
-    if (threadIdx.x < 256) {
-      const float* xr = x + (long long)k * in;
-#pragma unroll 8
-      for (int c = threadIdx.x; c < in; c += 256) ss += xr[c] * xr[c];
+// mmax_norm_stage writes rmsnorm's half output for the n <= 4 tokens of x
+// (in <= 4096 inputs) to xs (n x in halves): threads c < 256 hold x[c +
+// 256 k] and their norm weights nw[k] (requested before the previous kernel
+// ended), sum the squares in rmsnorm's order (then block_sum's: a warp
+// butterfly, and for the 8 warp sums in sred the tree below, which is that
+// butterfly with zeros past lane 8), and store w * (x * inv). One global
+// round trip (x) instead of two (x for the sums, then x and the weights
+// for the fragments). Block-wide; ends with a barrier.
+__device__ __forceinline__ void mmax_norm_stage(u16* xs, const float* x, const float (&nw)[16], int n, int in,
+                                                float eps, int r, float* sred) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c = threadIdx.x, kn = in >> 8;
+  for (int tt = 0; tt < n; tt++) {
+    float xv[16], ss = 0.f;
+    if (c < 256) {
+      const float* xr = x + (long long)tt * in + c;
+#pragma unroll
+      for (int k = 0; k < 16; k++) xv[k] = k < kn ? xr[256 * k] : 0.f;
+#pragma unroll
+      for (int k = 0; k < 16; k++)
+        if (k < kn) ss += xv[k] * xv[k];
     }
     ss = warp_sum(ss);
-    if (lane == 0 && warp < 8) red[8 * k + warp] = ss;
+    if (lane == 0 && warp < 8) sred[8 * tt + warp] = ss;
+    __syncthreads();
+    if (c < 256) {
+      const float* rs = sred + 8 * tt;
+      float v = ((rs[0] + rs[4]) + (rs[2] + rs[6])) + ((rs[1] + rs[5]) + (rs[3] + rs[7]));
+      float inv = rsqrtf(v / in + eps);
+#pragma unroll
+      for (int k = 0; k < 16; k++)
+        if (k < kn) xs[tt * in + c + 256 * k] = float_to_half(maybe_round(nw[k] * maybe_round(xv[k] * inv, r), r));
+    }
   }
   __syncthreads();
 }
-
-// mmax_norm_inv returns rmsnorm's 1 / sqrt(mean(x[tok]^2) + eps) from the
-// sums of mmax_norm_sums: block_sum's second warp_sum over the 8 warp sums
-// (lanes 8-31 add zeros) is this tree.
-__device__ __forceinline__ float mmax_norm_inv(const float* red, int tok, int in, float eps) {
-  const float* r = red + 8 * tok;
-  float v = ((r[0] + r[4]) + (r[2] + r[6])) + ((r[1] + r[5]) + (r[3] + r[7]));
-  return rsqrtf(v / in + eps);
-}
-
-// mmax_xw is where the B fragment of token tok at local input k (a multiple
-// of 4 below 4096: warp k >> 8, lane group t = (k >> 6) & 3, step
-// s = (k >> 2) & 15) sits in xs, in 8-byte words: the four t of a step (and
-// up to 8 tokens) fall on different bank pairs.
-__device__ __forceinline__ int mmax_xw(int tok, int k) {
-  int t = (k >> 6) & 3, s = (k >> 2) & 15;
-  return tok * 1024 + (k >> 8) * 64 + t * 16 + ((s + 4 * t + tok) & 15);
-}
-
-// mmax_tile is a tile's share of one lane: the codes of its two rows (32
-// bytes each), their absmax codes and scales, and whether the rows exist.
-struct MmaxTile {
-  uint4 w[4];
-  u32 qa[2];
-  float sa[2];
-  bool ok[2];
-};
 
 // nf4_mmax: the products of x with the weights of descs (several weights of
 // one x in one launch, as nf4_gemvx; 16-row tiles, desc.blocks of them a
 // weight, total in all; paired (FUSE, f.h16): tiles of 8 rows of both
 // weights, total = ceil(out / 8)). x is float32 (rounded to half here, or
 // normalized with FUSE's f.normw) or, when x16 is non-null, already half
-// (x16, the same layout; x unused). n <= 8 NT.
-//
-// Three more compile-time choices, benchmark variants for one token:
-//   PF    tiles requested ahead of the one multiplied: 1, or 2 (two tiles'
-//         codes in flight);
-//   XS    the B fragments in shared memory (xs, mmax_xw: one 8-byte load a
-//         step), not in registers (16 x 2 NT a lane, for the whole launch);
-//   ACC2  two accumulator chains (even and odd steps), summed at the end:
-//         half the dependent mma chain.
-template <int NT, bool FUSE, int PF, bool XS, bool ACC2>
+// (x16, the same layout; x unused): 16-byte loads straight into the
+// fragments, half the bytes that every block reads. n <= 8 NT.
+template <int NT, bool FUSE>
 __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16,
                          const float* dmap_g, int n, int in, int mode, int ksplits, MmaxFuse f) {
+  constexpr int REPL = NT == 1 ? GX_TAB32 : GX_TAB;
+  // NT = 1: the partial sums token-major, so that at one token the 16 pairs
+  // of a tile are stored by warp 0's first 16 lanes (not 2 lanes of each of
+  // 8 warps)
+  constexpr bool TM = NT == 1;
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
-  __shared__ float sinv[16];
   float2* tab = reinterpret_cast<float2*>(smem4);
-  float* dmap = reinterpret_cast<float*>(tab + 256 * GX_TAB);
-  float* red = dmap + 256;                                          // [2][MX_WARPS][256]
-  uint2* xs = reinterpret_cast<uint2*>(red + 2 * MX_WARPS * 256);  // XS: [n][1024]
+  float* dmap = reinterpret_cast<float*>(tab + 256 * REPL);
+  float* red = dmap + 256;  // [2][MX_WARPS][256]
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int g = lane >> 2, t = lane & 3;
-  int k0 = blockIdx.y * 4096, col0 = k0 + warp * 256 + t * 64;
-  bool live = k0 + warp * 256 < in;  // in % 256 == 0: whole warps
-  bool paired = FUSE && f.h16;
+  int col0 = blockIdx.y * 4096 + warp * 256 + t * 64;
+  bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
+  const GemvDesc* pair = FUSE && f.h16 ? descs : nullptr;
+  const int rhd = FUSE ? f.ra.hd : 0;  // RoPE's head dim (0: none)
   int iters = (total + gridDim.x - 1) / gridDim.x;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
-  const GemvDesc* dd[2];
-  int row[2];
-  // the first PF tiles are requested before the prologue: tile (weight d,
-  // its tile lt) in cur, the next in nxt
-  MmaxTile cur, nxt, nn;
-  int tile = blockIdx.x, d = 0, lt = tile, dn = 0, ltn = tile + gridDim.x;
-  auto request = [&](MmaxTile& m, int tl, int& dw, int& ltw) {
-    if (tl < total && !paired) gemv_locate(descs, ndesc, tl, dw, ltw);
-    mmax_rows(descs, dw, ltw, g, paired, dd, row);
-    mmax_load(m.w, m.qa, m.sa, m.ok, dd, row, in, col0, live && tl < total);
-  };
-  request(cur, tile, d, lt);
-  if (PF == 2) request(nxt, ltn, dn, ltn);
+  uint4 w[4], wn[4];
+  u32 qa[2], qan[2];
+  float sa[2], san[2];
+  bool ok[2], okn[2];
+  // the first tile's codes are requested before the prologue
+  int tile = blockIdx.x, d = 0, lt = tile;  // this iteration's tile: weight d, its tile lt
+  if (tile < total && !pair) gemv_locate(descs, ndesc, tile, d, lt);
+  mmax_load(w, qa, sa, ok, pair, descs[d], lt, g, in, col0, live && tile < total, d, rhd);
   float dv[GX_DMAP_REGS];
   dmap_req(dv, dmap, dmap_g);
-  build_btab<GX_TAB>(tab);
+  bool norm = FUSE && f.normw;
+  float nw[16];  // norm: the weights of inputs threadIdx.x + 256 k (threads < 256)
+  if (norm) {
+#pragma unroll
+    for (int k = 0; k < 16; k++) nw[k] = threadIdx.x < 256 && k < (in >> 8) ? __ldg(f.normw + threadIdx.x + 256 * k) : 0.f;
+  }
+  build_btab<REPL>(tab);
   store_dmap(dmap, dmap_g, dv);
   pdl_start();  // x and y come from earlier kernels
-  bool norm = FUSE && f.normw;
-  if (norm) mmax_norm_sums(x, n, in, red);
-  int r = mode & 2;
-  // b4 returns the B fragment of inputs k0 + k .. +3 of token tok (< n);
-  // with the norm, iv is the token's mmax_norm_inv
-  auto b4 = [&](int tok, int k, float iv) {
-    if (x16) return *reinterpret_cast<const uint2*>(x16 + (long long)tok * in + k0 + k);
-    float4 v = *reinterpret_cast<const float4*>(x + (long long)tok * in + k0 + k);
-    if (norm) {  // rmsnorm's roundings
-      float4 nw = *reinterpret_cast<const float4*>(f.normw + k0 + k);
-      v = make_float4(maybe_round(nw.x * maybe_round(v.x * iv, r), r), maybe_round(nw.y * maybe_round(v.y * iv, r), r),
-                      maybe_round(nw.z * maybe_round(v.z * iv, r), r), maybe_round(nw.w * maybe_round(v.w * iv, r), r));
+  // norm: x normalized to half in red (free until the first partial sums),
+  // then read as x16 from there
+  __shared__ float sred[32];
+  // RoPE: rope_kv_f16's (cos, sin) for each j < hd/2 of the token's angle
+  // (the barrier after the B fragments publishes them), its slot and position
+  __shared__ float2 srot[FUSE ? 128 : 1];
+  int rS = 0, rP = 0;
+  if (rhd > 0) {
+    rS = *f.ra.seq, rP = *f.ra.pos;
+    if ((int)threadIdx.x < rhd / 2) {
+      float sn, cs;
+      sincosf((float)rP * f.ra.inv_freq[threadIdx.x], &sn, &cs);
+      srot[threadIdx.x] = make_float2(cs, sn);
     }
-    return make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
-  };
-  // XS: this lane's B fragments of step s at xs[xb[nt] + ((s + xr[nt]) & 15)];
-  // tokens from n on read token 0's (their columns are not stored).
-  // Otherwise in registers: bf[s][2 nt .. 2 nt + 1], tokens g and 8 + g.
-  int xb[NT], xr[NT];
-  u32 bf[XS ? 1 : 16][2 * NT];
-  if (XS) {
-    if (norm) {
-      if (threadIdx.x < n) sinv[threadIdx.x] = mmax_norm_inv(red, threadIdx.x, in, f.eps);
-      __syncthreads();
-    }
-    int kn = min(4096, in - k0);
-    for (int q = threadIdx.x; q < n * 1024; q += blockDim.x) {
-      int tok = q >> 10, k = (q & 1023) * 4;
-      if (k < kn) xs[mmax_xw(tok, k)] = b4(tok, k, norm ? sinv[tok] : 0.f);
-    }
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-      int tok = 8 * nt + g < n ? 8 * nt + g : 0;
-      xb[nt] = tok * 1024 + warp * 64 + t * 16, xr[nt] = 4 * t + tok;
-    }
-  } else if (x16) {  // 8 halves a load: inputs 8q..8q+7 are steps 2q (k 0-3) and 2q+1 (k 4-7)
+  }
+  if (norm) {
+    mmax_norm_stage(reinterpret_cast<u16*>(red), x, nw, n, in, f.eps, mode & 2, sred);
+    x16 = reinterpret_cast<const u16*>(red);
+  }
+  // B fragments: tokens g (and 8+g) at this lane's 64 inputs
+  u32 bf[16][2 * NT];
+  if (x16) {  // 8 halves a load: inputs 8q..8q+7 are steps 2q (k 0-3) and 2q+1 (k 4-7)
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
       int tok = 8 * nt + g;
@@ -1861,142 +1854,152 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 #pragma unroll
       for (int q = 0; q < 8; q++) {
         uint4 v = live && tok < n ? p[q] : make_uint4(0, 0, 0, 0);
-        bf[XS ? 0 : 2 * q][2 * nt] = v.x, bf[XS ? 0 : 2 * q][2 * nt + 1] = v.y;
-        bf[XS ? 0 : 2 * q + 1][2 * nt] = v.z, bf[XS ? 0 : 2 * q + 1][2 * nt + 1] = v.w;
+        bf[2 * q][2 * nt] = v.x, bf[2 * q][2 * nt + 1] = v.y;
+        bf[2 * q + 1][2 * nt] = v.z, bf[2 * q + 1][2 * nt + 1] = v.w;
       }
     }
   } else {
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-      int tok = 8 * nt + g;
-      float iv = norm && tok < n ? mmax_norm_inv(red, tok, in, f.eps) : 0.f;
+    for (int s = 0; s < 16; s++)
 #pragma unroll
-      for (int s = 0; s < 16; s++) {
-        uint2 b = live && tok < n ? b4(tok, col0 - k0 + 4 * s, iv) : make_uint2(0, 0);
-        bf[XS ? 0 : s][2 * nt] = b.x, bf[XS ? 0 : s][2 * nt + 1] = b.y;
+      for (int nt = 0; nt < NT; nt++) {
+        int tok = 8 * nt + g;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
+        bf[s][2 * nt] = pack_half2(v.x, v.y);
+        bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
       }
-    }
   }
   __syncthreads();
   descs = sdesc;
+  if (pair) pair = sdesc;
 
-  const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;
+  const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;  // 16 replicas
+  u32 lane8 = lane * 8;                                                    // 32 replicas
   for (int it = 0; it < iters; it++, tile += gridDim.x) {
-    int dnn = dn, ltnn = tile + PF * gridDim.x;
-    request(PF == 2 ? nn : nxt, ltnn, dnn, ltnn);
+    const GemvDesc& gw = descs[d];
+    int tilen = tile + gridDim.x, dn = d, ltn = pair ? tilen : lt;
+    if (tilen < total && !pair) gemv_locate(descs, ndesc, tilen, dn, ltn);
+    mmax_load(wn, qan, san, okn, pair, descs[dn], ltn, g, in, col0, live && tilen < total, dn, rhd);
     // threads < 256 store (row, token) pair threadIdx.x of this tile below;
-    // a residual they add to is requested now. Paired: rows 0-7 are gate's,
-    // 8-15 up's, of rows 8 lt + 0..7.
-    int rl = threadIdx.x >> 4, tok = threadIdx.x & 15;
-    const GemvDesc& gd = descs[paired ? rl >> 3 : d];
-    int orow = paired ? lt * 8 + (rl & 7) : lt * 16 + rl;
-    bool store = threadIdx.x < 256 && tile < total && orow < gd.out && tok < n;
-    float* dst = gd.y + (long long)tok * gd.out + orow;
+    // a residual they add to is requested now. Paired: rows 0-7 are
+    // weight 0's, 8-15 weight 1's, of rows 8 lt + 0..7.
+    int rl = TM ? threadIdx.x & 15 : threadIdx.x >> 4, tok = TM ? threadIdx.x >> 4 : threadIdx.x & 15;
+    const GemvDesc& gd = pair ? pair[rl >> 3] : gw;
+    int row = pair ? lt * 8 + (rl & 7) : rhd > 0 ? mmax_row(lt, rl, d, rhd) : lt * 16 + rl;
+    bool store = threadIdx.x < 256 && tile < total && row < gd.out && tok < n;
+    float* dst = gd.y + (long long)tok * gd.out + row;
     float yv = store && ksplits == 1 && (mode & 1) ? *dst : 0.f;
     float am[2];
-    mmax_rows(descs, d, lt, g, paired, dd, row);
 #pragma unroll
-    for (int h = 0; h < 2; h++) am[h] = cur.ok[h] ? dmap[cur.qa[h]] * cur.sa[h] + dd[h]->offset : 0.f;
-    float acc[ACC2 ? 2 : 1][NT][4] = {};
+    for (int h = 0; h < 2; h++) am[h] = ok[h] ? dmap[qa[h]] * sa[h] + (pair ? pair[h] : gw).offset : 0.f;
+    float acc[NT][4] = {};
     if (live) {
-      u32 wg[8] = {cur.w[0].x, cur.w[0].y, cur.w[0].z, cur.w[0].w, cur.w[1].x, cur.w[1].y, cur.w[1].z, cur.w[1].w};
-      u32 wh[8] = {cur.w[2].x, cur.w[2].y, cur.w[2].z, cur.w[2].w, cur.w[3].x, cur.w[3].y, cur.w[3].z, cur.w[3].w};
+      u32 wg[8] = {w[0].x, w[0].y, w[0].z, w[0].w, w[1].x, w[1].y, w[1].z, w[1].w};
+      u32 wh[8] = {w[2].x, w[2].y, w[2].z, w[2].w, w[3].x, w[3].y, w[3].z, w[3].w};
 #pragma unroll
       for (int s = 0; s < 16; s++) {
-        u32 hg = (wg[s >> 1] >> ((s & 1) * 16)) & 0xffff, hh = (wh[s >> 1] >> ((s & 1) * 16)) & 0xffff;
-        u32 a[4];
-        a[0] = mmax_a(tb, hg & 0xff, am[0]);  // row g, byte 2s
-        a[1] = mmax_a(tb, hh & 0xff, am[1]);  // row g+8, byte 2s
-        a[2] = mmax_a(tb, hg >> 8, am[0]);    // row g, byte 2s+1
-        a[3] = mmax_a(tb, hh >> 8, am[1]);    // row g+8, byte 2s+1
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-          uint2 b = XS ? xs[xb[nt] + ((s + xr[nt]) & 15)] : make_uint2(bf[XS ? 0 : s][2 * nt], bf[XS ? 0 : s][2 * nt + 1]);
-          mma16816(acc[ACC2 ? s & 1 : 0][nt], a, b.x, b.y);
+        u32 a[4];  // rows g, g+8 at byte 2s (a[0], a[1]) and 2s+1 (a[2], a[3])
+        if (NT == 1) {
+          u32 sel = 0x5504u | (2 * (s & 1)) << 4;
+          a[0] = mmax_a32(reinterpret_cast<const char*>(tab), wg[s >> 1], lane8, sel, am[0]);
+          a[1] = mmax_a32(reinterpret_cast<const char*>(tab), wh[s >> 1], lane8, sel, am[1]);
+          a[2] = mmax_a32(reinterpret_cast<const char*>(tab), wg[s >> 1], lane8, sel + 0x10, am[0]);
+          a[3] = mmax_a32(reinterpret_cast<const char*>(tab), wh[s >> 1], lane8, sel + 0x10, am[1]);
+        } else {
+          u32 hg = (wg[s >> 1] >> ((s & 1) * 16)) & 0xffff, hh = (wh[s >> 1] >> ((s & 1) * 16)) & 0xffff;
+          a[0] = mmax_a(tb, hg & 0xff, am[0]);
+          a[1] = mmax_a(tb, hh & 0xff, am[1]);
+          a[2] = mmax_a(tb, hg >> 8, am[0]);
+          a[3] = mmax_a(tb, hh >> 8, am[1]);
         }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) mma16816(acc[nt], a, bf[s][2 * nt], bf[s][2 * nt + 1]);
       }
     }
-    if (ACC2) {
-#pragma unroll
-      for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) acc[0][nt][i] += acc[ACC2 ? 1 : 0][nt][i];
-    }
-    // partial sums: red[buf][warp][row_local * 16 + token]
+    // partial sums: red[buf][warp][row_local * 16 + token] (TM: token * 16
+    // + row_local), the index of the thread that stores the pair
     float* rw = red + ((it & 1) * MX_WARPS + warp) * 256;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
       int tk = 8 * nt + 2 * t;
-      rw[g * 16 + tk] = acc[0][nt][0];
-      rw[g * 16 + tk + 1] = acc[0][nt][1];
-      rw[(g + 8) * 16 + tk] = acc[0][nt][2];
-      rw[(g + 8) * 16 + tk + 1] = acc[0][nt][3];
+      auto at = [&](int row, int token) -> float& { return TM ? rw[token * 16 + row] : rw[row * 16 + token]; };
+      at(g, tk) = acc[nt][0];
+      at(g, tk + 1) = acc[nt][1];
+      at(g + 8, tk) = acc[nt][2];
+      at(g + 8, tk + 1) = acc[nt][3];
     }
     __syncthreads();
     if (store) {
       const float* rb = red + (it & 1) * MX_WARPS * 256 + threadIdx.x;
-      auto sum = [&](int off) {
-        float v = 0.f;
+      float v = 0.f;
 #pragma unroll
-        for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256 + off];
-        return v;
-      };
-      float v = sum(0);
+      for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256];
       if (ksplits > 1) {
         atomicAdd(dst, v);
+      } else if (rhd > 0) {  // RoPE (one token): rope_kv_f16's stores
+        int r = mode & 2, half = rhd >> 1;
+        v = maybe_round(v + yv, r);
+        if (d > 0) *dst = v;  // k and v as stored without RoPE; q only rotated
+        bool cache = rP >= 0 && rP < f.ra.max_len;
+        long long cb = ((long long)rS * f.ra.max_len + rP) * f.ra.kvd;
+        if (d == 2 && cache) f.ra.vc[cb + row] = float_to_half(v);
+        if (d < 2 && rl < 8) {  // rows row and row + hd/2 (local rl + 8)
+          float vu = 0.f;
+#pragma unroll
+          for (int k = 0; k < MX_WARPS; k++) vu += rb[k * 256 + (TM ? 8 : 128)];
+          float2 t = srot[row & (half - 1)];
+          float2 rr = rot(v, maybe_round(vu + yv, r), t.x, t.y);
+          if (d == 0) {
+            dst[0] = rr.x, dst[half] = rr.y;
+          } else if (cache) {
+            f.ra.kc[cb + row] = float_to_half(rr.x), f.ra.kc[cb + row + half] = float_to_half(rr.y);
+          }
+        }
       } else {
         v = maybe_round(v + yv, mode & 2);
         *dst = v;
-        if (paired && rl < 8) {  // silu_mul of gate's v and up's (row rl + 8: 128 threads on)
-          float u = maybe_round(sum(128) + 0.f, r), sg = maybe_round(v / (1.f + expf(-v)), r);  // u as stored
-          f.h16[(long long)tok * gd.out + orow] = float_to_half(maybe_round(sg * u, r));
+        if (FUSE && pair && rl < 8) {  // silu_mul of weight 0's v and weight 1's (row rl + 8)
+          int r = mode & 2;
+          float vu = 0.f;
+#pragma unroll
+          for (int k = 0; k < MX_WARPS; k++) vu += rb[k * 256 + (TM ? 8 : 128)];
+          float u = maybe_round(vu + 0.f, r), sg = maybe_round(v / (1.f + expf(-v)), r);  // u as stored
+          f.h16[(long long)tok * gd.out + row] = float_to_half(maybe_round(sg * u, r));
         }
       }
     }
-    if (PF == 2) {
-      cur = nxt, nxt = nn;
-      d = dn, lt = ltn, dn = dnn, ltn = ltnn;
-    } else {
-      cur = nxt;
-      d = dnn, lt = ltnn;
-    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) w[i] = wn[i];
+#pragma unroll
+    for (int h = 0; h < 2; h++) qa[h] = qan[h], sa[h] = san[h], ok[h] = okn[h];
+    d = dn, lt = ltn;
   }
 }
 
 // nf4_mmax_<8 NT>: one weight, k splits blockIdx.y.
-#define NF4_MMAX(NAME, NT, PF, XS, ACC2)                                                                          \
+#define NF4_MMAX(NAME, NT)                                                                                        \
   extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                 \
       NAME(float* y, const float* x, const u16* x16, const u8* packed, const u8* qabs, const float* absmax2,      \
            const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {                    \
     GemvDesc g = {packed, qabs, absmax2, y, nullptr, nullptr, nullptr, offset, out, 0, 0, 0.f, (out + 15) >> 4}; \
-    nf4_mmax<NT, false, PF, XS, ACC2>(&g, 1, g.blocks, x, x16, dmap_g, n, in, mode, ksplits, MmaxFuse{});       \
+    nf4_mmax<NT, false>(&g, 1, g.blocks, x, x16, dmap_g, n, in, mode, ksplits, MmaxFuse{});                      \
   }
 // nf4_mmaxm_*: the multi-weight launch (no k splits: in <= 4096).
-#define NF4_MMAXM(NAME, NT, PF, XS, ACC2)                                                                       \
+#define NF4_MMAXM(NAME, NT)                                                                                      \
   extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                \
       NAME(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,     \
            int n, int in, int mode) {                                                                            \
-    nf4_mmax<NT, false, PF, XS, ACC2>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1, MmaxFuse{});         \
+    nf4_mmax<NT, false>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1, MmaxFuse{});                        \
   }
-// nf4_mmaxf_8*: nf4_mmaxm_8 with FUSE's norm and pairing.
-#define NF4_MMAXF(NAME, PF, XS, ACC2)                                                                           \
-  extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                \
-      NAME(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,     \
-           int n, int in, int mode, MmaxFuse f) {                                                                \
-    nf4_mmax<1, true, PF, XS, ACC2>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1, f);                    \
-  }
-// suffixes (variants of the one-token step, mmaxVariant): _p2 PF = 2, _xs
-// XS and PF = 2, _a2 ACC2
-#define NF4_MMAX_ALL(NT)                                 \
-  NF4_MMAX(nf4_mmax_##NT, NT / 8, 1, false, false)       \
-  NF4_MMAXM(nf4_mmaxm_##NT, NT / 8, 1, false, false)
-NF4_MMAX_ALL(8)
-NF4_MMAX_ALL(16)
-NF4_MMAXF(nf4_mmaxf_8, 1, false, false)
-#define NF4_MMAX_VARIANT(SUF, PF, XS, ACC2)               \
-  NF4_MMAX(nf4_mmax_8##SUF, 1, PF, XS, ACC2)              \
-  NF4_MMAXM(nf4_mmaxm_8##SUF, 1, PF, XS, ACC2)            \
-  NF4_MMAXF(nf4_mmaxf_8##SUF, PF, XS, ACC2)
-NF4_MMAX_VARIANT(_p2, 2, false, false)
-NF4_MMAX_VARIANT(_xs, 2, true, false)
-NF4_MMAX_VARIANT(_a2, 1, false, true)
+NF4_MMAX(nf4_mmax_16, 2)
+NF4_MMAX(nf4_mmax_8, 1)
+NF4_MMAXM(nf4_mmaxm_16, 2)
+NF4_MMAXM(nf4_mmaxm_8, 1)
+
+// nf4_mmaxf_8: nf4_mmaxm_8 with FUSE's norm and pairing.
+extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
+    nf4_mmaxf_8(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,
+                int n, int in, int mode, MmaxFuse f) {
+  nf4_mmax<1, true>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1, f);
+}
