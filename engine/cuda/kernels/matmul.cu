@@ -547,14 +547,20 @@ __device__ __forceinline__ float nf4_code_imm(int i) {
 // a step; the codes come from registers by shuffles (lane l holds
 // Code[l & 15], from immediates), so that no memory round trip sits in the
 // loop.
-template <int REPL>
+//
+// SPREAD (REPL = 16): entry b starts at 32 b, as with 32 replicas, and
+// replica r of it is at 32 b + r: a 64 KB span of which half is written, so
+// that one byte permute still makes a lookup's offset (nf4_mmax_8) with half
+// the stores of a 32-replica table.
+template <int REPL, bool SPREAD = false>
 __device__ __forceinline__ void build_btab(float2* tab) {
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
   float code = nf4_code_imm(lane & 15);
 #pragma unroll 4
   for (int k = threadIdx.x >> 5; k < 8 * REPL; k += nw) {
     int b = k * (32 / REPL) + lane / REPL;
-    tab[32 * k + lane] = make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
+    tab[SPREAD ? 32 * b + lane % REPL : 32 * k + lane] =
+        make_float2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
   }
 }
 
@@ -1666,10 +1672,14 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 //
 // NT is the number of token octets: 2 (nf4_mmax_16, up to 16 tokens) or 1
 // (nf4_mmax_8, up to 8: the second mma of every step, which only tokens
-// 8-15 need, is not issued; the same sums bit for bit). With NT = 1 the
-// byte table has 32 replicas (64 KB; entry b of lane l at 256 b + 8 l), so
-// that one byte permute of the code word and 8 l makes a lookup's offset
-// (16 replicas, 128 bytes an entry, take a shift and two logic ops).
+// 8-15 need, is not issued). With NT = 1:
+//   - the byte table's entries are 256 bytes apart (entry b of lane l at
+//     256 b + 8 (l % 16), build_btab's SPREAD), so that one byte permute of
+//     the code word and 8 (l % 16) makes a lookup's offset (128 bytes an
+//     entry take a shift and two logic ops);
+//   - the 16 steps' products go to two accumulators (even and odd steps),
+//     summed at the end: half the chain of dependent mma. So nf4_mmax_8's
+//     sums differ from nf4_mmax_16's in the order of their terms.
 //
 // FUSE (nf4_mmaxf_8, the one-token step on the tensor cores, a benchmark
 // variant) adds two fusions of the kernels around the product, each bit
@@ -1735,8 +1745,8 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
   return pack_half2(p.x * am, p.y * am);
 }
 
-// mmax_a32 is mmax_a for byte k of the code word v, from the 32-replica
-// table at tab: sel = 0x5504 | k << 4 puts the byte above lane8 = 8 lane.
+// mmax_a32 is mmax_a for byte k of the code word v, from the spread table
+// at tab: sel = 0x5504 | k << 4 puts the byte above lane8 = 8 (lane % 16).
 __device__ __forceinline__ u32 mmax_a32(const char* tab, u32 v, u32 lane8, u32 sel, float am) {
   float2 p = *reinterpret_cast<const float2*>(tab + __byte_perm(v, lane8, sel));
   return pack_half2(p.x * am, p.y * am);
@@ -1788,7 +1798,10 @@ __device__ __forceinline__ void mmax_norm_stage(u16* xs, const float* x, const f
 template <int NT, bool FUSE>
 __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16,
                          const float* dmap_g, int n, int in, int mode, int ksplits, MmaxFuse f) {
-  constexpr int REPL = NT == 1 ? GX_TAB32 : GX_TAB;
+  // NT = 1: the spread 16-replica table (build_btab's SPREAD), 256 bytes an
+  // entry, so that one byte permute of the code word and 8 (lane % 16) makes
+  // a lookup's offset
+  constexpr int REPL = GX_TAB, SPAN = NT == 1 ? 32 : GX_TAB;
   // NT = 1: the partial sums token-major, so that at one token the 16 pairs
   // of a tile are stored by warp 0's first 16 lanes (not 2 lanes of each of
   // 8 warps)
@@ -1796,7 +1809,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
-  float* dmap = reinterpret_cast<float*>(tab + 256 * REPL);
+  float* dmap = reinterpret_cast<float*>(tab + 256 * SPAN);
   float* red = dmap + 256;  // [2][MX_WARPS][256]
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int g = lane >> 2, t = lane & 3;
@@ -1822,7 +1835,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 #pragma unroll
     for (int k = 0; k < 16; k++) nw[k] = threadIdx.x < 256 && k < (in >> 8) ? __ldg(f.normw + threadIdx.x + 256 * k) : 0.f;
   }
-  build_btab<REPL>(tab);
+  build_btab<REPL, NT == 1>(tab);
   store_dmap(dmap, dmap_g, dv);
   pdl_start();  // x and y come from earlier kernels
   // norm: x normalized to half in red (free until the first partial sums),
@@ -1875,7 +1888,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   if (pair) pair = sdesc;
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;  // 16 replicas
-  u32 lane8 = lane * 8;                                                    // 32 replicas
+  u32 lane8 = (lane & 15) * 8;                                             // spread (NT = 1)
   for (int it = 0; it < iters; it++, tile += gridDim.x) {
     const GemvDesc& gw = descs[d];
     int tilen = tile + gridDim.x, dn = d, ltn = pair ? tilen : lt;
@@ -1893,7 +1906,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     float am[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) am[h] = ok[h] ? dmap[qa[h]] * sa[h] + (pair ? pair[h] : gw).offset : 0.f;
-    float acc[NT][4] = {};
+    float acc[NT][4] = {}, acc1[4] = {};  // acc1: NT = 1's odd steps
     if (live) {
       u32 wg[8] = {w[0].x, w[0].y, w[0].z, w[0].w, w[1].x, w[1].y, w[1].z, w[1].w};
       u32 wh[8] = {w[2].x, w[2].y, w[2].z, w[2].w, w[3].x, w[3].y, w[3].z, w[3].w};
@@ -1914,7 +1927,11 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
           a[3] = mmax_a(tb, hh >> 8, am[1]);
         }
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) mma16816(acc[nt], a, bf[s][2 * nt], bf[s][2 * nt + 1]);
+        for (int nt = 0; nt < NT; nt++) mma16816(NT == 1 && (s & 1) ? acc1 : acc[nt], a, bf[s][2 * nt], bf[s][2 * nt + 1]);
+      }
+      if (NT == 1) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) acc[0][i] += acc1[i];
       }
     }
     // partial sums: red[buf][warp][row_local * 16 + token] (TM: token * 16
