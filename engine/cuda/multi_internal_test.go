@@ -207,6 +207,21 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 	Entry("13 tokens", 13, 2048),
 )
 
+// tcOperands makes the fused products' operands: x (n, in) in [-3, 3], a
+// norm weight in [0.5, 1.5], and for each height in outs an NF4 weight, an
+// output and a reference output (n, out); random draws from seed on.
+func tcOperands(c *CUDA, n, in int, outs []int, seed uint64) (x, normw *Tensor, ws, ys, refs []*Tensor) {
+	x, normw = c.newT(backend.F32, n, in), c.newT(backend.F32, in)
+	defer c.bind()()
+	c.fillUniform(x, -3, 3, seed)
+	c.fillUniform(normw, 0.5, 1.5, seed+1)
+	for i, o := range outs {
+		w, _ := c.randomNF4(o, in, seed+2+uint64(i))
+		ws, ys, refs = append(ws, w), append(ys, c.newT(backend.F32, n, o)), append(refs, c.newT(backend.F32, n, o))
+	}
+	return x, normw, ws, ys, refs
+}
+
 // nf4_mmaxf_8 (the one-token step on the tensor cores) applies the RMSNorm
 // in its prologue and, for gate and up, stores SwiGLU in its epilogue. Both
 // must store exactly what the kernels they replace store: RMSNorm into F16,
@@ -221,19 +236,9 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 	defer c.Close()
 	const eps = 1e-5
 	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
-	x, normw := c.newT(backend.F32, n, in), c.newT(backend.F32, in)
 	xn := c.newT(backend.F16, n, in)
 	outs := []int{200, 72, 40}
-	var ws, ys, refs []*Tensor
-	func() {
-		defer c.bind()()
-		c.fillUniform(x, -3, 3, 71)
-		c.fillUniform(normw, 0.5, 1.5, 72)
-		for i, o := range outs {
-			w, _ := c.randomNF4(o, in, uint64(73+i))
-			ws, ys, refs = append(ws, w), append(ys, c.newT(backend.F32, n, o)), append(refs, c.newT(backend.F32, n, o))
-		}
-	}()
+	x, normw, ws, ys, refs := tcOperands(c, n, in, outs, 71)
 	var qkv, qkvRef, gu, guRef *multiGemv
 	func() {
 		defer c.bind()()
@@ -292,20 +297,15 @@ var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"),
 	defer c.Close()
 	const in, heads, kvHeads, hd, slots, maxLen, eps = 1024, 4, 2, 32, 2, 16, 1e-5
 	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
-	x, normw, xn := c.newT(backend.F32, 1, in), c.newT(backend.F32, in), c.newT(backend.F16, 1, in)
+	xn := c.newT(backend.F16, 1, in)
 	seq, pos := c.newT(backend.I32, 1), c.newT(backend.I32, 1)
 	c.SetInt32(seq, []int32{1})
 	c.SetInt32(pos, []int32{p})
 	outs := []int{heads * hd, kvHeads * hd, kvHeads * hd}
-	var ws, ys, refs, caches []*Tensor
+	x, normw, ws, ys, refs := tcOperands(c, 1, in, outs, 91)
+	var caches []*Tensor
 	func() {
 		defer c.bind()()
-		c.fillUniform(x, -3, 3, 91)
-		c.fillUniform(normw, 0.5, 1.5, 92)
-		for i, o := range outs {
-			w, _ := c.randomNF4(o, in, uint64(93+i))
-			ws, ys, refs = append(ws, w), append(ys, c.newT(backend.F32, 1, o)), append(refs, c.newT(backend.F32, 1, o))
-		}
 		for i := 0; i < 4; i++ { // kc, vc, then the reference's
 			caches = append(caches, c.newT(backend.F16, slots, maxLen, kvHeads*hd))
 			c.fillUniform(caches[i], -1, 1, 97)
