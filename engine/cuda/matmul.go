@@ -594,8 +594,8 @@ func mmaxKernel(base string, n int) string {
 }
 
 // mmaxSmem is the dynamic shared memory of the nf4_mmax kernels for n
-// tokens: the byte table (32 replicas up to 8 tokens, 16 beyond), dmap and
-// the double-buffered partial sums.
+// tokens: the byte table (16 replicas; up to 8 tokens its entries are 256
+// bytes apart, a 64 KB span), dmap and the double-buffered partial sums.
 func mmaxSmem(n int) int {
 	repl := 16
 	if n <= 8 {

@@ -1745,9 +1745,9 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
   return pack_half2(p.x * am, p.y * am);
 }
 
-// mmax_a32 is mmax_a for byte k of the code word v, from the spread table
+// mmax_ap is mmax_a for byte k of the code word v, from the spread table
 // at tab: sel = 0x5504 | k << 4 puts the byte above lane8 = 8 (lane % 16).
-__device__ __forceinline__ u32 mmax_a32(const char* tab, u32 v, u32 lane8, u32 sel, float am) {
+__device__ __forceinline__ u32 mmax_ap(const char* tab, u32 v, u32 lane8, u32 sel, float am) {
   float2 p = *reinterpret_cast<const float2*>(tab + __byte_perm(v, lane8, sel));
   return pack_half2(p.x * am, p.y * am);
 }
@@ -1915,10 +1915,10 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
         u32 a[4];  // rows g, g+8 at byte 2s (a[0], a[1]) and 2s+1 (a[2], a[3])
         if (NT == 1) {
           u32 sel = 0x5504u | (2 * (s & 1)) << 4;
-          a[0] = mmax_a32(reinterpret_cast<const char*>(tab), wg[s >> 1], lane8, sel, am[0]);
-          a[1] = mmax_a32(reinterpret_cast<const char*>(tab), wh[s >> 1], lane8, sel, am[1]);
-          a[2] = mmax_a32(reinterpret_cast<const char*>(tab), wg[s >> 1], lane8, sel + 0x10, am[0]);
-          a[3] = mmax_a32(reinterpret_cast<const char*>(tab), wh[s >> 1], lane8, sel + 0x10, am[1]);
+          a[0] = mmax_ap(reinterpret_cast<const char*>(tab), wg[s >> 1], lane8, sel, am[0]);
+          a[1] = mmax_ap(reinterpret_cast<const char*>(tab), wh[s >> 1], lane8, sel, am[1]);
+          a[2] = mmax_ap(reinterpret_cast<const char*>(tab), wg[s >> 1], lane8, sel + 0x10, am[0]);
+          a[3] = mmax_ap(reinterpret_cast<const char*>(tab), wh[s >> 1], lane8, sel + 0x10, am[1]);
         } else {
           u32 hg = (wg[s >> 1] >> ((s & 1) * 16)) & 0xffff, hh = (wh[s >> 1] >> ((s & 1) * 16)) & 0xffff;
           a[0] = mmax_a(tb, hg & 0xff, am[0]);
