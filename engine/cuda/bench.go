@@ -309,7 +309,8 @@ func (m *benchModel) stepFused(b *benchBufs, ids *Tensor, n int, lora bool) {
 
 // step runs n tokens (ids, seq, pos) through the model and leaves the
 // greedy next token of the rows `last` in next. With lora it applies the
-// adapter of each layer (scale 2) to every row.
+// adapter of each layer (scale 2) to every row. With m.tc1 one token takes
+// the batch decode's tensor-core products (stepFused's alternative).
 func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	c, s := m.c, m.s
 	const eps = 1e-5
@@ -329,8 +330,10 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	decode := n == rows && (n >= 2 || m.tc1) && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
 	many := decode && m.layers[0].qkv != nil && s.Hidden <= 4096 && !c.gemvOld && !m.noMany
 	half := many && !lora
-	// one token (tc1): the norms in the products' prologues, SwiGLU in the
-	// gate/up product (nf4_mmaxf_8)
+	// one token (tc1, without an adapter): the norms in the products'
+	// prologues, SwiGLU in the gate/up product's epilogue, RoPE and the KV
+	// store in the q, k, v product's (nf4_mmaxf_8; tcApart, tcRopeApart:
+	// the benchmark's variants without)
 	fuse := half && n == 1 && !m.tcApart
 	xin, ain, gin := xn, att, g
 	if half {
