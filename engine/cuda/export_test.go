@@ -5,4 +5,8 @@ var (
 	XsSlot        = xsSlot
 	GemvNF4Mirror = gemvNF4Mirror
 	MmaMirror     = mmaMirror
+	// nf4_mmax_8, nf4_mmaxf_8
+	MmaxLookupOffset = mmaxLookupOffset
+	MmaxRowMirror    = mmaxRowMirror
+	PrmtMirror       = prmtMirror
 )

@@ -249,3 +249,40 @@ func mma16816Mirror(a [32][4]frag, b [32][2]frag) (d [32][4]float32) {
 	}
 	return d
 }
+
+// prmtMirror is PTX's prmt.b32 (CUDA's __byte_perm) in its default mode:
+// byte i of the result is byte (sel >> 4i) & 7 of the eight bytes a, b (a
+// first), or that byte's sign replicated when bit 3 of the selector is set.
+func prmtMirror(a, b, sel uint32) uint32 {
+	src := uint64(a) | uint64(b)<<32
+	var r uint32
+	for i := 0; i < 4; i++ {
+		s := sel >> (4 * i) & 15
+		v := uint32(src >> (8 * (s & 7)) & 0xff)
+		if s&8 != 0 {
+			v = 0
+			if v2 := uint32(src>>(8*(s&7))) & 0x80; v2 != 0 {
+				v = 0xff
+			}
+		}
+		r |= v << (8 * i)
+	}
+	return r
+}
+
+// mmaxLookupOffset mirrors mmax_ap's offset: byte k of the code word v for
+// lane (nf4_mmax_8's spread table, entries 256 bytes apart, 16 replicas).
+func mmaxLookupOffset(v uint32, k, lane int) uint32 {
+	return prmtMirror(v, uint32(lane%16*8), 0x5504|uint32(k)<<4)
+}
+
+// mmaxRowMirror mirrors mmax_row: local row r (0-15) of tile lt of weight d,
+// under RoPE (rhd > 0, d < 2) rows j and j + rhd/2 of a head as r and r + 8.
+func mmaxRowMirror(lt, r, d, rhd int) int {
+	if rhd > 0 && d < 2 {
+		tph := rhd >> 4
+		h := lt / tph
+		return h*rhd + (lt-h*tph)*8 + r&7 + (r>>3)*(rhd>>1)
+	}
+	return lt*16 + r
+}

@@ -101,6 +101,50 @@ var _ = Describe("kernel index math (CPU mirrors)", func() {
 		Entry("64-token tile, two token tiles", 20, 128, 67, 64),
 	)
 
+	// nf4_mmax_8's byte table has entry b at byte 256 b and lane l's replica
+	// at 8 (l % 16) in it, so one byte permute of the code word makes the
+	// whole offset of code byte k.
+	It("finds a code byte's table entry with one byte permute", func() {
+		// prmt as PTX defines it: a's bytes 0-3, b's 4-7; bit 3 replicates a sign
+		Expect(cuda.PrmtMirror(0x33221100, 0x77665544, 0x7531)).To(Equal(uint32(0x77553311)))
+		Expect(cuda.PrmtMirror(0x00008000, 0, 0x0009)).To(Equal(uint32(0x000000ff)))
+		r := rand.New(rand.NewPCG(7, 8))
+		for i := 0; i < 1000; i++ {
+			v, k, lane := r.Uint32(), r.IntN(4), r.IntN(32)
+			b := v >> (8 * k) & 0xff
+			Expect(cuda.MmaxLookupOffset(v, k, lane)).To(Equal(256*b+uint32(8*(lane%16))), "v %#x, byte %d, lane %d", v, k, lane)
+		}
+	})
+
+	// Under RoPE the q and k tiles of nf4_mmaxf_8 hold rows j and j + hd/2 of
+	// one head as local rows r and r + 8, so the store that rotates them has
+	// both; the tiles must still cover every row once.
+	DescribeTable("pairs RoPE's rows in the q and k tiles and covers each row once",
+		func(heads, hd int) {
+			out := heads * hd
+			for d := 0; d < 3; d++ {
+				seen := map[int]bool{}
+				for lt := 0; lt < out/16; lt++ {
+					for rl := 0; rl < 16; rl++ {
+						row := cuda.MmaxRowMirror(lt, rl, d, hd)
+						Expect(row).To(And(BeNumerically(">=", 0), BeNumerically("<", out)))
+						Expect(seen[row]).To(BeFalse(), "weight %d, tile %d, row %d", d, lt, rl)
+						seen[row] = true
+						if d < 2 && rl < 8 {
+							partner := cuda.MmaxRowMirror(lt, rl+8, d, hd)
+							Expect(partner).To(Equal(row+hd/2), "weight %d, tile %d, row %d", d, lt, rl)
+							Expect(row % hd).To(BeNumerically("<", hd/2))
+						}
+					}
+				}
+				Expect(seen).To(HaveLen(out))
+			}
+		},
+		Entry("Llama-2-7B: 32 heads of 128", 32, 128),
+		Entry("the smallest head, 16", 3, 16),
+		Entry("the largest, 256", 2, 256),
+	)
+
 	// Kernels are launched with programmatic dependent launch: one that
 	// touched an earlier kernel's memory before pdl_wait would race with it.
 	It("has every kernel wait for the kernels before it (pdl_wait)", func() {
