@@ -351,11 +351,31 @@ var noRope = asByValue(&ropeArgs{})
 // 8-row register kernel, hd a power of two from 8 to 256, c.gxRope on (the
 // benchmark's variant: 1.002-1.005x in the step, NOTES.md v10).
 func (m *multiGemv) ropeable(c *CUDA, heads, kvHeads int) bool {
-	if !c.gxRope || m == nil || m.n != 3 || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld || heads <= 0 {
+	if !c.gxRope || m == nil || m.lora || c.half || c.gxStaged || c.gx4 || c.gemvOld {
 		return false
 	}
-	hd := m.outs[0] / heads
-	return hd >= 8 && hd <= 256 && hd&(hd-1) == 0 && m.outs[0] == heads*hd && m.outs[1] == kvHeads*hd && m.outs[2] == kvHeads*hd
+	return ropeHeadDim(m.outs, heads, kvHeads, 8) > 0
+}
+
+// ropeHeadDim is the head dimension hd when outs are the heights of q, k
+// and v of heads and kvHeads whole heads, hd a power of two from lo to
+// 256; else 0.
+func ropeHeadDim(outs []int, heads, kvHeads, lo int) int {
+	if len(outs) != 3 || heads <= 0 || kvHeads <= 0 {
+		return 0
+	}
+	hd := outs[0] / heads
+	if hd < lo || hd > 256 || hd&(hd-1) != 0 || outs[0] != heads*hd || outs[1] != kvHeads*hd || outs[2] != kvHeads*hd {
+		return 0
+	}
+	return hd
+}
+
+// ropeArgsFor is the RopeArgs of q, k, v products of head dimension hd and
+// kvd-wide k and v: ropeKV's caches, slot, position and angle table.
+func (c *CUDA) ropeArgsFor(kc, vc, seq, pos *Tensor, hd, kvd int, theta, posScale float32) ropeArgs {
+	return ropeArgs{kc: uint64(kc.ptr), vc: uint64(vc.ptr), seq: uint64(seq.ptr), pos: uint64(pos.ptr),
+		invFreq: uint64(c.ropeTable(hd/2, theta, posScale)), hd: int32(hd), maxLen: int32(kc.shape[1]), kvd: int32(kvd)}
 }
 
 // runRope is run for one token of x (the products of q, k and v) with
@@ -370,9 +390,7 @@ func (m *multiGemv) runRope(c *CUDA, x *Tensor, f gemvFuse, kc, vc, seq, pos *Te
 		panic("cuda: RoPE product of a multi-weight gemv that runRope does not take")
 	}
 	hd := m.outs[0] / heads
-	ra := ropeArgs{kc: uint64(kc.ptr), vc: uint64(vc.ptr), seq: uint64(seq.ptr), pos: uint64(pos.ptr),
-		invFreq: uint64(c.ropeTable(hd/2, theta, posScale)), hd: int32(hd), maxLen: int32(kc.shape[1]),
-		kvd: int32(kvHeads * hd)}
+	ra := c.ropeArgsFor(kc, vc, seq, pos, hd, kvHeads*hd, theta, posScale)
 	p := c.gemvxPlan(m.in, m.outs, 0)
 	p.rope = true
 	c.launchGemvx(p, m.byVal, m.n, x, m.in, c.productMode(false), f, m.sync, 0, asByValue(&ra))
@@ -457,10 +475,7 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor, rope *tcRop
 		mf.h16, total = uint64(h.ptr), (m.outs[0]+7)/8
 	}
 	if rope != nil {
-		hd := m.outs[0] / rope.heads
-		mf.ra = ropeArgs{kc: uint64(rope.kc.ptr), vc: uint64(rope.vc.ptr), seq: uint64(rope.seq.ptr),
-			pos: uint64(rope.pos.ptr), invFreq: uint64(c.ropeTable(hd/2, rope.theta, rope.posScale)), hd: int32(hd),
-			maxLen: int32(rope.kc.shape[1]), kvd: int32(m.outs[1])}
+		mf.ra = c.ropeArgsFor(rope.kc, rope.vc, rope.seq, rope.pos, m.outs[0]/rope.heads, m.outs[1], rope.theta, rope.posScale)
 	}
 	c.launch("nf4_mmaxf_8", min(total, c.sms), 1, 1, 512, mmaxSmem(n),
 		m.descs, m.n, total, x32, x16, c.dmap, n, m.in, c.productMode(false), asByValue(&mf))
@@ -470,12 +485,7 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor, rope *tcRop
 // with whole heads of a power-of-two size from 16 to 256 (16-row tiles of
 // half heads) and fp16 caches.
 func (m *multiGemv) tcRopeable(n int, r *tcRope) bool {
-	if n != 1 || m.n != 3 || r.heads <= 0 || r.kvHeads <= 0 || r.kc.dt != backend.F16 || r.vc.dt != backend.F16 {
-		return false
-	}
-	hd := m.outs[0] / r.heads
-	return hd >= 16 && hd <= 256 && hd&(hd-1) == 0 && m.outs[0] == r.heads*hd && m.outs[1] == r.kvHeads*hd &&
-		m.outs[2] == r.kvHeads*hd
+	return n == 1 && r.kc.dt == backend.F16 && r.vc.dt == backend.F16 && ropeHeadDim(m.outs, r.heads, r.kvHeads, 16) > 0
 }
 
 // gemvFused is nf4_gemv with its fusions; the caller checked gemvOK.
@@ -597,11 +607,11 @@ func mmaxKernel(base string, n int) string {
 // tokens: the byte table (16 replicas; up to 8 tokens its entries are 256
 // bytes apart, a 64 KB span), dmap and the double-buffered partial sums.
 func mmaxSmem(n int) int {
-	repl := 16
+	span := 16 // float2 slots an entry
 	if n <= 8 {
-		repl = 32
+		span = 32
 	}
-	return (256*repl*2 + 256 + 2*16*256) * 4
+	return (256*span*2 + 256 + 2*16*256) * 4
 }
 
 // mmax runs nf4_mmax_8/16 for 1 to 16 tokens (in % 256 == 0): blocks of 16

@@ -1724,7 +1724,7 @@ __device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&s
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     const GemvDesc& dd = pair ? pair[h] : d;
-    int row = pair ? tile * 8 + g : rhd > 0 ? mmax_row(tile, g + 8 * h, di, rhd) : tile * 16 + g + 8 * h;
+    int row = pair ? tile * 8 + g : mmax_row(tile, g + 8 * h, di, rhd);
     w[2 * h] = w[2 * h + 1] = make_uint4(0, 0, 0, 0);
     qa[h] = 0, sa[h] = 0.f;
     ok[h] = live && row < dd.out;
@@ -1899,7 +1899,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     // weight 0's, 8-15 weight 1's, of rows 8 lt + 0..7.
     int rl = TM ? threadIdx.x & 15 : threadIdx.x >> 4, tok = TM ? threadIdx.x >> 4 : threadIdx.x & 15;
     const GemvDesc& gd = pair ? pair[rl >> 3] : gw;
-    int row = pair ? lt * 8 + (rl & 7) : rhd > 0 ? mmax_row(lt, rl, d, rhd) : lt * 16 + rl;
+    int row = pair ? lt * 8 + (rl & 7) : mmax_row(lt, rl, d, rhd);
     bool store = threadIdx.x < 256 && tile < total && row < gd.out && tok < n;
     float* dst = gd.y + (long long)tok * gd.out + row;
     float yv = store && ksplits == 1 && (mode & 1) ? *dst : 0.f;
@@ -1949,9 +1949,16 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     __syncthreads();
     if (store) {
       const float* rb = red + (it & 1) * MX_WARPS * 256 + threadIdx.x;
-      float v = 0.f;
+      // the warps' partial sums of this thread's pair (off 0) or of its
+      // partner row rl + 8 under RoPE and pairing (one token: no residual)
+      auto sum = [&](int off) {
+        float s = 0.f;
 #pragma unroll
-      for (int k = 0; k < MX_WARPS; k++) v += rb[k * 256];
+        for (int k = 0; k < MX_WARPS; k++) s += rb[k * 256 + off];
+        return s;
+      };
+      auto partner = [&] { return maybe_round(sum(TM ? 8 : 128) + 0.f, mode & 2); };  // its output as stored
+      float v = sum(0);
       if (ksplits > 1) {
         atomicAdd(dst, v);
       } else if (rhd > 0) {  // RoPE (one token): rope_kv_f16's stores
@@ -1962,11 +1969,8 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
         long long cb = ((long long)rS * f.ra.max_len + rP) * f.ra.kvd;
         if (d == 2 && cache) f.ra.vc[cb + row] = float_to_half(v);
         if (d < 2 && rl < 8) {  // rows row and row + hd/2 (local rl + 8)
-          float vu = 0.f;
-#pragma unroll
-          for (int k = 0; k < MX_WARPS; k++) vu += rb[k * 256 + (TM ? 8 : 128)];
           float2 t = srot[row & (half - 1)];
-          float2 rr = rot(v, maybe_round(vu + yv, r), t.x, t.y);
+          float2 rr = rot(v, partner(), t.x, t.y);
           if (d == 0) {
             dst[0] = rr.x, dst[half] = rr.y;
           } else if (cache) {
@@ -1978,11 +1982,8 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
         *dst = v;
         if (FUSE && pair && rl < 8) {  // silu_mul of weight 0's v and weight 1's (row rl + 8)
           int r = mode & 2;
-          float vu = 0.f;
-#pragma unroll
-          for (int k = 0; k < MX_WARPS; k++) vu += rb[k * 256 + (TM ? 8 : 128)];
-          float u = maybe_round(vu + 0.f, r), sg = maybe_round(v / (1.f + expf(-v)), r);  // u as stored
-          f.h16[(long long)tok * gd.out + row] = float_to_half(maybe_round(sg * u, r));
+          float sg = maybe_round(v / (1.f + expf(-v)), r);
+          f.h16[(long long)tok * gd.out + row] = float_to_half(maybe_round(sg * partner(), r));
         }
       }
     }
