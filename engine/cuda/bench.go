@@ -50,6 +50,7 @@ type BenchResult struct {
 	Shape          string  `json:"shape"`
 	Quant          string  `json:"quant"`
 	Batch          int     `json:"batch"`
+	Step           string  `json:"decode_step"` // the decode step's kernels: tensor-core (one token), gemvx, batch
 	Prompt         int     `json:"prompt"`
 	New            int     `json:"new"`
 	PrefillSeconds float64 `json:"prefill_s"`
@@ -71,7 +72,7 @@ type benchLayer struct {
 	wq, wk, wv, wo, wg, wu, wd *Tensor
 	kc, vc                     *Tensor
 	lora                       [3][2]*Tensor // gate, up, down: A (r, in), B (out, r)
-	qkv, gu, guLoRA            *multiGemv    // the fused decode's multi-weight products
+	qkv, gu, guLoRA, downLoRA  *multiGemv    // the fused decode's multi-weight products (downLoRA: the tensor-core step's)
 	downSync                   cu.DevicePtr  // the counters of down's in-kernel shrink
 }
 
@@ -88,6 +89,7 @@ type benchModel struct {
 	tc1         bool      // batch 1 through step's tensor-core products (fp16 weights, half operands), not stepFused
 	tcApart     bool      // tc1 with the norms and SwiGLU as kernels of their own, not in the products (nf4_mmaxf_8)
 	tcRopeApart bool      // tc1 with RoPE and the KV store as a kernel of its own, not in the q, k, v product
+	tcExact     bool      // tc1 with each weight rounded to half (nf4_mmaxf_8, nf4_mmax_8), not post-scaled (tcPost)
 	only        string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
@@ -213,6 +215,8 @@ func (m *benchModel) multi(b *benchBufs, rank int) {
 				{b: l.lora[0][1].ptr, t: t, a: l.lora[0][0].ptr, r: rank, stride: 2 * rank, scale: 2},
 				{b: l.lora[1][1].ptr, t: t + cu.DevicePtr(4*rank), a: l.lora[1][0].ptr, r: rank, stride: 2 * rank, scale: 2}})
 			l.downSync = c.newLoRASync()
+			l.downLoRA = c.newMultiGemv([]*Tensor{l.wd}, []*Tensor{b.x}, []*loraEp{
+				{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, r: rank, stride: rank, scale: 2}})
 		}
 	}
 }
@@ -329,12 +333,15 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	// reads all of its operand): xin, ain, gin.
 	decode := n == rows && (n >= 2 || m.tc1) && n <= 16 && s.Hidden%256 == 0 && s.Intermediate%256 == 0
 	many := decode && m.layers[0].qkv != nil && s.Hidden <= 4096 && !c.gemvOld && !m.noMany
-	half := many && !lora
-	// one token (tc1, without an adapter): the norms in the products'
-	// prologues, SwiGLU in the gate/up product's epilogue, RoPE and the KV
-	// store in the q, k, v product's (nf4_mmaxf_8; tcApart, tcRopeApart:
-	// the benchmark's variants without)
+	// one token (tc1): the norms in the products' prologues, SwiGLU in the
+	// gate/up product's epilogue, RoPE and the KV store in the q, k, v
+	// product's (nf4_mmaxf_8; tcApart, tcRopeApart: the benchmark's
+	// variants without); the adapter's shrinks and expands in the gate/up
+	// and down products' prologues and epilogues
+	tc := many && n == 1 && m.tc1 && !m.tcApart
+	half := many && (!lora || tc)
 	fuse := half && n == 1 && !m.tcApart
+	post := fuse && !m.tcExact // the post-scaled kernels (tcPost)
 	xin, ain, gin := xn, att, g
 	if half {
 		xin, ain, gin = c.view(b.xn16, n), c.view(b.att16, n), c.view(b.g16, n)
@@ -356,7 +363,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 			if !m.tcRopeApart {
 				rope = &tcRope{kc: l.kc, vc: l.vc, seq: seq, pos: pos, heads: s.Heads, kvHeads: s.KVHeads, theta: 10000, posScale: 1}
 			}
-			l.qkv.runTC(c, x, gemvFuse{normw: l.attnNorm.ptr, eps: eps}, nil, rope)
+			l.qkv.runTC(c, x, tcOpts{norm: gemvFuse{normw: l.attnNorm.ptr, eps: eps}, rope: rope, post: post})
 		case many:
 			l.qkv.run(c, xin, false, gemvFuse{})
 		default:
@@ -379,7 +386,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		switch {
 		case !m.on("o"):
 		case half:
-			c.mmax(x, ain, l.wo, n, s.Hidden, s.Hidden, c.productMode(true))
+			c.mmax(x, ain, l.wo, n, s.Hidden, s.Hidden, c.productMode(true), post)
 		default:
 			c.MatMulAdd(x, att, l.wo)
 		}
@@ -392,10 +399,14 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("gate,up"):
+		case fuse:
+			gu := l.gu
+			if lora {
+				gu = l.guLoRA
+			}
+			gu.runTC(c, x, tcOpts{norm: gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, h: gin, post: post})
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
-		case fuse:
-			l.gu.runTC(c, x, gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, gin, nil)
 		case many:
 			l.gu.run(c, xin, false, gemvFuse{})
 		default:
@@ -407,10 +418,12 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("down"):
+		case fuse && lora:
+			l.downLoRA.runTC(c, gin, tcOpts{post: post, add: true})
 		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
 		case half:
-			c.mmax(x, gin, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true))
+			c.mmax(x, gin, l.wd, n, s.Hidden, s.Intermediate, c.productMode(true), post)
 		default:
 			c.MatMulAdd(x, g, l.wd)
 		}
@@ -423,6 +436,19 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	c.RMSNorm(h, h, m.norm, eps)
 	c.MatMul(logits, h, m.lmHead)
 	c.Argmax(c.view(b.next, rows), logits)
+}
+
+// stepName names the decode step of B sequences that run times: the
+// tensor-core one-token step (tc1), the gemvx one (stepFused), or the
+// batch step.
+func (m *benchModel) stepName(B int) string {
+	switch {
+	case B == 1 && m.tc1:
+		return "tensor-core"
+	case B <= gemvMaxTokens:
+		return "gemvx"
+	}
+	return "batch"
 }
 
 // stepKinds are the kinds of kernel of a step that the profile times apart
@@ -446,6 +472,7 @@ func Bench(c *CUDA, cfg BenchConfig, log io.Writer) ([]BenchResult, error) {
 	}
 	t0 := time.Now()
 	m := newBenchModel(c, s, cfg.LoRARank, cfg.Seed+1)
+	m.tc1 = true // batch 1 through the tensor-core step (v12's default; the gemvx step is a variant)
 	if err := c.Sync(); err != nil {
 		return nil, err
 	}
@@ -503,14 +530,14 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			c.Free(l.vc)
 			func() {
 				defer c.bind()()
-				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA} {
+				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA, l.downLoRA} {
 					mg.free()
 				}
 				if l.downSync != 0 {
 					cu.MemFree(l.downSync)
 				}
 			}()
-			l.qkv, l.gu, l.guLoRA, l.downSync = nil, nil, nil, 0
+			l.qkv, l.gu, l.guLoRA, l.downLoRA, l.downSync = nil, nil, nil, nil, 0
 		}
 	}()
 	// prefill: B prompts of P random tokens, concatenated
@@ -591,7 +618,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	r = BenchResult{Device: c.Device(), Shape: s.Name, Quant: "nf4", Batch: B, Prompt: P, New: N,
 		PrefillSeconds: tp, PrefillTokS: float64(B*P) / tp, DecodeSeconds: td, DecodeTokS: float64(B*N) / td,
-		StepMs: td / float64(N) * 1e3, WeightBytes: m.bytes, MemUsedBytes: c.MemUsed()}
+		StepMs: td / float64(N) * 1e3, WeightBytes: m.bytes, MemUsedBytes: c.MemUsed(), Step: m.stepName(B)}
 	// bytes per step: the weights once, and each sequence's KV cache up to
 	// its (average) position, fp16
 	kvBytes := int64(B) * int64(s.Layers) * 2 * int64(P+N/2) * int64(kvd) * 2
@@ -606,6 +633,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	if err != nil {
 		return r, fmt.Errorf("bench: variants %q: %w", cfg.Variants, err)
 	}
+	base := "default" // what the variants below are compared with
 	variant := func(name string, set func(), reset func()) {
 		if !vre.MatchString(name) {
 			return
@@ -621,8 +649,8 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			must("decode", err)
 			t0 = min(t0, t)
 		}
-		fmt.Fprintf(log, "batch %3d: decode %-34s %.3f ms/step (default %.3f: %.3fx)\n", B, name,
-			tv/float64(N)*1e3, t0/float64(N)*1e3, tv/t0)
+		fmt.Fprintf(log, "batch %3d: decode %-34s %.3f ms/step (%s %.3f: %.3fx)\n", B, name,
+			tv/float64(N)*1e3, base, t0/float64(N)*1e3, tv/t0)
 	}
 	if c.pdl {
 		variant("without PDL", func() { c.pdl = false }, func() { c.pdl = true })
@@ -638,11 +666,12 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("with v5's products", func() { c.gemvOld = true }, func() { c.gemvOld = false })
 	}
 	if B == 1 {
-		variant("through the tensor-core step (fp16 weights)", func() { m.tc1 = true }, func() { m.tc1 = false })
-		variant("through the tensor-core step, norms and SwiGLU apart", func() { m.tc1, m.tcApart = true, true },
-			func() { m.tc1, m.tcApart = false, false })
-		variant("through the tensor-core step, RoPE apart", func() { m.tc1, m.tcRopeApart = true, true },
-			func() { m.tc1, m.tcRopeApart = false, false })
+		variant("through the gemvx step (v11's default)", func() { m.tc1 = false }, func() { m.tc1 = true })
+		variant("through the tensor-core step, exact weight rounding", func() { m.tcExact = true }, func() { m.tcExact = false })
+		variant("through the tensor-core step, norms and SwiGLU apart", func() { m.tcApart = true }, func() { m.tcApart = false })
+		variant("through the tensor-core step, RoPE apart", func() { m.tcRopeApart = true }, func() { m.tcRopeApart = false })
+		// the gemvx step's variants, against the gemvx step
+		m.tc1, base = false, "gemvx step"
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
 		variant("with 12-warp gemvx blocks everywhere", func() { c.gxNoFit = true }, func() { c.gxNoFit = false })
@@ -656,6 +685,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			func() { c.gxStaged, c.gxEarly = false, false })
 		variant("with staged gemvx codes, 2 stages a row group", func() { c.gxStaged, c.gxTwo = true, true },
 			func() { c.gxStaged, c.gxTwo = false, false })
+		m.tc1, base = true, "default"
 	}
 	if B == 1 || B == 16 {
 		def := c.att
@@ -678,17 +708,19 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 				name = "tensor-core step, "
 			}
 			for _, k := range stepKinds { // one run each: a breakdown, not a comparison
+				def := m.tc1
 				m.only, m.tc1 = k, tc
 				t, err := decode(false)
-				m.only, m.tc1 = "", false
+				m.only, m.tc1 = "", def
 				must("decode only "+k, err)
 				fmt.Fprintf(log, "batch %3d: decode only %-29s %.3f ms/step (default %.3f: %.3fx)\n", B, name+k,
 					t/float64(N)*1e3, r.StepMs, t/td)
 			}
 		}
 	}
-	if B == 1 { // the phase trace of the last launch of a kind, in the step (weights from HBM)
+	if B == 1 { // the phase trace of the last gemvx launch of a kind, in the gemvx step (weights from HBM)
 		m.log = log
+		m.tc1 = false
 		for _, k := range []string{"qkv", "gate,up", "down"} {
 			m.only, c.gxTrace = k, true
 			_, err := decode(false)
@@ -696,6 +728,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			must("decode traced "+k, err)
 			m.printTrace(k + "@step")
 		}
+		m.tc1 = true
 		m.profile(b, log)
 	}
 	if cfg.LoRARank > 0 && B == 1 {
@@ -711,6 +744,20 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			return r, err
 		}
 		r.LoRARank, r.LoRADecodeTokS, r.LoRAOverhead = cfg.LoRARank, float64(B*N)/tl, tl/td-1
+		if m.tc1 { // the tensor-core step's adapter without one of its parts (wrong results; timing only)
+			for _, p := range []struct {
+				name string
+				bit  int
+			}{{"without waiting for the shrinks", 512}, {"without expands", 1024}, {"without shrinks or the wait", 512 | 2048},
+				{"without any of them", 512 | 1024 | 2048}} {
+				c.tcProbe = p.bit
+				t, err := decode(true)
+				c.tcProbe = 0
+				must("decode probe", err)
+				fmt.Fprintf(log, "batch %3d: decode with the adapter, %-32s %.3f ms/step (%+.1f%% over none)\n",
+					B, p.name, t/float64(N)*1e3, 100*(t/td-1))
+			}
+		}
 		for _, k := range []string{"gate,up", "down"} { // where the adapter's cost goes
 			m.only = k
 			t0, err0 := decode(false)
@@ -721,7 +768,9 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			must("decode only "+k, errors.Join(err0, err1))
 			fmt.Fprintf(log, "batch %3d: decode only %-8s %.3f ms/step, with the adapter %.3f (%+.1f%%)\n",
 				B, k, t0/float64(N)*1e3, t1/float64(N)*1e3, 100*(t1/t0-1))
-			m.printTrace(k + "+LoRA@step")
+			if !m.tc1 {
+				m.printTrace(k + "+LoRA@step")
+			}
 		}
 	}
 	fmt.Fprintf(log, "batch %3d: prefill %8.0f tok/s (%.3fs)  decode %7.1f tok/s (%.2f ms/step)  %.0f GB/s (%.0f%% of %.1f TB/s)  GPU mem %.2f GB",
@@ -952,16 +1001,20 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("16 tok mma down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })
 	// one token on the tensor cores, x in half (the tensor-core step's
 	// products)
-	mm := func(d, x, w *Tensor, add bool) func() {
-		return func() { c.mmax(x1(d), c.view(x, 1), w, 1, w.shape[0], w.shape[1], c.productMode(add)) }
-	}
-	timeit("1 tok mma q 4096x4096", nb(l.wq), mm(b.q, b.xn16, l.wq, false))
-	timeit("1 tok mma gate 11008x4096", nb(l.wg), mm(b.g, b.xn16, l.wg, false))
-	timeit("1 tok mma down 4096x11008", nb(l.wd), mm(b.x, b.g16, l.wd, true))
-	if l.gu != nil {
-		timeit("1 tok mma gate,up + rmsnorm + SwiGLU", 2*nb(l.wg), func() {
-			l.gu.runTC(c, x1(b.x), gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, c.view(b.g16, 1), nil)
-		})
+	// (exact: each weight rounded to half; post: post-scaled, tcPost)
+	for _, post := range []bool{false, true} {
+		name := map[bool]string{false: "exact", true: "post"}[post]
+		mm := func(d, x, w *Tensor, add bool) func() {
+			return func() { c.mmax(x1(d), c.view(x, 1), w, 1, w.shape[0], w.shape[1], c.productMode(add), post) }
+		}
+		timeit("1 tok mma "+name+" q 4096x4096", nb(l.wq), mm(b.q, b.xn16, l.wq, false))
+		timeit("1 tok mma "+name+" gate 11008x4096", nb(l.wg), mm(b.g, b.xn16, l.wg, false))
+		timeit("1 tok mma "+name+" down 4096x11008", nb(l.wd), mm(b.x, b.g16, l.wd, true))
+		if l.gu != nil {
+			timeit("1 tok mma "+name+" gate,up+norm+SwiGLU", 2*nb(l.wg), func() {
+				l.gu.runTC(c, x1(b.x), tcOpts{norm: gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, h: c.view(b.g16, 1), post: post})
+			})
+		}
 	}
 	timeit("attention L=256", 0, func() {
 		c.Attention(x1(b.att), x1(b.q), x1(b.k), x1(b.v), l.kc, l.vc, x1(b.seq), x1(b.pos), m.s.Heads, m.s.KVHeads)

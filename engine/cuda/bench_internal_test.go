@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -51,6 +52,45 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 		// 8448 inputs to down: more than 8 k-warps, one row group a block
 		Entry("down over 8192 inputs", BenchShape{Name: "wider", Hidden: 512, Intermediate: 8448, Layers: 1, Heads: 8, KVHeads: 8, Vocab: 1000}),
 	)
+})
+
+// The tensor-core one-token step (tc1: the benchmark's batch-1 default)
+// rounds operands and weights to half, so its logits follow the plain ops'
+// float32 ones within fp16 compute's error, with and without the adapter
+// (whose shrinks and expands the gate/up and down products compute); a
+// second step gives the same logits but for the order of down's atomic
+// adds (the shrinks' counters were reset).
+var _ = Describe("the benchmark model's tensor-core step", Label("gpu"), func() {
+	It("decodes a 7B layer's logits as the plain ops do, within fp16 compute", func() {
+		const P = 5
+		s := BenchShape{Name: "7b-layer", Hidden: 4096, Intermediate: 11008, Layers: 1, Heads: 32, KVHeads: 32, Vocab: 1000}
+		c, m, b := testModel(s, 16, 11, 1, P)
+		c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
+		c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
+		c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})
+		c.SetInt32(b.last, []int32{P - 1})
+		m.step(b, b.ids, P, 1, false)
+		logits := func(tc, lora bool) []float32 {
+			c.SetInt32(c.view(b.ids, 1), []int32{977})
+			c.SetInt32(c.view(b.pos, 1), []int32{P})
+			c.SetInt32(c.view(b.last, 1), []int32{0})
+			m.tc1 = tc
+			m.step(b, c.view(b.ids, 1), 1, 1, lora)
+			m.tc1 = false
+			out := make([]float32, s.Vocab)
+			c.Float32(out, c.view(b.logits, 1))
+			return out
+		}
+		for _, lora := range []bool{false, true} {
+			want, got := logits(false, lora), logits(true, lora)
+			rel := relErr(got, want)
+			AddReportEntry(fmt.Sprintf("tensor-core step, lora %v, against the plain ops: rel err", lora), rel)
+			Expect(rel).To(BeNumerically("<", 5e-3), "lora %v", lora)
+			// down's k splits add atomically, in any order
+			Expect(relErr(logits(true, lora), got)).To(BeNumerically("<", 1e-5), "lora %v, a second step", lora)
+		}
+		Expect(c.Sync()).To(Succeed())
+	})
 })
 
 // From 2 to 16 tokens, step runs q,k,v and gate,up as multi-weight

@@ -9,4 +9,6 @@ var (
 	MmaxLookupOffset = mmaxLookupOffset
 	MmaxRowMirror    = mmaxRowMirror
 	PrmtMirror       = prmtMirror
+	// nf4_mmaxp_8, nf4_mmaxfp_8
+	MmaxPostMirror = mmaxPostMirror
 )

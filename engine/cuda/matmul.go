@@ -240,6 +240,9 @@ type multiGemv struct {
 	lora   bool         // some weight has a LoRA expand
 	sync   cu.DevicePtr // the in-kernel shrinks' counters (0: none)
 	jobs   int          // in-kernel shrink rows
+	ranks  []int        // each weight's expand rank (0: none)
+	given  bool         // some expand's shrink is computed before the launch (no shrink matrix)
+	ys     []*Tensor    // the outputs
 	n      int          // weights
 	blocks int          // 16-row blocks (nf4_gemv)
 	outs   []int        // the weights' rows
@@ -256,7 +259,7 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 		panic("cuda: a multi-weight gemv takes at most 4 weights (GX_MAXDESC)")
 	}
 	ds := make([]gemvDesc, len(ws))
-	m := &multiGemv{n: len(ws), in: ws[0].shape[1]}
+	m := &multiGemv{n: len(ws), in: ws[0].shape[1], ys: ys}
 	for i, w := range ws {
 		if !gemvxOK(m.in, w) || w.shape[1] != m.in {
 			panic("cuda: multi-weight gemv needs NF4 weights of one input size that nf4_gemvx takes")
@@ -273,10 +276,13 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 			if e.a != 0 {
 				d.la = uint64(e.a)
 				m.jobs += e.r
+			} else {
+				m.given = true
 			}
 		}
 		ds[i] = d
 		m.lora = m.lora || d.lb != 0
+		m.ranks = append(m.ranks, int(d.lr))
 		m.blocks += int(d.blocks)
 		m.outs = append(m.outs, w.shape[0])
 	}
@@ -441,6 +447,7 @@ type mmaxFuse struct {
 	eps        float32
 	_          uint32
 	ra         ropeArgs
+	lsync      uint64
 }
 
 // tcRope asks runTC for RoPE and the KV-cache store in the q, k, v
@@ -452,33 +459,79 @@ type tcRope struct {
 	theta, posScale  float32
 }
 
+// tcOpts are runTC's fusions and choices; the zero value is the plain
+// products, overwriting their outputs, each weight rounded to half.
+type tcOpts struct {
+	norm gemvFuse // normw, eps: RMSNorm in the prologue (x the float32 residual), as rmsnorm would store it
+	h    *Tensor  // (n, out) F16: gate and up paired, silu(gate) * up stored here as silu_mul would
+	rope *tcRope  // one token of q, k, v: RoPE and the KV-cache store, as ropeKV would do after
+	post bool     // the post-scaled kernel nf4_mmaxfp_8 (tcPost), not nf4_mmaxf_8
+	add  bool     // add to the outputs (the residual) instead of overwriting them
+}
+
 // runTC runs the products of up to 8 tokens of x on the tensor cores
-// (nf4_mmaxf_8) with its fusions: with f.normw (up to 4 tokens), x is the
-// float32 residual and the kernel applies the RMSNorm (f.normw, f.eps) as
-// rmsnorm would before it; with h non-nil (F16, (n, out)), m is gate and up
-// of one height, their rows are paired and h gets silu(gate) * up as
-// silu_mul would store it; with rope non-nil (one token; m is q, k, v),
-// q is stored rotated and k and v go to the caches as ropeKV would do
-// after it (k's and v's outputs are stored too). Outputs are overwritten.
-// Without an adapter (no expands).
-func (m *multiGemv) runTC(c *CUDA, x *Tensor, f gemvFuse, h *Tensor, rope *tcRope) {
-	n := x.shape[0]
-	if n > 8 || (f.normw != 0 && n > 4) || m.in%256 != 0 || m.in > 4096 || m.lora || f.x2 != 0 ||
-		(f.normw == 0) != (x.dt == backend.F16) ||
+// (nf4_mmaxf_8, nf4_mmaxfp_8) with the fusions of o: the norm (up to 4
+// tokens, in <= 4096), the paired gate/up with SwiGLU, RoPE with the KV
+// store. x is F16 (already the operand) or, with the norm, the float32
+// residual. Inputs past 4096 are split over blocks (one weight, no
+// fusion; atomic adds, rounded afterwards in fp16 compute).
+//
+// LoRA expands (m's, one token, no RoPE, ranks a multiple of 4 up to 32,
+// equal in a pair) are added in the epilogue, their shrinks computed in
+// the prologue, a block a shrink row and k split (a shrink matrix per
+// expand; the ranks' sum at most the blocks of a k split; k split ks of an
+// expand's shrink goes to its t + ks * stride). A block stages the b rows
+// of all its tiles, which the card's shared memory must hold.
+func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
+	n, f, h := x.shape[0], o.norm, o.h
+	ks := (m.in + 4095) / 4096
+	bad := n > 8 || (f.normw != 0 && n > 4) || m.in%256 != 0 || f.x2 != 0 || (f.normw == 0) != (x.dt == backend.F16) ||
+		(ks > 1 && (m.n != 1 || f.normw != 0 || h != nil || o.rope != nil)) ||
 		(h != nil && (m.n != 2 || m.outs[0] != m.outs[1] || h.dt != backend.F16 || h.elems() != n*m.outs[0])) ||
-		(rope != nil && (h != nil || !m.tcRopeable(n, rope))) {
-		panic(fmt.Sprintf("cuda: tensor-core multi-weight product of x %v %v that nf4_mmaxf_8 does not take", x.dt, x.shape))
+		(o.rope != nil && (h != nil || !m.tcRopeable(n, o.rope)))
+	if m.lora {
+		bad = bad || n != 1 || o.rope != nil || m.given
+		for _, r := range m.ranks {
+			bad = bad || r%4 != 0 || r > 32 || (h != nil && r != m.ranks[0])
+		}
 	}
 	x32, x16 := outPtrs(x)
-	mf, total := mmaxFuse{normw: uint64(f.normw), eps: f.eps}, m.blocks
+	mf, total := mmaxFuse{normw: uint64(f.normw), eps: f.eps, lsync: uint64(m.sync)}, m.blocks
 	if h != nil {
 		mf.h16, total = uint64(h.ptr), (m.outs[0]+7)/8
 	}
-	if rope != nil {
-		mf.ra = c.ropeArgsFor(rope.kc, rope.vc, rope.seq, rope.pos, m.outs[0]/rope.heads, m.outs[1], rope.theta, rope.posScale)
+	gx := min(total, c.sms/ks)
+	smem := mmaxSmem(n)
+	if m.lora {
+		smem += mmaxLoRASmem((total + gx - 1) / gx)
 	}
-	c.launch("nf4_mmaxf_8", min(total, c.sms), 1, 1, 512, mmaxSmem(n),
-		m.descs, m.n, total, x32, x16, c.dmap, n, m.in, c.productMode(false), asByValue(&mf))
+	if bad || (m.lora && (m.sync == 0 || m.jobs > gx || smem > c.maxSmem)) {
+		panic(fmt.Sprintf("cuda: tensor-core multi-weight product of x %v %v that nf4_mmaxf_8 does not take", x.dt, x.shape))
+	}
+	if o.rope != nil {
+		r := o.rope
+		mf.ra = c.ropeArgsFor(r.kc, r.vc, r.seq, r.pos, m.outs[0]/r.heads, m.outs[1], r.theta, r.posScale)
+	}
+	name := "nf4_mmaxf"
+	if o.post {
+		name += "p"
+	}
+	if m.lora {
+		name += "l"
+	}
+	name += "_8"
+	mode := c.productMode(o.add) | c.tcProbe
+	y, ny := m.ys[0].ptr, int64(n*m.outs[0]) // k splits: one weight
+	if ks > 1 {
+		if !o.add {
+			must("cuMemsetD32Async", cu.MemsetD32Async(y, 0, ny, c.stream))
+		}
+		mode &= 1 // rounded below
+	}
+	c.launch(name, gx, ks, 1, 512, smem, m.descs, m.n, total, x32, x16, c.dmap, n, m.in, mode, asByValue(&mf))
+	if ks > 1 && c.half {
+		c.launch("round_f16", gridFor(ny, 256), 1, 1, 256, 0, y, ny)
+	}
 }
 
 // tcRopeable reports whether runTC can do RoPE for m: one token, q, k, v
@@ -537,7 +590,7 @@ func (c *CUDA) matmulEp(d, x, w *Tensor, accumulate bool, ep *loraEp) {
 			}
 			c.gemvx1(d, x, w, mode, e, gemvFuse{})
 		case n >= 2 && n <= 16 && in%256 == 0 && !c.gemvOld:
-			c.mmax(d, x, w, n, out, in, mode)
+			c.mmax(d, x, w, n, out, in, mode, false)
 		case in%32 == 0 && n <= gemvMaxTokens && (16640+n*xsz)*4 <= c.maxSmem && (ep == nil || ep.r <= 32) &&
 			!c.half: // float32 weights: not for fp16 compute
 			var e loraEp
@@ -614,18 +667,31 @@ func mmaxSmem(n int) int {
 	return (256*span*2 + 256 + 2*16*256) * 4
 }
 
+// mmaxLoRASmem is what nf4_mmaxf(p)l_8 takes beyond mmaxSmem for a block
+// of iters tiles: a shrink job's a row (4096 floats) and the b rows of
+// its tiles (16 rows of MX_LB_ROW floats a tile).
+func mmaxLoRASmem(iters int) int { return (4096 + iters*16*36) * 4 }
+
 // mmax runs nf4_mmax_8/16 for 1 to 16 tokens (in % 256 == 0): blocks of 16
 // warps over 4096 inputs each (k splits beyond that add atomically into a
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
 // the 16-row tiles. x is F32, or F16 (already rounded to half, as the
-// kernel would: the same result from half the bytes).
-func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int) {
+// kernel would: the same result from half the bytes). post (up to 8
+// tokens) takes the post-scaled kernel nf4_mmaxp_8 (see tcPost).
+func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int, post bool) {
+	name := mmaxKernel("nf4_mmax", n)
+	if post {
+		if n > 8 {
+			panic(fmt.Sprintf("cuda: the post-scaled tensor-core product takes up to 8 tokens, not %d", n))
+		}
+		name = "nf4_mmaxp_8"
+	}
 	q := w.q
 	ks := (in + 4095) / 4096
 	gx := max(1, min((out+15)/16, c.sms/ks))
 	x32, x16 := outPtrs(x) // F16 x: already rounded to half
 	run := func(m int) {
-		c.launch(mmaxKernel("nf4_mmax", n), gx, ks, 1, 512, mmaxSmem(n),
+		c.launch(name, gx, ks, 1, 512, mmaxSmem(n),
 			d.ptr, x32, x16, q.packed, q.qabs, q.absmax2, c.dmap, q.offset, n, out, in, m, ks)
 	}
 	if ks == 1 {

@@ -3,13 +3,16 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"loramix/engine/backend"
 	"loramix/engine/dtype"
+	"loramix/engine/nf4"
 )
 
 // A multi-weight launch (several weights of one x: q,k,v or gate,up) must
@@ -135,8 +138,8 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 		func() {
 			defer c.bind()()
 			wt, _ = c.randomNF4(out, in, 47)
-			c.mmax(p32, y32, wt, n, out, in, c.productMode(false))
-			c.mmax(p16, y16, wt, n, out, in, c.productMode(false))
+			c.mmax(p32, y32, wt, n, out, in, c.productMode(false), false)
+			c.mmax(p16, y16, wt, n, out, in, c.productMode(false), false)
 		}()
 		Expect(read(p16)).To(Equal(read(p32)), "nf4_mmax_16")
 		m := func() *multiGemv {
@@ -228,7 +231,8 @@ func tcOperands(c *CUDA, n, in int, outs []int, seed uint64) (x, normw *Tensor, 
 // the products of that, and SiLUMul of their outputs into F16. Weights of
 // three heights (q, k, v) with partial tiles, gate and up of 200 rows (25
 // pairs of 8), a norm weight off 1, both compute modes, 1 and 3 tokens.
-var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), func(n int, compute backend.DType, in int) {
+// post: nf4_mmaxfp_8 against the post-scaled nf4_mmaxp_8, weight by weight.
+var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), func(n int, compute backend.DType, in int, post bool) {
 	c, err := New(Options{Compute: compute})
 	if err != nil {
 		Skip("no CUDA device: " + err.Error())
@@ -255,23 +259,34 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 		}
 	}()
 	nrm := gemvFuse{normw: normw.ptr, eps: eps}
+	// the unfused products of xn into refs[i] for weights is
+	unfused := func(m *multiGemv, is ...int) {
+		defer c.bind()()
+		if !post {
+			m.run(c, xn, false, gemvFuse{})
+			return
+		}
+		for _, i := range is {
+			c.mmax(refs[i], xn, ws[i], n, ws[i].shape[0], in, c.productMode(false), true)
+		}
+	}
 
 	// q, k, v: the norm in the prologue against RMSNorm then the product
 	c.RMSNorm(xn, x, normw, eps)
+	unfused(qkvRef, 0, 1, 2)
 	func() {
 		defer c.bind()()
-		qkvRef.run(c, xn, false, gemvFuse{})
-		qkv.runTC(c, x, nrm, nil, nil)
+		qkv.runTC(c, x, tcOpts{norm: nrm, post: post})
 	}()
 	for i := range outs {
 		Expect(read(ys[i])).To(Equal(read(refs[i])), "weight %d", i)
 	}
 	// gate, up paired with SwiGLU against the plain products and SiLUMul
 	h, href := c.newT(backend.F16, n, 200), c.newT(backend.F16, n, 200)
+	unfused(guRef, 0, 3)
 	func() {
 		defer c.bind()()
-		guRef.run(c, xn, false, gemvFuse{})
-		gu.runTC(c, x, nrm, h, nil)
+		gu.runTC(c, x, tcOpts{norm: nrm, h: h, post: post})
 	}()
 	c.SiLUMul(href, refs[0], refs[3])
 	Expect(read(ys[0])).To(Equal(read(refs[0])), "gate")
@@ -279,9 +294,207 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 	Expect(read(h)).To(Equal(read(href)), "SwiGLU")
 	Expect(c.Sync()).To(Succeed())
 },
-	Entry("one token, 4096 inputs", 1, backend.F32, 4096),
-	Entry("one token, fp16 compute", 1, backend.F16, 1024),
-	Entry("3 tokens", 3, backend.F32, 1024),
+	Entry("one token, 4096 inputs", 1, backend.F32, 4096, false),
+	Entry("one token, fp16 compute", 1, backend.F16, 1024, false),
+	Entry("3 tokens", 3, backend.F32, 1024, false),
+	Entry("post-scaled, one token, 4096 inputs", 1, backend.F32, 4096, true),
+	Entry("post-scaled, one token, fp16 compute", 1, backend.F16, 1024, true),
+	Entry("post-scaled, 3 tokens", 3, backend.F32, 1024, true),
+)
+
+// The post-scaled kernels (nf4_mmaxp_8, the tensor-core step's products)
+// compute what mmaxPostMirror computes: half codes times half x, each
+// 64-input block's sum times its absmax. Only the order of the sums may
+// differ, so 1e-5 of the terms' magnitudes bounds the error (one code read
+// from the wrong place moves a sum of 4096 terms by about 2e-4 of it).
+// F16 x gives what F32 x gives, bit for bit; inputs past 4096 take k
+// splits (atomic adds into the zeroed output); rows end mid-tile.
+var _ = DescribeTable("the post-scaled tensor-core products", Label("gpu"), func(n, out, in int) {
+	c, err := New(Options{})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	defer c.Close()
+	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+	rg := rand.New(rand.NewPCG(5, uint64(n*out+in)))
+	xs, wv := make([]float32, n*in), make([]float32, out*in)
+	for i := range xs {
+		xs[i] = float32(rg.NormFloat64())
+	}
+	for i := range wv {
+		wv[i] = float32(rg.NormFloat64() * 0.05)
+	}
+	q := nf4.Quantize(wv, out, in)
+	w := c.NF4(q).(*Tensor)
+	x32, x16 := c.newT(backend.F32, n, in), c.newT(backend.F16, n, in)
+	c.SetFloat32(x32, xs)
+	c.SetFloat32(x16, xs)
+	y32, y16 := c.newT(backend.F32, n, out), c.newT(backend.F32, n, out)
+	func() {
+		defer c.bind()()
+		c.mmax(y32, x32, w, n, out, in, c.productMode(false), true)
+		c.mmax(y16, x16, w, n, out, in, c.productMode(false), true)
+	}()
+	got := read(y32)
+	if in <= 8192 { // up to two k splits, whose atomic adds commute
+		Expect(read(y16)).To(Equal(got), "F16 x against F32 x")
+	} else {
+		got = append(got, read(y16)...)
+	}
+	want, bound := mmaxPostMirror(xs, q, n)
+	want, bound = append(want, want...), append(bound, bound...)
+	want, bound = want[:len(got)], bound[:len(got)]
+	worst := 0.0
+	for i := range want {
+		e := math.Abs(float64(got[i])-want[i]) / bound[i]
+		worst = max(worst, e)
+		Expect(e).To(BeNumerically("<", 1e-5), "output %d (of F32 x, then F16 x): %v against %v", i, got[i], want[i])
+	}
+	AddReportEntry(fmt.Sprintf("post-scaled n=%d %dx%d worst error / magnitude", n, out, in), worst)
+	Expect(c.Sync()).To(Succeed())
+},
+	Entry("one token, 4096 inputs", 1, 200, 4096),
+	Entry("one token, 2 k splits", 1, 72, 4352),
+	Entry("8 tokens, 256 inputs", 8, 40, 256),
+	Entry("3 tokens, 11008 inputs", 3, 24, 11008),
+)
+
+// The tensor-core step's adapter: nf4_mmaxf(p)_8 computes each expand's
+// shrink in its prologue (over k splits past 4096 inputs) and adds
+// lscale * b . shrink in its epilogue. Against the same launch without the
+// adapter, the outputs move by the expand that a float64 reference computes
+// from the operand in half (1e-4 of the expand's magnitude, plus float32
+// rounding of the output); SwiGLU is silu_mul of the adapted gate and up,
+// bit for bit; a second launch (counters reset by the first) stores the
+// same. Gate and up paired with the norm, and down (8448 inputs: three k
+// splits) adding into a residual.
+var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post bool, rank int) {
+	c, err := New(Options{})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	defer c.Close()
+	// (a block a shrink row: gate and up need 2 rank tiles of 8 rows, down
+	// rank tiles of 16 a k split; both end mid-tile, and their blocks walk
+	// one to three tiles)
+	const in, out, inD, outD, eps, scale = 1024, 2196, 8448, 1000, 1e-5, 2
+	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
+	rg := rand.New(rand.NewPCG(uint64(rank), 9))
+	upload := func(rows, cols int, std float64) (*Tensor, []float32) {
+		v := make([]float32, rows*cols)
+		for i := range v {
+			v[i] = float32(rg.NormFloat64() * std)
+		}
+		t := c.newT(backend.F32, rows, cols)
+		c.SetFloat32(t, v)
+		return t, v
+	}
+	// expandOf is scale * b . (a . xh) for each of out rows, and its magnitude
+	expandOf := func(a, b, xh []float32, n int) (e, mag []float64) {
+		t, tm := make([]float64, rank), make([]float64, rank)
+		for j := range t {
+			for k := 0; k < n; k++ {
+				p := float64(a[j*n+k]) * float64(xh[k])
+				t[j], tm[j] = t[j]+p, tm[j]+math.Abs(p)
+			}
+		}
+		e, mag = make([]float64, len(b)/rank), make([]float64, len(b)/rank)
+		for r := range e {
+			for j := 0; j < rank; j++ {
+				e[r] += scale * float64(b[r*rank+j]) * t[j]
+				mag[r] += scale * math.Abs(float64(b[r*rank+j])) * (math.Abs(t[j]) + tm[j])
+			}
+		}
+		return e, mag
+	}
+	near := func(lora, plain []float32, e, mag []float64, what string) {
+		for i := range e {
+			d := float64(lora[i]) - float64(plain[i])
+			Expect(d).To(BeNumerically("~", e[i], 1e-4*mag[i]+1e-6*math.Abs(float64(plain[i]))), "%s row %d", what, i)
+		}
+	}
+
+	// gate and up, paired, with the norm
+	x, normw, ws, ys, _ := tcOperands(c, 1, in, []int{out, out}, 41)
+	ag, ag32 := upload(rank, in, 0.05)
+	bg, bg32 := upload(out, rank, 0.05)
+	au, au32 := upload(rank, in, 0.05)
+	bu, bu32 := upload(out, rank, 0.05)
+	t := c.newT(backend.F32, 64+3*32) // gate's shrink, up's, down's three k splits
+	var plain, lora, down, downLoRA *multiGemv
+	wd, _ := func() (*Tensor, int64) { defer c.bind()(); return c.randomNF4(outD, inD, 43) }()
+	ad, ad32 := upload(rank, inD, 0.05)
+	bd, bd32 := upload(outD, rank, 0.05)
+	yd := c.newT(backend.F32, 1, outD)
+	func() {
+		defer c.bind()()
+		plain = c.newMultiGemv(ws, ys, nil)
+		lora = c.newMultiGemv(ws, ys, []*loraEp{
+			{b: bg.ptr, t: t.ptr, a: ag.ptr, r: rank, stride: 32, scale: scale},
+			{b: bu.ptr, t: t.ptr + 4*32, a: au.ptr, r: rank, stride: 32, scale: scale}})
+		down = c.newMultiGemv([]*Tensor{wd}, []*Tensor{yd}, nil)
+		downLoRA = c.newMultiGemv([]*Tensor{wd}, []*Tensor{yd}, []*loraEp{
+			{b: bd.ptr, t: t.ptr + 4*64, a: ad.ptr, r: rank, stride: 32, scale: scale}})
+	}()
+	defer func() {
+		defer c.bind()()
+		for _, m := range []*multiGemv{plain, lora, down, downLoRA} {
+			m.free()
+		}
+	}()
+	nrm := gemvFuse{normw: normw.ptr, eps: eps}
+	h, hl, href := c.newT(backend.F16, 1, out), c.newT(backend.F16, 1, out), c.newT(backend.F16, 1, out)
+	run := func(m *multiGemv, h *Tensor) (g, u []float32) {
+		func() { defer c.bind()(); m.runTC(c, x, tcOpts{norm: nrm, h: h, post: post}) }()
+		return read(ys[0]), read(ys[1])
+	}
+	g0, u0 := run(plain, h)
+	g1, u1 := run(lora, hl)
+	g2, u2 := run(lora, hl)
+	Expect(g2).To(Equal(g1), "a second launch")
+	Expect(u2).To(Equal(u1), "a second launch")
+	xn := c.newT(backend.F16, 1, in)
+	c.RMSNorm(xn, x, normw, eps)
+	xh := read(xn)
+	e, mag := expandOf(ag32, bg32, xh, in)
+	near(g1, g0, e, mag, "gate")
+	e, mag = expandOf(au32, bu32, xh, in)
+	near(u1, u0, e, mag, "up")
+	gl, ul := c.newT(backend.F32, 1, out), c.newT(backend.F32, 1, out)
+	c.SetFloat32(gl, g1)
+	c.SetFloat32(ul, u1)
+	c.SiLUMul(href, gl, ul)
+	Expect(read(hl)).To(Equal(read(href)), "SwiGLU of the adapted gate and up")
+
+	// down: k splits, adding into a residual
+	_, hd32 := upload(1, inD, 1)
+	h16 := c.newT(backend.F16, 1, inD)
+	c.SetFloat32(h16, hd32)
+	hh := read(h16)
+	res := make([]float32, outD)
+	for i := range res {
+		res[i] = float32(i%7) - 3
+	}
+	runD := func(m *multiGemv) []float32 {
+		c.SetFloat32(yd, res)
+		func() { defer c.bind()(); m.runTC(c, h16, tcOpts{post: post, add: true}) }()
+		return read(yd)
+	}
+	d0 := runD(down)
+	d1 := runD(downLoRA)
+	e, mag = expandOf(ad32, bd32, hh, inD)
+	for i := range e { // the k splits add atomically, in any order: a few float32 roundings of the output
+		mag[i] += 0.1 * (1 + math.Abs(float64(d0[i])))
+	}
+	near(d1, d0, e, mag, "down")
+	for i, v := range runD(downLoRA) {
+		Expect(v).To(BeNumerically("~", d1[i], 1e-5*(1+math.Abs(float64(d1[i])))), "down, a second launch, row %d", i)
+	}
+	Expect(c.Sync()).To(Succeed())
+},
+	Entry("post-scaled, rank 16", true, 16),
+	Entry("post-scaled, rank 8", true, 8),
+	Entry("each weight rounded, rank 16", false, 16),
 )
 
 // nf4_mmaxf_8 with RoPE and the KV-cache store in the q, k, v product's
@@ -289,7 +502,7 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 // rotated, k and v as they were, and the rotated k and v in the caches, bit
 // for bit. Grouped-query heads (4 query heads, 2 of k and v, head dim 32),
 // and a position past the cache (nothing stored there).
-var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"), func(p int32) {
+var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"), func(p int32, post bool) {
 	c, err := New(Options{})
 	if err != nil {
 		Skip("no CUDA device: " + err.Error())
@@ -320,10 +533,16 @@ var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"),
 	c.RMSNorm(xn, x, normw, eps)
 	func() {
 		defer c.bind()()
-		ref.run(c, xn, false, gemvFuse{})
+		if post {
+			for i := range ws {
+				c.mmax(refs[i], xn, ws[i], 1, outs[i], in, c.productMode(false), true)
+			}
+		} else {
+			ref.run(c, xn, false, gemvFuse{})
+		}
 		c.ropeKV(refs[0], refs[1], refs[2], caches[2], caches[3], seq, pos, heads, kvHeads, 10000, 1)
-		qkv.runTC(c, x, gemvFuse{normw: normw.ptr, eps: eps}, nil,
-			&tcRope{kc: caches[0], vc: caches[1], seq: seq, pos: pos, heads: heads, kvHeads: kvHeads, theta: 10000, posScale: 1})
+		qkv.runTC(c, x, tcOpts{norm: gemvFuse{normw: normw.ptr, eps: eps}, post: post,
+			rope: &tcRope{kc: caches[0], vc: caches[1], seq: seq, pos: pos, heads: heads, kvHeads: kvHeads, theta: 10000, posScale: 1}})
 	}()
 	for i := range outs {
 		Expect(read(ys[i])).To(Equal(read(refs[i])), "output %d", i)
@@ -332,8 +551,9 @@ var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"),
 	Expect(read(caches[1])).To(Equal(read(caches[3])), "v cache")
 	Expect(c.Sync()).To(Succeed())
 },
-	Entry("position 5", int32(5)),
-	Entry("a position past the cache", int32(16)),
+	Entry("position 5", int32(5), false),
+	Entry("a position past the cache", int32(16), false),
+	Entry("post-scaled, position 5", int32(5), true),
 )
 
 // nf4_gemvxt stages each row group's codes, absmax codes and scales in

@@ -2,7 +2,9 @@ package cuda
 
 import (
 	"encoding/binary"
+	"math"
 
+	"loramix/engine/dtype"
 	"loramix/engine/nf4"
 )
 
@@ -285,4 +287,42 @@ func mmaxRowMirror(lt, r, d, rhd int) int {
 		return h*rhd + (lt-h*tph)*8 + r&7 + (r>>3)*(rhd>>1)
 	}
 	return lt*16 + r
+}
+
+// half rounds v to the nearest half (ties to even), as the kernels'
+// conversions do.
+func half(v float32) float32 { return dtype.F16ToF32(dtype.F32ToF16(v)) }
+
+// mmaxPostMirror is what the post-scaled tensor-core kernels (nf4_mmaxp_8,
+// nf4_mmaxfp_8) compute, in float64: y (n, out) = x @ wᵀ with each code and
+// each x rounded to half, every 64-input absmax block's products summed
+// unscaled and then times its absmax. bound (n, out) is the sum of the
+// terms' magnitudes, the scale of a tolerance for another summation order.
+// in = q.Cols must be a multiple of 64.
+func mmaxPostMirror(x []float32, q *nf4.Tensor, n int) (y, bound []float64) {
+	out, in := q.Rows, q.Cols
+	y, bound = make([]float64, n*out), make([]float64, n*out)
+	var hc [16]float64
+	for i, c := range nf4.Code {
+		hc[i] = float64(half(c))
+	}
+	xh := make([]float64, len(x))
+	for i, v := range x {
+		xh[i] = float64(half(v))
+	}
+	for r := 0; r < out; r++ {
+		for b0 := 0; b0 < in; b0 += nf4.BlockSize {
+			am := float64(q.Absmax((r*in + b0) / nf4.BlockSize))
+			for t := 0; t < n; t++ {
+				s, m := 0.0, 0.0
+				for j := b0; j < b0+nf4.BlockSize; j++ {
+					p := hc[q.Index(r*in+j)] * xh[t*in+j]
+					s, m = s+p, m+math.Abs(p)
+				}
+				y[t*out+r] += am * s
+				bound[t*out+r] += math.Abs(am) * m
+			}
+		}
+	}
+	return y, bound
 }

@@ -82,6 +82,28 @@ var _ = Describe("kernel index math (CPU mirrors)", func() {
 		Entry("4 tokens, two rounds", 3, 2048, 4),
 	)
 
+	// The post-scaled kernels' semantics: half codes times half x, each
+	// 64-input block's sum times its absmax. Against the plain product of
+	// the dequantized weights it may differ by the half roundings only.
+	It("post-scaled products are the NF4 product within half rounding", func() {
+		const out, in, n = 9, 320, 2
+		r := rand.New(rand.NewPCG(3, 4))
+		w, x := randn(r, out*in, 0.05), randn(r, n*in, 1)
+		q := nf4.Quantize(w, out, in)
+		y, bound := cuda.MmaxPostMirror(x, q, n)
+		deq := make([]float32, out*in)
+		q.Dequantize(deq)
+		plain := naive(x, deq, n, in, out)
+		got := make([]float32, len(y))
+		for i, v := range y {
+			got[i] = float32(v)
+			Expect(bound[i]).To(BeNumerically(">=", math.Abs(v)))
+		}
+		e := relErr(got, plain)
+		Expect(e).To(BeNumerically("<", 2e-3))
+		Expect(e).To(BeNumerically(">", 0), "the half roundings change something")
+	})
+
 	DescribeTable("nf4_mma / f16_mma fragments permute k consistently",
 		func(out, in, n, N int) {
 			r := rand.New(rand.NewPCG(uint64(out+N), uint64(in*n)))

@@ -564,6 +564,19 @@ __device__ __forceinline__ void build_btab(float2* tab) {
   }
 }
 
+// build_htab fills nf4_mmaxp's half table: entry b (the codes of byte b,
+// (Code[b >> 4], Code[b & 15]) rounded to half, as one half2) in 32
+// replicas, replica r of entry b at byte 256 b + 4 r, so that one byte
+// permute of the code word and 4 lane makes a lookup's offset and a warp's
+// 32 lookups fall in 32 banks. A warp writes one entry's replicas a step.
+__device__ __forceinline__ void build_htab(u32* tab) {
+  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  float code = nf4_code_imm(lane & 15);
+#pragma unroll 4
+  for (int b = threadIdx.x >> 5; b < 256; b += nw)
+    tab[64 * b + lane] = pack_half2(__shfl_sync(0xffffffffu, code, b >> 4), __shfl_sync(0xffffffffu, code, b & 15));
+}
+
 // dmap_req requests the dmap entries threadIdx.x + k * blockDim.x that
 // store_dmap stores (none without dmap); store_dmap copies dmap (256
 // floats) into shared memory, the rest of it (fewer than 128 threads) after
@@ -1696,12 +1709,49 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 // ra.hd > 0 (one token; descs q, k, v): RoPE and the KV-cache store in the
 // epilogue, rope_kv_f16's work, with q's and k's tiles pairing rows j and
 // j + hd/2 of a head (mmax_row).
+//
+// lsync non-null (one token, no RoPE): the adapters of descs with lb. Block
+// (j, ks) with j < the descs' total rank computes shrink row j (gemvx_job)
+// over k split ks of the operand as the B fragments hold it (half), and
+// publishes it to lt[ks * lstride + row] with one release count in
+// lsync[0]. The prologue stages the b rows of all of a block's tiles in
+// shared memory (mmax_lb_stage; the launch sizes it), and warp it % 16 adds
+// tile it's expands, lscale * (b row . the shrinks summed over the k
+// splits), to its partial sums (k split 0 only), warp 0 on the first tile
+// once every job is counted; the last of k split 0's blocks past that
+// wait resets lsync[0..1] for the next launch.
 struct MmaxFuse {
   const float* normw;
   u16* h16;  // (n, out) half
   float eps;
   RopeArgs ra;
+  u32* lsync;
 };
+
+#define MX_LB_ROW 36  // floats a b row takes in shared memory (rank <= 32; padded: fewer bank conflicts)
+
+// mmax_lb_stage starts copying (cp.async, every thread of the block) the
+// b rows of all of this block's tiles (tile0, + gridDim.x, ... below total;
+// iters of them) into dst: tile i's 16 local rows at dst + 16 i
+// MX_LB_ROW, MX_LB_ROW floats a row (paired: weight 0's rows 8 lt .. 8 lt
+// + 7, then weight 1's; else rows 16 lt .. of the tile's weight). Ranks are
+// a multiple of 4 and equal across descs.
+__device__ __forceinline__ void mmax_lb_stage(float* dst, const GemvDesc* descs, int ndesc, bool pair, int tile0,
+                                              int iters, int total) {
+  int cpr = descs[0].lr >> 2;  // 16-byte chunks a row
+  for (int c = threadIdx.x; c < iters * 16 * cpr; c += blockDim.x) {
+    int i = c / (16 * cpr), r = (c / cpr) & 15, ch = c % cpr;
+    int ti = tile0 + i * gridDim.x, d = 0, lt = ti;
+    if (ti >= total) continue;
+    if (!pair) gemv_locate(descs, ndesc, ti, d, lt);
+    const GemvDesc& g = pair ? descs[r >> 3] : descs[d];
+    int row = pair ? lt * 8 + (r & 7) : lt * 16 + r;
+    if (!g.lb || row >= g.out) continue;
+    u32 sdst = (u32)__cvta_generic_to_shared(dst + (i * 16 + r) * MX_LB_ROW + 4 * ch);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sdst), "l"(g.lb + (long long)row * g.lr + 4 * ch)
+                 : "memory");
+  }
+}
 
 // mmax_row is local row r (0-15) of tile lt of weight d: 16 lt + r, or
 // under RoPE (rhd > 0, q and k: d < 2) rows j and j + rhd/2 of a head as
@@ -1718,6 +1768,12 @@ __device__ __forceinline__ int mmax_row(int lt, int r, int d, int rhd) {
 // rows 16 tile + g (h = 0) and + 8 (h = 1) of d (weight di; under RoPE,
 // rhd > 0, mmax_row's); paired (pair: descs 0 and 1), of row 8 tile + g of
 // each. ok[h]: the row exists.
+//
+// POST: the lane's 16 inputs col0 .. col0+15 of each of the warp's four
+// 64-input absmax blocks (col0 = the warp's first input + 16 t; block b at
+// col0 + 64 b): 8 code bytes a block, blocks 2i and 2i+1 of row h in
+// w[2 h + i], and the four blocks' absmax codes as the bytes of qa[h].
+template <bool POST = false>
 __device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&sa)[2], bool (&ok)[2],
                                           const GemvDesc* pair, const GemvDesc& d, int tile, int g, int in, int col0,
                                           bool live, int di = 0, int rhd = 0) {
@@ -1730,10 +1786,18 @@ __device__ __forceinline__ void mmax_load(uint4 (&w)[4], u32 (&qa)[2], float (&s
     ok[h] = live && row < dd.out;
     if (ok[h]) {
       long long j0 = (long long)row * in + col0;
-      const uint4* p = reinterpret_cast<const uint4*>(dd.packed + (j0 >> 1));
-      w[2 * h] = __ldg(p);
-      w[2 * h + 1] = __ldg(p + 1);
-      qa[h] = __ldg(dd.qabs + (j0 >> 6));
+      if (POST) {
+        const uint2* p = reinterpret_cast<const uint2*>(dd.packed + (j0 >> 1));
+        uint2 b0 = __ldg(p), b1 = __ldg(p + 4), b2 = __ldg(p + 8), b3 = __ldg(p + 12);
+        w[2 * h] = make_uint4(b0.x, b0.y, b1.x, b1.y);
+        w[2 * h + 1] = make_uint4(b2.x, b2.y, b3.x, b3.y);
+        qa[h] = __ldg(reinterpret_cast<const u32*>(dd.qabs + (j0 >> 6)));
+      } else {
+        const uint4* p = reinterpret_cast<const uint4*>(dd.packed + (j0 >> 1));
+        w[2 * h] = __ldg(p);
+        w[2 * h + 1] = __ldg(p + 1);
+        qa[h] = __ldg(dd.qabs + (j0 >> 6));
+      }
       sa[h] = __ldg(dd.absmax2 + (j0 >> 14));
     }
   }
@@ -1750,6 +1814,13 @@ __device__ __forceinline__ u32 mmax_a(const char* tb, u32 b, float am) {
 __device__ __forceinline__ u32 mmax_ap(const char* tab, u32 v, u32 lane8, u32 sel, float am) {
   float2 p = *reinterpret_cast<const float2*>(tab + __byte_perm(v, lane8, sel));
   return pack_half2(p.x * am, p.y * am);
+}
+
+// mmax_hp is nf4_mmaxp's A register for byte k of the code word v: the two
+// codes in half, unscaled, from build_htab's table at tab (sel as mmax_ap's,
+// lane4 = 4 lane).
+__device__ __forceinline__ u32 mmax_hp(const char* tab, u32 v, u32 lane4, u32 sel) {
+  return *reinterpret_cast<const u32*>(tab + __byte_perm(v, lane4, sel));
 }
 
 // mmax_norm_stage writes rmsnorm's half output for the n <= 4 tokens of x
@@ -1795,7 +1866,7 @@ __device__ __forceinline__ void mmax_norm_stage(u16* xs, const float* x, const f
 // normalized with FUSE's f.normw) or, when x16 is non-null, already half
 // (x16, the same layout; x unused): 16-byte loads straight into the
 // fragments, half the bytes that every block reads. n <= 8 NT.
-template <int NT, bool FUSE>
+template <int NT, bool FUSE, bool POST = false, bool LORA = false>
 __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16,
                          const float* dmap_g, int n, int in, int mode, int ksplits, MmaxFuse f) {
   // NT = 1: the spread 16-replica table (build_btab's SPREAD), 256 bytes an
@@ -1806,14 +1877,17 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // of a tile are stored by warp 0's first 16 lanes (not 2 lanes of each of
   // 8 warps)
   constexpr bool TM = NT == 1;
+  static_assert(!POST || NT == 1, "post-scaled products are nf4_mmax_8's");
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * SPAN);
   float* red = dmap + 256;  // [2][MX_WARPS][256]
+  float* sar = red + 2 * MX_WARPS * 256;  // lora: the shrink job's a row over this k split (4096 floats)
+  float* slb = sar + 4096;                 // lora: [iters][16][MX_LB_ROW] the b rows of this block's tiles
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int g = lane >> 2, t = lane & 3;
-  int col0 = blockIdx.y * 4096 + warp * 256 + t * 64;
+  int col0 = blockIdx.y * 4096 + warp * 256 + t * (POST ? 16 : 64);
   bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
   const GemvDesc* pair = FUSE && f.h16 ? descs : nullptr;
   const int rhd = FUSE ? f.ra.hd : 0;  // RoPE's head dim (0: none)
@@ -1826,7 +1900,22 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // the first tile's codes are requested before the prologue
   int tile = blockIdx.x, d = 0, lt = tile;  // this iteration's tile: weight d, its tile lt
   if (tile < total && !pair) gemv_locate(descs, ndesc, tile, d, lt);
-  mmax_load(w, qa, sa, ok, pair, descs[d], lt, g, in, col0, live && tile < total, d, rhd);
+  mmax_load<POST>(w, qa, sa, ok, pair, descs[d], lt, g, in, col0, live && tile < total, d, rhd);
+  // lora: this block's shrink job (its a row's inputs k0 .. k0+7 for this
+  // thread, copied to sar, so that no registers hold them through the
+  // prologue) and the first tile's b rows
+  const bool lora = LORA && f.lsync;
+  int jd = 0, jj = 0, k0 = blockIdx.y * 4096 + threadIdx.x * 8;
+  bool job = lora && !(mode & 2048) && gemvx_job(descs, ndesc, blockIdx.x, jd, jj);  // (mode bit 11: no shrinks, a probe)
+  if (job && k0 < in) {
+    const float* ap = descs[jd].la + (long long)jj * in + k0;
+    u32 sdst = (u32)__cvta_generic_to_shared(sar + threadIdx.x * 8);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sdst), "l"(ap) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sdst + 16), "l"(ap + 4) : "memory");
+  }
+  // lora: every b row this block's expands take, staged once (the
+  // prologue's barrier publishes them)
+  if (lora) mmax_lb_stage(slb, descs, ndesc, pair, tile, iters, total);
   float dv[GX_DMAP_REGS];
   dmap_req(dv, dmap, dmap_g);
   bool norm = FUSE && f.normw;
@@ -1835,7 +1924,10 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 #pragma unroll
     for (int k = 0; k < 16; k++) nw[k] = threadIdx.x < 256 && k < (in >> 8) ? __ldg(f.normw + threadIdx.x + 256 * k) : 0.f;
   }
-  build_btab<REPL, NT == 1>(tab);
+  if (POST)
+    build_htab(reinterpret_cast<u32*>(tab));
+  else
+    build_btab<REPL, NT == 1>(tab);
   store_dmap(dmap, dmap_g, dv);
   pdl_start();  // x and y come from earlier kernels
   // norm: x normalized to half in red (free until the first partial sums),
@@ -1859,6 +1951,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   }
   // B fragments: tokens g (and 8+g) at this lane's 64 inputs
   u32 bf[16][2 * NT];
+  // (POST: steps 4b .. 4b+3 take inputs col0 + 64 b + 4 j .. +3, j = 0..3)
   if (x16) {  // 8 halves a load: inputs 8q..8q+7 are steps 2q (k 0-3) and 2q+1 (k 4-7)
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
@@ -1866,7 +1959,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
       const uint4* p = reinterpret_cast<const uint4*>(x16 + (long long)tok * in + col0);
 #pragma unroll
       for (int q = 0; q < 8; q++) {
-        uint4 v = live && tok < n ? p[q] : make_uint4(0, 0, 0, 0);
+        uint4 v = live && tok < n ? p[POST ? 8 * (q >> 1) + (q & 1) : q] : make_uint4(0, 0, 0, 0);
         bf[2 * q][2 * nt] = v.x, bf[2 * q][2 * nt + 1] = v.y;
         bf[2 * q + 1][2 * nt] = v.z, bf[2 * q + 1][2 * nt + 1] = v.w;
       }
@@ -1878,22 +1971,45 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
       for (int nt = 0; nt < NT; nt++) {
         int tok = 8 * nt + g;
         float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (live && tok < n) v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + 4 * s);
+        if (live && tok < n)
+          v = *reinterpret_cast<const float4*>(x + (long long)tok * in + col0 + (POST ? 64 * (s >> 2) + 4 * (s & 3) : 4 * s));
         bf[s][2 * nt] = pack_half2(v.x, v.y);
         bf[s][2 * nt + 1] = pack_half2(v.z, v.w);
       }
   }
+  __shared__ float sshr[MX_WARPS];  // lora: the warps' partial shrinks
+  __shared__ __align__(16) float slt[FUSE ? GX_MAXDESC * 32 : 4];  // lora: the shrinks, summed over k splits
+  if (lora) asm volatile("cp.async.wait_all;" ::: "memory");  // its a inputs and b rows (the barrier below: everyone's)
+  if (job) {  // token 0's operand in half, as the B fragments hold it
+    float sj = 0.f;
+    if (k0 < in) {
+      float xv[8];
+#pragma unroll
+      for (int k = 0; k < 8; k++) xv[k] = x16 ? half_to_float(x16[k0 + k]) : round_half(x[k0 + k]);
+      float4 a0 = *reinterpret_cast<const float4*>(sar + threadIdx.x * 8), a1 = *reinterpret_cast<const float4*>(sar + threadIdx.x * 8 + 4);
+      sj = ((a0.x * xv[0] + a0.y * xv[1]) + (a0.z * xv[2] + a0.w * xv[3])) +
+           ((a1.x * xv[4] + a1.y * xv[5]) + (a1.z * xv[6] + a1.w * xv[7]));
+    }
+    sj = warp_sum(sj);
+    if (lane == 0) sshr[warp] = sj;
+  }
   __syncthreads();
   descs = sdesc;
   if (pair) pair = sdesc;
+  if (job && threadIdx.x == 0) {  // publish (the warps' sums in order) and count it
+    float sj = 0.f;
+    for (int k = 0; k < MX_WARPS; k++) sj += sshr[k];
+    const_cast<float*>(descs[jd].lt)[blockIdx.y * descs[jd].lstride + jj] = sj;
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(f.lsync) : "memory");
+  }
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;  // 16 replicas
-  u32 lane8 = (lane & 15) * 8;                                             // spread (NT = 1)
+  u32 lane8 = POST ? lane * 4 : (lane & 15) * 8;                           // spread (NT = 1)
   for (int it = 0; it < iters; it++, tile += gridDim.x) {
     const GemvDesc& gw = descs[d];
     int tilen = tile + gridDim.x, dn = d, ltn = pair ? tilen : lt;
     if (tilen < total && !pair) gemv_locate(descs, ndesc, tilen, dn, ltn);
-    mmax_load(wn, qan, san, okn, pair, descs[dn], ltn, g, in, col0, live && tilen < total, dn, rhd);
+    mmax_load<POST>(wn, qan, san, okn, pair, descs[dn], ltn, g, in, col0, live && tilen < total, dn, rhd);
     // threads < 256 store (row, token) pair threadIdx.x of this tile below;
     // a residual they add to is requested now. Paired: rows 0-7 are
     // weight 0's, 8-15 weight 1's, of rows 8 lt + 0..7.
@@ -1903,15 +2019,42 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     bool store = threadIdx.x < 256 && tile < total && row < gd.out && tok < n;
     float* dst = gd.y + (long long)tok * gd.out + row;
     float yv = store && ksplits == 1 && (mode & 1) ? *dst : 0.f;
-    float am[2];
+    // am[h]: row h's absmax; POST: amb[h][b], of its block b
+    float am[2], amb[2][POST ? 4 : 1];
 #pragma unroll
-    for (int h = 0; h < 2; h++) am[h] = ok[h] ? dmap[qa[h]] * sa[h] + (pair ? pair[h] : gw).offset : 0.f;
+    for (int h = 0; h < 2; h++) {
+      float off = (pair ? pair[h] : gw).offset;
+      if (POST) {
+#pragma unroll
+        for (int b = 0; b < 4; b++) amb[h][b] = ok[h] ? dmap[(qa[h] >> 8 * b) & 0xff] * sa[h] + off : 0.f;
+      } else {
+        am[h] = ok[h] ? dmap[qa[h]] * sa[h] + off : 0.f;
+      }
+    }
     float acc[NT][4] = {}, acc1[4] = {};  // acc1: NT = 1's odd steps
     if (live) {
       u32 wg[8] = {w[0].x, w[0].y, w[0].z, w[0].w, w[1].x, w[1].y, w[1].z, w[1].w};
       u32 wh[8] = {w[2].x, w[2].y, w[2].z, w[2].w, w[3].x, w[3].y, w[3].z, w[3].w};
+      if (POST) {  // each block's four products on the unscaled codes, then times its absmax
+        const char* ht = reinterpret_cast<const char*>(tab);
 #pragma unroll
-      for (int s = 0; s < 16; s++) {
+        for (int b = 0; b < 4; b++) {
+          float tp[4] = {};
+#pragma unroll
+          for (int s = 4 * b; s < 4 * b + 4; s++) {
+            u32 sel = 0x5504u | (2 * (s & 1)) << 4, a[4];
+            a[0] = mmax_hp(ht, wg[s >> 1], lane8, sel);
+            a[1] = mmax_hp(ht, wh[s >> 1], lane8, sel);
+            a[2] = mmax_hp(ht, wg[s >> 1], lane8, sel + 0x10);
+            a[3] = mmax_hp(ht, wh[s >> 1], lane8, sel + 0x10);
+            mma16816(tp, a, bf[s][0], bf[s][1]);
+          }
+          acc[0][0] += amb[0][b] * tp[0], acc[0][1] += amb[0][b] * tp[1];
+          acc[0][2] += amb[1][b] * tp[2], acc[0][3] += amb[1][b] * tp[3];
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < (POST ? 0 : 16); s++) {
         u32 a[4];  // rows g, g+8 at byte 2s (a[0], a[1]) and 2s+1 (a[2], a[3])
         if (NT == 1) {
           u32 sel = 0x5504u | (2 * (s & 1)) << 4;
@@ -1933,6 +2076,52 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 #pragma unroll
         for (int i = 0; i < 4; i++) acc[0][i] += acc1[i];
       }
+    }
+    // lora: warp it % MX_WARPS adds this tile's expands (token 0, k split
+    // 0) to its partial sums: lane l takes local row l / 2 and half of the
+    // ranks, a shuffle sums the halves and brings rows g and g + 8 to the
+    // lanes that hold them (t = 0). On the first tile it is warp 0, which
+    // waits for its b rows and every shrink job and stages the shrinks
+    // (slt, seen by the other warps after this tile's barrier).
+    if (lora && warp == it % MX_WARPS) {
+      if (it == 0) {
+        int jobs = 0;
+        for (int k = 0; k < ndesc; k++) jobs += descs[k].la ? descs[k].lr : 0;
+        jobs *= gridDim.y;
+        for (u32 c = 0; blockIdx.y == 0 && !(mode & 512);) {  // (mode bit 9: no wait, the benchmark's probe of its cost)
+          asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(c) : "l"(f.lsync) : "memory");
+          if (c >= (u32)jobs) break;
+        }
+        // the last block of k split 0 past its wait resets the counters for
+        // the next launch (every job is counted and every waiter is past)
+        if (blockIdx.y == 0 && lane == 0 && atomicAdd(f.lsync + 1, 1u) == gridDim.x - 1) f.lsync[0] = 0, f.lsync[1] = 0;
+        for (int i = lane; i < ndesc * 32; i += 32) {
+          const GemvDesc& gd = descs[i >> 5];
+          float v = 0.f;
+          if (gd.lb && (i & 31) < gd.lr)
+            for (int ks = 0; ks < (int)gridDim.y; ks++) v += __ldcg(gd.lt + ks * gd.lstride + (i & 31));
+          slt[i] = v;
+        }
+        __syncwarp();
+      }
+      int r = lane >> 1;
+      const GemvDesc& ge = pair ? pair[r >> 3] : gw;
+      float e = 0.f;
+      if (ge.lb && blockIdx.y == 0 && !(mode & 1024)) {  // (mode bit 10: no expands, a probe)
+        const float4* b4 = reinterpret_cast<const float4*>(slb + (it * 16 + r) * MX_LB_ROW);
+        const float4* t4 = reinterpret_cast<const float4*>(slt + (pair ? r >> 3 : d) * 32);
+#pragma unroll
+        for (int q = lane & 1; q < 8; q += 2) {
+          if (4 * q < ge.lr) {
+            float4 b = b4[q], tv = t4[q];
+            e += (b.x * tv.x + b.y * tv.y) + (b.z * tv.z + b.w * tv.w);
+          }
+        }
+        e *= ge.lscale;
+      }
+      e += __shfl_xor_sync(0xffffffffu, e, 1);
+      float e0 = __shfl_sync(0xffffffffu, e, 2 * g), e8 = __shfl_sync(0xffffffffu, e, 2 * g + 16);
+      if (t == 0) acc[0][0] += e0, acc[0][2] += e8;
     }
     // partial sums: red[buf][warp][row_local * 16 + token] (TM: token * 16
     // + row_local), the index of the thread that stores the pair
@@ -1996,12 +2185,12 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 }
 
 // nf4_mmax_<8 NT>: one weight, k splits blockIdx.y.
-#define NF4_MMAX(NAME, NT)                                                                                        \
+#define NF4_MMAX(NAME, NT, POST)                                                                                  \
   extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                 \
       NAME(float* y, const float* x, const u16* x16, const u8* packed, const u8* qabs, const float* absmax2,      \
            const float* dmap_g, float offset, int n, int out, int in, int mode, int ksplits) {                    \
     GemvDesc g = {packed, qabs, absmax2, y, nullptr, nullptr, nullptr, offset, out, 0, 0, 0.f, (out + 15) >> 4}; \
-    nf4_mmax<NT, false>(&g, 1, g.blocks, x, x16, dmap_g, n, in, mode, ksplits, MmaxFuse{});                      \
+    nf4_mmax<NT, false, POST>(&g, 1, g.blocks, x, x16, dmap_g, n, in, mode, ksplits, MmaxFuse{});                \
   }
 // nf4_mmaxm_*: the multi-weight launch (no k splits: in <= 4096).
 #define NF4_MMAXM(NAME, NT)                                                                                      \
@@ -2010,14 +2199,22 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
            int n, int in, int mode) {                                                                            \
     nf4_mmax<NT, false>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1, MmaxFuse{});                        \
   }
-NF4_MMAX(nf4_mmax_16, 2)
-NF4_MMAX(nf4_mmax_8, 1)
+NF4_MMAX(nf4_mmax_16, 2, false)
+NF4_MMAX(nf4_mmax_8, 1, false)
+NF4_MMAX(nf4_mmaxp_8, 1, true)
 NF4_MMAXM(nf4_mmaxm_16, 2)
 NF4_MMAXM(nf4_mmaxm_8, 1)
 
-// nf4_mmaxf_8: nf4_mmaxm_8 with FUSE's norm and pairing.
-extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)
-    nf4_mmaxf_8(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,
-                int n, int in, int mode, MmaxFuse f) {
-  nf4_mmax<1, true>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, 1, f);
-}
+// nf4_mmaxf_8: nf4_mmaxm_8 with FUSE's fusions (k splits blockIdx.y);
+// nf4_mmaxfp_8 the same post-scaled; *l_8 with the adapter (f.lsync), a
+// kernel of its own so that the plain ones keep their registers.
+#define NF4_MMAXF(NAME, POST, LORA)                                                                              \
+  extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                \
+      NAME(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,     \
+           int n, int in, int mode, MmaxFuse f) {                                                                \
+    nf4_mmax<1, true, POST, LORA>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, gridDim.y, f);                \
+  }
+NF4_MMAXF(nf4_mmaxf_8, false, false)
+NF4_MMAXF(nf4_mmaxfp_8, true, false)
+NF4_MMAXF(nf4_mmaxfl_8, false, true)
+NF4_MMAXF(nf4_mmaxfpl_8, true, true)
