@@ -338,7 +338,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	// product's (nf4_mmaxf_8; tcApart, tcRopeApart: the benchmark's
 	// variants without); the adapter's shrinks and expands in the gate/up
 	// and down products' prologues and epilogues
-	tc := many && n == 1 && m.tc1 && !m.tcApart
+	tc := many && n == 1 && m.tc1 && !m.tcApart && (!lora || m.tcLoRA())
 	half := many && (!lora || tc)
 	fuse := half && n == 1 && !m.tcApart
 	post := fuse && !m.tcExact // the post-scaled kernels (tcPost)
@@ -436,6 +436,15 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	c.RMSNorm(h, h, m.norm, eps)
 	c.MatMul(logits, h, m.lmHead)
 	c.Argmax(c.view(b.next, rows), logits)
+}
+
+// tcLoRA reports whether the tensor-core step's products take the adapter
+// (its shrinks a block each, its b rows in shared memory); else step
+// applies it with the plain ops.
+func (m *benchModel) tcLoRA() bool {
+	l := m.layers[0]
+	return l.guLoRA != nil && l.downLoRA != nil && l.guLoRA.tcPlan(m.c, 1, true, true, false).ok &&
+		l.downLoRA.tcPlan(m.c, 1, false, false, false).ok
 }
 
 // stepName names the decode step of B sequences that run times: the

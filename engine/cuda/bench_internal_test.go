@@ -17,25 +17,16 @@ import (
 // one-token products compute themselves there).
 var _ = Describe("the benchmark model", Label("gpu"), func() {
 	DescribeTable("decodes the same logits with the fused kernels as with the plain ops", func(s BenchShape) {
-		const P = 5
-		c, m, b := testModel(s, 8, 7, 1, P)
-		c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
-		c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
-		c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})
-		c.SetInt32(b.last, []int32{P - 1})
-		m.step(b, b.ids, P, 1, false)
+		c, m, b := testModel(s, 8, 7, 1, 5)
+		next := promptThenNext(c, m, b, s.Vocab)
 		logits := func(fused, lora bool) []float32 {
-			c.SetInt32(c.view(b.ids, 1), []int32{977})
-			c.SetInt32(c.view(b.pos, 1), []int32{P})
-			c.SetInt32(c.view(b.last, 1), []int32{0})
-			if fused {
-				m.stepFused(b, c.view(b.ids, 1), 1, lora)
-			} else {
-				m.step(b, c.view(b.ids, 1), 1, 1, lora)
-			}
-			out := make([]float32, s.Vocab)
-			c.Float32(out, c.view(b.logits, 1))
-			return out
+			return next(func() {
+				if fused {
+					m.stepFused(b, c.view(b.ids, 1), 1, lora)
+				} else {
+					m.step(b, c.view(b.ids, 1), 1, 1, lora)
+				}
+			})
 		}
 		for _, lora := range []bool{false, true} {
 			want, got := logits(false, lora), logits(true, lora)
@@ -62,24 +53,15 @@ var _ = Describe("the benchmark model", Label("gpu"), func() {
 // adds (the shrinks' counters were reset).
 var _ = Describe("the benchmark model's tensor-core step", Label("gpu"), func() {
 	It("decodes a 7B layer's logits as the plain ops do, within fp16 compute", func() {
-		const P = 5
 		s := BenchShape{Name: "7b-layer", Hidden: 4096, Intermediate: 11008, Layers: 1, Heads: 32, KVHeads: 32, Vocab: 1000}
-		c, m, b := testModel(s, 16, 11, 1, P)
-		c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
-		c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
-		c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})
-		c.SetInt32(b.last, []int32{P - 1})
-		m.step(b, b.ids, P, 1, false)
+		c, m, b := testModel(s, 16, 11, 1, 5)
+		next := promptThenNext(c, m, b, s.Vocab)
 		logits := func(tc, lora bool) []float32 {
-			c.SetInt32(c.view(b.ids, 1), []int32{977})
-			c.SetInt32(c.view(b.pos, 1), []int32{P})
-			c.SetInt32(c.view(b.last, 1), []int32{0})
-			m.tc1 = tc
-			m.step(b, c.view(b.ids, 1), 1, 1, lora)
-			m.tc1 = false
-			out := make([]float32, s.Vocab)
-			c.Float32(out, c.view(b.logits, 1))
-			return out
+			return next(func() {
+				m.tc1 = tc
+				m.step(b, c.view(b.ids, 1), 1, 1, lora)
+				m.tc1 = false
+			})
 		}
 		for _, lora := range []bool{false, true} {
 			want, got := logits(false, lora), logits(true, lora)
@@ -158,6 +140,27 @@ func testModel(s BenchShape, rank int, seed uint64, B, T int) (*CUDA, *benchMode
 	b := m.bufs(T, B)
 	func() { defer c.bind()(); m.multi(b, rank) }()
 	return c, m, b
+}
+
+// promptThenNext runs a five-token prompt of one sequence through m's plain
+// step, and returns next: the logits (vocab) after run, a one-token step of
+// token 977 at position 5 that reads b.ids' first row.
+func promptThenNext(c *CUDA, m *benchModel, b *benchBufs, vocab int) (next func(run func()) []float32) {
+	const P = 5
+	c.SetInt32(b.ids, []int32{3, 14, 159, 265, 358})
+	c.SetInt32(b.seq, []int32{0, 0, 0, 0, 0})
+	c.SetInt32(b.pos, []int32{0, 1, 2, 3, 4})
+	c.SetInt32(b.last, []int32{P - 1})
+	m.step(b, b.ids, P, 1, false)
+	return func(run func()) []float32 {
+		c.SetInt32(c.view(b.ids, 1), []int32{977})
+		c.SetInt32(c.view(b.pos, 1), []int32{P})
+		c.SetInt32(c.view(b.last, 1), []int32{0})
+		run()
+		out := make([]float32, vocab)
+		c.Float32(out, c.view(b.logits, 1))
+		return out
+	}
 }
 
 // relErr is |got - want| / |want| (Euclidean norms); want must not be zero.

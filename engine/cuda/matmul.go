@@ -477,36 +477,25 @@ type tcOpts struct {
 // fusion; atomic adds, rounded afterwards in fp16 compute).
 //
 // LoRA expands (m's, one token, no RoPE, ranks a multiple of 4 up to 32,
-// equal in a pair) are added in the epilogue, their shrinks computed in
+// one rank on every weight) are added in the epilogue, their shrinks computed in
 // the prologue, a block a shrink row and k split (a shrink matrix per
 // expand; the ranks' sum at most the blocks of a k split; k split ks of an
 // expand's shrink goes to its t + ks * stride). A block stages the b rows
 // of all its tiles, which the card's shared memory must hold.
 func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
 	n, f, h := x.shape[0], o.norm, o.h
-	ks := (m.in + 4095) / 4096
-	bad := n > 8 || (f.normw != 0 && n > 4) || m.in%256 != 0 || f.x2 != 0 || (f.normw == 0) != (x.dt == backend.F16) ||
-		(ks > 1 && (m.n != 1 || f.normw != 0 || h != nil || o.rope != nil)) ||
-		(h != nil && (m.n != 2 || m.outs[0] != m.outs[1] || h.dt != backend.F16 || h.elems() != n*m.outs[0])) ||
+	bad := n > 8 || (f.normw != 0 && n > 4) || f.x2 != 0 || (f.normw == 0) != (x.dt == backend.F16) ||
+		(h != nil && (h.dt != backend.F16 || h.elems() != n*m.outs[0])) ||
 		(o.rope != nil && (h != nil || !m.tcRopeable(n, o.rope)))
-	if m.lora {
-		bad = bad || n != 1 || o.rope != nil || m.given
-		for _, r := range m.ranks {
-			bad = bad || r%4 != 0 || r > 32 || (h != nil && r != m.ranks[0])
-		}
-	}
-	x32, x16 := outPtrs(x)
-	mf, total := mmaxFuse{normw: uint64(f.normw), eps: f.eps, lsync: uint64(m.sync)}, m.blocks
-	if h != nil {
-		mf.h16, total = uint64(h.ptr), (m.outs[0]+7)/8
-	}
-	gx := min(total, c.sms/ks)
-	smem := mmaxSmem(n)
-	if m.lora {
-		smem += mmaxLoRASmem((total + gx - 1) / gx)
-	}
-	if bad || (m.lora && (m.sync == 0 || m.jobs > gx || smem > c.maxSmem)) {
+	p := m.tcPlan(c, n, f.normw != 0, h != nil, o.rope != nil)
+	if bad || !p.ok {
 		panic(fmt.Sprintf("cuda: tensor-core multi-weight product of x %v %v that nf4_mmaxf_8 does not take", x.dt, x.shape))
+	}
+	ks, gx, total, smem := p.ks, p.gx, p.total, p.smem
+	x32, x16 := outPtrs(x)
+	mf := mmaxFuse{normw: uint64(f.normw), eps: f.eps, lsync: uint64(m.sync)}
+	if h != nil {
+		mf.h16 = uint64(h.ptr)
 	}
 	if o.rope != nil {
 		r := o.rope
@@ -526,12 +515,40 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
 		if !o.add {
 			must("cuMemsetD32Async", cu.MemsetD32Async(y, 0, ny, c.stream))
 		}
-		mode &= 1 // rounded below
+		mode &^= 2 // rounded below
 	}
 	c.launch(name, gx, ks, 1, 512, smem, m.descs, m.n, total, x32, x16, c.dmap, n, m.in, mode, asByValue(&mf))
 	if ks > 1 && c.half {
 		c.launch("round_f16", gridFor(ny, 256), 1, 1, 256, 0, y, ny)
 	}
+}
+
+// tcPlan is runTC's launch for m at n tokens: k splits, blocks, tiles
+// and dynamic shared memory; ok when the kernel takes m with the fusions
+// asked for (norm, paired gate/up, RoPE) and, with an adapter, its
+// shrinks have a block each and its b rows fit in shared memory.
+type tcPlan struct {
+	ks, gx, total, smem int
+	ok                  bool
+}
+
+func (m *multiGemv) tcPlan(c *CUDA, n int, norm, paired, rope bool) tcPlan {
+	p := tcPlan{ks: (m.in + 4095) / 4096, total: m.blocks, smem: mmaxSmem(n)}
+	if paired {
+		p.total = (m.outs[0] + 7) / 8
+	}
+	p.gx = min(p.total, c.sms/p.ks)
+	p.ok = n <= 8 && m.in%256 == 0 && p.gx > 0 &&
+		(p.ks == 1 || (m.n == 1 && !norm && !paired && !rope)) &&
+		(!paired || (m.n == 2 && m.outs[0] == m.outs[1]))
+	if m.lora {
+		p.smem += mmaxLoRASmem((p.total+p.gx-1)/p.gx, m.ranks[0])
+		p.ok = p.ok && n == 1 && !rope && !m.given && m.sync != 0 && m.jobs <= p.gx && p.smem <= c.maxSmem
+		for _, r := range m.ranks {
+			p.ok = p.ok && r%4 == 0 && r > 0 && r <= 32 && r == m.ranks[0]
+		}
+	}
+	return p
 }
 
 // tcRopeable reports whether runTC can do RoPE for m: one token, q, k, v
@@ -668,9 +685,10 @@ func mmaxSmem(n int) int {
 }
 
 // mmaxLoRASmem is what nf4_mmaxf(p)l_8 takes beyond mmaxSmem for a block
-// of iters tiles: a shrink job's a row (4096 floats) and the b rows of
-// its tiles (16 rows of MX_LB_ROW floats a tile).
-func mmaxLoRASmem(iters int) int { return (4096 + iters*16*36) * 4 }
+// of iters tiles and adapters of rank r: the b rows of its tiles (16 rows
+// of r + 4 floats a tile; a shrink job's a row shares the partial sums'
+// buffers). Every byte of it is L1 that the codes in flight lose.
+func mmaxLoRASmem(iters, r int) int { return iters * 16 * (r + 4) * 4 }
 
 // mmax runs nf4_mmax_8/16 for 1 to 16 tokens (in % 256 == 0): blocks of 16
 // warps over 4096 inputs each (k splits beyond that add atomically into a

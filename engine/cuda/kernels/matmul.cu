@@ -1728,14 +1728,13 @@ struct MmaxFuse {
   u32* lsync;
 };
 
-#define MX_LB_ROW 36  // floats a b row takes in shared memory (rank <= 32; padded: fewer bank conflicts)
 
 // mmax_lb_stage starts copying (cp.async, every thread of the block) the
 // b rows of all of this block's tiles (tile0, + gridDim.x, ... below total;
-// iters of them) into dst: tile i's 16 local rows at dst + 16 i
-// MX_LB_ROW, MX_LB_ROW floats a row (paired: weight 0's rows 8 lt .. 8 lt
-// + 7, then weight 1's; else rows 16 lt .. of the tile's weight). Ranks are
-// a multiple of 4 and equal across descs.
+// iters of them) into dst: tile i's 16 local rows at dst + 16 i (lr + 4),
+// lr + 4 floats a row (padded: rows in other banks; paired: weight 0's
+// rows 8 lt .. 8 lt + 7, then weight 1's; else rows 16 lt .. of the tile's
+// weight). Ranks lr are a multiple of 4 and equal across descs.
 __device__ __forceinline__ void mmax_lb_stage(float* dst, const GemvDesc* descs, int ndesc, bool pair, int tile0,
                                               int iters, int total) {
   int cpr = descs[0].lr >> 2;  // 16-byte chunks a row
@@ -1747,7 +1746,7 @@ __device__ __forceinline__ void mmax_lb_stage(float* dst, const GemvDesc* descs,
     const GemvDesc& g = pair ? descs[r >> 3] : descs[d];
     int row = pair ? lt * 8 + (r & 7) : lt * 16 + r;
     if (!g.lb || row >= g.out) continue;
-    u32 sdst = (u32)__cvta_generic_to_shared(dst + (i * 16 + r) * MX_LB_ROW + 4 * ch);
+    u32 sdst = (u32)__cvta_generic_to_shared(dst + (i * 16 + r) * (4 * cpr + 4) + 4 * ch);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sdst), "l"(g.lb + (long long)row * g.lr + 4 * ch)
                  : "memory");
   }
@@ -1883,8 +1882,12 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   float2* tab = reinterpret_cast<float2*>(smem4);
   float* dmap = reinterpret_cast<float*>(tab + 256 * SPAN);
   float* red = dmap + 256;  // [2][MX_WARPS][256]
-  float* sar = red + 2 * MX_WARPS * 256;  // lora: the shrink job's a row over this k split (4096 floats)
-  float* slb = sar + 4096;                 // lora: [iters][16][MX_LB_ROW] the b rows of this block's tiles
+  // lora: the shrink job's a row over this k split (4096 floats), in the
+  // partial sums' buffers beyond the norm's half x (free until the first
+  // tile's sums: the job reads it before the prologue's barrier); the b rows
+  // of this block's tiles after the buffers ([iters][16][lr + 4])
+  float* sar = red + 2048;
+  float* slb = red + 2 * MX_WARPS * 256;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int g = lane >> 2, t = lane & 3;
   int col0 = blockIdx.y * 4096 + warp * 256 + t * (POST ? 16 : 64);
@@ -2108,7 +2111,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
       const GemvDesc& ge = pair ? pair[r >> 3] : gw;
       float e = 0.f;
       if (ge.lb && blockIdx.y == 0 && !(mode & 1024)) {  // (mode bit 10: no expands, a probe)
-        const float4* b4 = reinterpret_cast<const float4*>(slb + (it * 16 + r) * MX_LB_ROW);
+        const float4* b4 = reinterpret_cast<const float4*>(slb + (it * 16 + r) * (ge.lr + 4));
         const float4* t4 = reinterpret_cast<const float4*>(slt + (pair ? r >> 3 : d) * 32);
 #pragma unroll
         for (int q = lane & 1; q < 8; q += 2) {
