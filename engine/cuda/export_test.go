@@ -10,5 +10,8 @@ var (
 	MmaxRowMirror    = mmaxRowMirror
 	PrmtMirror       = prmtMirror
 	// nf4_mmaxp_8, nf4_mmaxfp_8
-	MmaxPostMirror = mmaxPostMirror
+	MmaxPostMirror      = mmaxPostMirror
+	MmaxPostCodeInputs  = mmaxPostCodeInputs
+	MmaxPostHalfInputs  = mmaxPostHalfInputs
+	MmaxPostFloatInputs = mmaxPostFloatInputs
 )

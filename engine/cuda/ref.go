@@ -326,3 +326,38 @@ func mmaxPostMirror(x []float32, q *nf4.Tensor, n int) (y, bound []float64) {
 	}
 	return y, bound
 }
+
+// The post-scaled kernels' k layout. Lane t (= lane % 4) of a warp takes
+// inputs 16 t + 64 b .. + 15 of each of the warp's four 64-input blocks b;
+// mma step s takes, for k 2t, 2t+1 (lo) and k 2t+8, 2t+9 (hi), the inputs
+// below (relative to the warp's first input). The three mirrors follow the
+// code, the half x and the float32 x to those inputs the way the kernel
+// loads them; a spec checks that they agree and that a step stays in one
+// absmax block (s / 4).
+
+// mmaxPostCodeInputs mirrors mmax_load<POST> and the step's byte choice:
+// block b's 8 code bytes are words 2b and 2b+1 of a row (two codes a
+// byte), and step s reads byte 2 (s & 1) of word s / 2 (lo) and the byte
+// after it (hi).
+func mmaxPostCodeInputs(t, s int) (lo, hi [2]int) {
+	word := s >> 1
+	first := 16*t + 64*(word/2) + 8*(word%2) // the word's first input
+	k := 2 * (s & 1)
+	return [2]int{first + 2*k, first + 2*k + 1}, [2]int{first + 2*k + 2, first + 2*k + 3}
+}
+
+// mmaxPostHalfInputs mirrors the B fragments' loads from half x: uint4 q
+// (8 halves) of the lane at 64 (q / 2) + 8 (q % 2) after its first input,
+// steps 2q and 2q+1 taking its halves 0-3 and 4-7.
+func mmaxPostHalfInputs(t, s int) (lo, hi [2]int) {
+	q := s >> 1
+	first := 16*t + 64*(q>>1) + 8*(q&1) + 4*(s&1)
+	return [2]int{first, first + 1}, [2]int{first + 2, first + 3}
+}
+
+// mmaxPostFloatInputs mirrors the B fragments' loads from float32 x: the
+// float4 of step s at 64 (s / 4) + 4 (s % 4) after the lane's first input.
+func mmaxPostFloatInputs(t, s int) (lo, hi [2]int) {
+	first := 16*t + 64*(s>>2) + 4*(s&3)
+	return [2]int{first, first + 1}, [2]int{first + 2, first + 3}
+}

@@ -138,6 +138,30 @@ var _ = Describe("kernel index math (CPU mirrors)", func() {
 		}
 	})
 
+	// The post-scaled kernels multiply each mma step's sum by one absmax a
+	// row, so the step's 16 k (four lanes t) must lie in one 64-input block,
+	// the one whose absmax the step takes (s / 4); the codes and both forms
+	// of x must meet at the same inputs, and a lane's quad must cover the
+	// warp's 256 inputs once.
+	It("keeps each post-scaled mma step in one absmax block, codes and x aligned", func() {
+		seen := map[int]bool{}
+		for s := 0; s < 16; s++ {
+			for t := 0; t < 4; t++ {
+				lo, hi := cuda.MmaxPostCodeInputs(t, s)
+				hlo, hhi := cuda.MmaxPostHalfInputs(t, s)
+				flo, fhi := cuda.MmaxPostFloatInputs(t, s)
+				Expect([][2]int{hlo, hhi}).To(Equal([][2]int{lo, hi}), "half x, lane %d, step %d", t, s)
+				Expect([][2]int{flo, fhi}).To(Equal([][2]int{lo, hi}), "float32 x, lane %d, step %d", t, s)
+				for _, in := range []int{lo[0], lo[1], hi[0], hi[1]} {
+					Expect(in/64).To(Equal(s/4), "lane %d, step %d, input %d", t, s, in)
+					Expect(seen[in]).To(BeFalse(), "input %d twice", in)
+					seen[in] = true
+				}
+			}
+		}
+		Expect(seen).To(HaveLen(256))
+	})
+
 	// Under RoPE the q and k tiles of nf4_mmaxf_8 hold rows j and j + hd/2 of
 	// one head as local rows r and r + 8, so the store that rotates them has
 	// both; the tiles must still cover every row once.
