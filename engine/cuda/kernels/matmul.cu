@@ -1694,9 +1694,17 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 //     summed at the end: half the chain of dependent mma. So nf4_mmax_8's
 //     sums differ from nf4_mmax_16's in the order of their terms.
 //
-// FUSE (nf4_mmaxf_8, the one-token step on the tensor cores, a benchmark
-// variant) adds two fusions of the kernels around the product, each bit
-// for bit what they store:
+// POST (NT = 1; nf4_mmaxp_8, nf4_mmaxfp_8: the benchmark's batch-1 step)
+// post-scales: lane t takes inputs 16 t .. 16 t + 15 of each of the warp's
+// four 64-input absmax blocks, so that the 16 k of an mma step (its quad)
+// share one absmax a row; the A fragments are the codes in half, unscaled
+// (build_htab's table), and each block's four products are summed into a
+// fresh accumulator that is then multiplied by the block's absmax. A weight
+// is half(Code) * absmax, the product not rounded to half.
+//
+// FUSE (nf4_mmaxf_8 and its post-scaled and adapter kernels, the one-token
+// step on the tensor cores) adds two fusions of the kernels around the
+// product, each bit for bit what they store:
 //   normw: x is float32 and the B fragments are rmsnorm's half output
 //          (its 256-thread sum of squares, then w * (x * inv));
 //   h16:   gate and up paired (descs 0 and 1, equal out): a 16-row tile
@@ -1727,7 +1735,6 @@ struct MmaxFuse {
   RopeArgs ra;
   u32* lsync;
 };
-
 
 // mmax_lb_stage starts copying (cp.async, every thread of the block) the
 // b rows of all of this block's tiles (tile0, + gridDim.x, ... below total;
@@ -1906,7 +1913,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   mmax_load<POST>(w, qa, sa, ok, pair, descs[d], lt, g, in, col0, live && tile < total, d, rhd);
   // lora: this block's shrink job (its a row's inputs k0 .. k0+7 for this
   // thread, copied to sar, so that no registers hold them through the
-  // prologue) and the first tile's b rows
+  // prologue)
   const bool lora = LORA && f.lsync;
   int jd = 0, jj = 0, k0 = blockIdx.y * 4096 + threadIdx.x * 8;
   bool job = lora && !(mode & 2048) && gemvx_job(descs, ndesc, blockIdx.x, jd, jj);  // (mode bit 11: no shrinks, a probe)
