@@ -89,7 +89,7 @@ type benchModel struct {
 	tc1         bool      // batch 1 through step's tensor-core products (fp16 weights, half operands), not stepFused
 	tcApart     bool      // tc1 with the norms and SwiGLU as kernels of their own, not in the products (nf4_mmaxf_8)
 	tcRopeApart bool      // tc1 with RoPE and the KV store as a kernel of its own, not in the q, k, v product
-	tcExact     bool      // tc1 with each weight rounded to half (nf4_mmaxf_8, nf4_mmax_8), not post-scaled (tcPost)
+	tcExact     bool      // tc1 with each weight rounded to half (nf4_mmaxf_8, nf4_mmax_8), not post-scaled (nf4_mmaxfp_8, nf4_mmaxp_8)
 	only        string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
@@ -341,7 +341,7 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 	tc := many && n == 1 && m.tc1 && !m.tcApart && (!lora || m.tcLoRA())
 	half := many && (!lora || tc)
 	fuse := half && n == 1 && !m.tcApart
-	post := fuse && !m.tcExact // the post-scaled kernels (tcPost)
+	post := fuse && !m.tcExact // the post-scaled kernels (nf4_mmax's POST, kernels/matmul.cu)
 	xin, ain, gin := xn, att, g
 	if half {
 		xin, ain, gin = c.view(b.xn16, n), c.view(b.att16, n), c.view(b.g16, n)
@@ -680,6 +680,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("through the tensor-core step, norms and SwiGLU apart", func() { m.tcApart = true }, func() { m.tcApart = false })
 		variant("through the tensor-core step, RoPE apart", func() { m.tcRopeApart = true }, func() { m.tcRopeApart = false })
 		// the gemvx step's variants, against the gemvx step
+		def := m.tc1
 		m.tc1, base = false, "gemvx step"
 		variant("with 4-row gemvx, 2 blocks a SM", func() { c.gx4 = true }, func() { c.gx4 = false })
 		variant("with 8-warp gemvx blocks (v7)", func() { c.gx8 = true }, func() { c.gx8 = false })
@@ -694,7 +695,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			func() { c.gxStaged, c.gxEarly = false, false })
 		variant("with staged gemvx codes, 2 stages a row group", func() { c.gxStaged, c.gxTwo = true, true },
 			func() { c.gxStaged, c.gxTwo = false, false })
-		m.tc1, base = true, "default"
+		m.tc1, base = def, "default"
 	}
 	if B == 1 || B == 16 {
 		def := c.att
@@ -713,8 +714,11 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 				continue
 			}
 			name := ""
-			if tc {
+			switch {
+			case tc:
 				name = "tensor-core step, "
+			case B == 1:
+				name = "gemvx step, "
 			}
 			for _, k := range stepKinds { // one run each: a breakdown, not a comparison
 				def := m.tc1
@@ -729,6 +733,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	}
 	if B == 1 { // the phase trace of the last gemvx launch of a kind, in the gemvx step (weights from HBM)
 		m.log = log
+		def := m.tc1
 		m.tc1 = false
 		for _, k := range []string{"qkv", "gate,up", "down"} {
 			m.only, c.gxTrace = k, true
@@ -737,7 +742,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			must("decode traced "+k, err)
 			m.printTrace(k + "@step")
 		}
-		m.tc1 = true
+		m.tc1 = def
 		m.profile(b, log)
 	}
 	if cfg.LoRARank > 0 && B == 1 {
@@ -1010,7 +1015,7 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 	timeit("16 tok mma down 4096x11008", nb(l.wd), func() { c.MatMulAdd(x16(b.x), x16(b.g), l.wd) })
 	// one token on the tensor cores, x in half (the tensor-core step's
 	// products)
-	// (exact: each weight rounded to half; post: post-scaled, tcPost)
+	// (exact: each weight rounded to half; post: post-scaled, nf4_mmaxp_8)
 	for _, post := range []bool{false, true} {
 		name := map[bool]string{false: "exact", true: "post"}[post]
 		mm := func(d, x, w *Tensor, add bool) func() {

@@ -465,7 +465,7 @@ type tcOpts struct {
 	norm gemvFuse // normw, eps: RMSNorm in the prologue (x the float32 residual), as rmsnorm would store it
 	h    *Tensor  // (n, out) F16: gate and up paired, silu(gate) * up stored here as silu_mul would
 	rope *tcRope  // one token of q, k, v: RoPE and the KV-cache store, as ropeKV would do after
-	post bool     // the post-scaled kernel nf4_mmaxfp_8 (tcPost), not nf4_mmaxf_8
+	post bool     // the post-scaled kernel nf4_mmaxfp_8 (nf4_mmax's POST), not nf4_mmaxf_8
 	add  bool     // add to the outputs (the residual) instead of overwriting them
 }
 
@@ -695,7 +695,7 @@ func mmaxLoRASmem(iters, r int) int { return iters * 16 * (r + 4) * 4 }
 // zeroed or accumulated d, rounded afterwards), one wave of blocks walking
 // the 16-row tiles. x is F32, or F16 (already rounded to half, as the
 // kernel would: the same result from half the bytes). post (up to 8
-// tokens) takes the post-scaled kernel nf4_mmaxp_8 (see tcPost).
+// tokens) takes the post-scaled kernel nf4_mmaxp_8 (nf4_mmax's POST in kernels/matmul.cu).
 func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int, post bool) {
 	name := mmaxKernel("nf4_mmax", n)
 	if post {
