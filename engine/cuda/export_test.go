@@ -14,4 +14,9 @@ var (
 	MmaxPostCodeInputs  = mmaxPostCodeInputs
 	MmaxPostHalfInputs  = mmaxPostHalfInputs
 	MmaxPostFloatInputs = mmaxPostFloatInputs
+	// nf4_mmaxfpl_8
+	MmaxLBStageSlot   = mmaxLBStageSlot
+	MmaxLBReadOffset  = mmaxLBReadOffset
+	MmaxExpandLane    = mmaxExpandLane
+	MmaxExpandSources = mmaxExpandSources
 )

@@ -361,3 +361,26 @@ func mmaxPostFloatInputs(t, s int) (lo, hi [2]int) {
 	first := 16*t + 64*(s>>2) + 4*(s&3)
 	return [2]int{first, first + 1}, [2]int{first + 2, first + 3}
 }
+
+// The tensor-core step's adapter layout (nf4_mmaxfpl_8).
+
+// mmaxLBStageSlot mirrors mmax_lb_stage's chunk c (a 16-byte copy) for
+// ranks of cpr chunks a row: the block's tile i, local row r, the chunk ch
+// of the row, and the float offset it is copied to.
+func mmaxLBStageSlot(c, cpr int) (i, r, ch, off int) {
+	i, r, ch = c/(16*cpr), (c/cpr)&15, c%cpr
+	return i, r, ch, (i*16+r)*(4*cpr+4) + 4*ch
+}
+
+// mmaxLBReadOffset mirrors the expanding warp's read of tile it's local
+// row r at rank lr: the float offset of the row's first rank.
+func mmaxLBReadOffset(it, r, lr int) int { return (it*16 + r) * (lr + 4) }
+
+// mmaxExpandLane mirrors the expanding warp's split: lane l computes local
+// row l / 2 over the float4s q = l % 2, l % 2 + 2, ... of its ranks; the
+// lanes that hold rows g and g + 8 of the partial sums (t = 0, lane 4 g)
+// take them from lanes 2 g and 2 g + 16 after the pair's shuffle.
+func mmaxExpandLane(l int) (row, firstQ int) { return l >> 1, l & 1 }
+
+// mmaxExpandSources mirrors the shuffles' source lanes for row group g.
+func mmaxExpandSources(g int) (lo, hi int) { return 2 * g, 2*g + 16 }

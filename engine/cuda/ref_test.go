@@ -162,6 +162,51 @@ var _ = Describe("kernel index math (CPU mirrors)", func() {
 		Expect(seen).To(HaveLen(256))
 	})
 
+	// The adapter's b rows: the prologue's copies must fill every rank of
+	// every local row of every tile once, where the expanding warp reads
+	// them, rows apart; the expanding warp's lanes cover each row's ranks
+	// once and hand rows g and g + 8 to the lanes holding them.
+	DescribeTable("stages the adapter's b rows where the expands read them",
+		func(lr, iters int) {
+			cpr := lr / 4
+			seen := map[int]bool{}
+			for c := 0; c < iters*16*cpr; c++ {
+				i, r, ch, off := cuda.MmaxLBStageSlot(c, cpr)
+				Expect(i).To(BeNumerically("<", iters))
+				Expect(off).To(Equal(cuda.MmaxLBReadOffset(i, r, lr)+4*ch), "chunk %d", c)
+				for k := 0; k < 4; k++ {
+					Expect(seen[off+k]).To(BeFalse(), "float %d twice", off+k)
+					seen[off+k] = true
+				}
+			}
+			Expect(seen).To(HaveLen(iters * 16 * lr))
+			ranks := map[[2]int]int{}
+			for l := 0; l < 32; l++ {
+				row, q0 := cuda.MmaxExpandLane(l)
+				for q := q0; q < 8; q += 2 {
+					if 4*q < lr {
+						for k := 0; k < 4; k++ {
+							ranks[[2]int{row, 4*q + k}]++
+						}
+					}
+				}
+			}
+			Expect(ranks).To(HaveLen(16 * lr))
+			for key, n := range ranks {
+				Expect(n).To(Equal(1), "row %d rank %d", key[0], key[1])
+			}
+			for g := 0; g < 8; g++ {
+				lo, hi := cuda.MmaxExpandSources(g)
+				rlo, _ := cuda.MmaxExpandLane(lo)
+				rhi, _ := cuda.MmaxExpandLane(hi)
+				Expect([]int{rlo, rhi}).To(Equal([]int{g, g + 8}))
+			}
+		},
+		Entry("rank 16, one tile", 16, 1),
+		Entry("rank 8, three tiles", 8, 3),
+		Entry("rank 32, eleven tiles (gate/up of a 7B layer)", 32, 11),
+	)
+
 	// Under RoPE the q and k tiles of nf4_mmaxf_8 hold rows j and j + hd/2 of
 	// one head as local rows r and r + 8, so the store that rotates them has
 	// both; the tiles must still cover every row once.
