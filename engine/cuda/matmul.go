@@ -509,18 +509,15 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
 		name += "l"
 	}
 	name += "_8"
+	run := func(mode int) {
+		c.launch(name, gx, ks, 1, 512, smem, m.descs, m.n, total, x32, x16, c.dmap, n, m.in, mode, asByValue(&mf))
+	}
 	mode := c.productMode(o.add) | c.tcProbe
-	y, ny := m.ys[0].ptr, int64(n*m.outs[0]) // k splits: one weight
-	if ks > 1 {
-		if !o.add {
-			must("cuMemsetD32Async", cu.MemsetD32Async(y, 0, ny, c.stream))
-		}
-		mode &^= 2 // rounded below
+	if ks == 1 {
+		run(mode)
+		return
 	}
-	c.launch(name, gx, ks, 1, 512, smem, m.descs, m.n, total, x32, x16, c.dmap, n, m.in, mode, asByValue(&mf))
-	if ks > 1 && c.half {
-		c.launch("round_f16", gridFor(ny, 256), 1, 1, 256, 0, y, ny)
-	}
+	c.splitSum(m.ys[0].ptr, int64(n*m.outs[0]), mode, run) // k splits: one weight
 }
 
 // tcPlan is runTC's launch for m at n tokens: k splits, blocks, tiles
@@ -716,13 +713,7 @@ func (c *CUDA) mmax(d, x, w *Tensor, n, out, in, mode int, post bool) {
 		run(mode)
 		return
 	}
-	if mode&1 == 0 {
-		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
-	}
-	run(mode & 1)
-	if mode&2 != 0 {
-		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
-	}
+	c.splitSum(d.ptr, int64(n*out), mode, run)
 }
 
 // cublasMinTokens is the step size from which an NF4 product dequantizes
@@ -774,12 +765,20 @@ func (c *CUDA) splitK(d *Tensor, n, out, in, gx, perSM, mode int, run func(gz, m
 		run(1, mode)
 		return
 	}
+	c.splitSum(d.ptr, int64(n*out), mode, func(m int) { run(splits, m) })
+}
+
+// splitSum runs a product whose k splits add atomically into y (elems
+// floats): y is zeroed first unless mode adds into it (bit 0), the
+// product runs without mode's fp16 rounding (bit 1), and y is rounded to
+// half afterwards when mode has it.
+func (c *CUDA) splitSum(y cu.DevicePtr, elems int64, mode int, run func(mode int)) {
 	if mode&1 == 0 {
-		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
+		must("cuMemsetD32Async", cu.MemsetD32Async(y, 0, elems, c.stream))
 	}
-	run(splits, mode&1)
+	run(mode &^ 2)
 	if mode&2 != 0 {
-		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
+		c.launch("round_f16", gridFor(elems, 256), 1, 1, 256, 0, y, elems)
 	}
 }
 
@@ -799,13 +798,7 @@ func (c *CUDA) mma(kind string, d, x *Tensor, n, out, in, mode int, run func(N, 
 		run(N, gx, gy, 1, mode)
 		return
 	}
-	if mode&1 == 0 {
-		must("cuMemsetD32Async", cu.MemsetD32Async(d.ptr, 0, int64(n*out), c.stream))
-	}
-	run(N, gx, gy, splits, mode&1)
-	if mode&2 != 0 {
-		c.launch("round_f16", gridFor(int64(n*out), 256), 1, 1, 256, 0, d.ptr, int64(n*out))
-	}
+	c.splitSum(d.ptr, int64(n*out), mode, func(m int) { run(N, gx, gy, splits, m) })
 }
 
 // AddLoRA adds scale * (x @ aᵀ) @ bᵀ to the listed rows of dst.
