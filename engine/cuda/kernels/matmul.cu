@@ -798,12 +798,15 @@ __device__ __forceinline__ void gemvx_lb_fetch(float* dst, const GemvDesc* descs
   asm volatile("cp.async.commit_group;" ::: "memory");
 }
 
-// gemvx_lora_ready waits until the launch's shrink jobs have published
-// their lt (lsync[0] counts them); a no-op without in-kernel shrinks.
-__device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDesc* descs, int ndesc) {
+// gemvx_lora_ready waits until the launch's shrink jobs (a shrink row of
+// each k split) have published their lt (lsync[0] counts them); a no-op
+// without in-kernel shrinks.
+__device__ __forceinline__ void gemvx_lora_ready(const u32* lsync, const GemvDesc* descs, int ndesc,
+                                                 int ksplits = 1) {
   if (!lsync) return;
   int jobs = 0;
   for (int d = 0; d < ndesc; d++) jobs += descs[d].la ? descs[d].lr : 0;
+  jobs *= ksplits;
   // acquire, not a fence: a fence would also wait for the prefetched codes
   for (u32 v = 0;;) {
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(lsync) : "memory");
@@ -2095,13 +2098,8 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     // (slt, seen by the other warps after this tile's barrier).
     if (lora && warp == it % MX_WARPS) {
       if (it == 0) {
-        int jobs = 0;
-        for (int k = 0; k < ndesc; k++) jobs += descs[k].la ? descs[k].lr : 0;
-        jobs *= gridDim.y;
-        for (u32 c = 0; blockIdx.y == 0 && !(mode & 512);) {  // (mode bit 9: no wait, the benchmark's probe of its cost)
-          asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(c) : "l"(f.lsync) : "memory");
-          if (c >= (u32)jobs) break;
-        }
+        if (blockIdx.y == 0 && !(mode & 512))  // (mode bit 9: no wait, the benchmark's probe of its cost)
+          gemvx_lora_ready(f.lsync, descs, ndesc, gridDim.y);
         // the last block of k split 0 past its wait resets the counters for
         // the next launch (every job is counted and every waiter is past)
         if (blockIdx.y == 0 && lane == 0 && atomicAdd(f.lsync + 1, 1u) == gridDim.x - 1) f.lsync[0] = 0, f.lsync[1] = 0;
