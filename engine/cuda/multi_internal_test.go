@@ -103,7 +103,6 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 			}
 			return v
 		}
-		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 		x, a, b := c.newT(backend.F32, n, in), c.newT(backend.F32, n, in), c.newT(backend.F32, n, in)
 		w := c.newT(backend.F32, in)
 		y32, y16 := c.newT(backend.F32, n, in), c.newT(backend.F16, n, in)
@@ -121,16 +120,16 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 
 		c.RMSNorm(y32, x, w, 1e-5)
 		c.RMSNorm(y16, x, w, 1e-5)
-		Expect(read(y16)).To(Equal(halfOf(y32)), "RMSNorm")
+		Expect(readBack(c, y16)).To(Equal(halfOf(y32)), "RMSNorm")
 		c.SiLUMul(y32, a, b)
 		c.SiLUMul(y16, a, b)
-		Expect(read(y16)).To(Equal(halfOf(y32)), "SiLUMul")
+		Expect(readBack(c, y16)).To(Equal(halfOf(y32)), "SiLUMul")
 		func() {
 			defer c.bind()()
 			c.attend(y32, q, kc, vc, seq, pos, heads, heads)
 			c.attend(y16, q, kc, vc, seq, pos, heads, heads)
 		}()
-		Expect(read(y16)).To(Equal(halfOf(y32)), "attention")
+		Expect(readBack(c, y16)).To(Equal(halfOf(y32)), "attention")
 
 		// the products: x as float32 and as its half
 		var wt *Tensor
@@ -141,14 +140,14 @@ var _ = Describe("fp16 operands of the batch products", Label("gpu"), func() {
 			c.mmax(p32, y32, wt, n, out, in, c.productMode(false), false)
 			c.mmax(p16, y16, wt, n, out, in, c.productMode(false), false)
 		}()
-		Expect(read(p16)).To(Equal(read(p32)), "nf4_mmax_16")
+		Expect(readBack(c, p16)).To(Equal(readBack(c, p32)), "nf4_mmax_16")
 		m := func() *multiGemv {
 			defer c.bind()()
 			return c.newMultiGemv([]*Tensor{wt}, []*Tensor{p16}, nil)
 		}()
 		defer func() { defer c.bind()(); m.free() }()
 		func() { defer c.bind()(); m.run(c, y16, false, gemvFuse{}) }()
-		Expect(read(p16)).To(Equal(read(p32)), "nf4_mmaxm_16")
+		Expect(readBack(c, p16)).To(Equal(readBack(c, p32)), "nf4_mmaxm_16")
 		Expect(c.Sync()).To(Succeed())
 	})
 })
@@ -167,7 +166,6 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 	}
 	defer c.Close()
 	const out = 200
-	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 	x32, x16 := c.newT(backend.F32, n, in), c.newT(backend.F16, n, in)
 	var w *Tensor
 	func() {
@@ -175,14 +173,14 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 		c.fillUniform(x32, -2, 2, 61)
 		w, _ = c.randomNF4(out, in, 62)
 	}()
-	c.SetFloat32(x16, read(x32)) // rounded to half as the kernels round x
+	c.SetFloat32(x16, readBack(c, x32)) // rounded to half as the kernels round x
 	y := c.newT(backend.F32, n, out)
 	run := func(n16 int, x *Tensor) []float32 { // n16 > n: the 16-token kernel for n tokens
 		defer c.bind()()
 		x3, xh := outPtrs(x)
 		c.launch(mmaxKernel("nf4_mmax", n16), max(1, min((out+15)/16, c.sms)), 1, 1, 512, mmaxSmem(n16),
 			y.ptr, x3, xh, w.q.packed, w.q.qabs, w.q.absmax2, c.dmap, w.q.offset, n, out, in, 0, 1)
-		return read(y)
+		return readBack(c, y)
 	}
 	want := run(16, x32)
 	Expect(run(16, x16)).To(Equal(want), "nf4_mmax_16, F16 x")
@@ -201,7 +199,7 @@ var _ = DescribeTable("nf4_mmax kernels", Label("gpu"), func(n, in int) {
 	defer func() { defer c.bind()(); m.free() }()
 	c.SetFloat32(y, make([]float32, n*out))
 	func() { defer c.bind()(); m.run(c, x16, false, gemvFuse{}) }()
-	Expect(read(y)).To(Equal(want), "multi-weight launch, F16 x")
+	Expect(readBack(c, y)).To(Equal(want), "multi-weight launch, F16 x")
 	Expect(c.Sync()).To(Succeed())
 },
 	Entry("one token", 1, 4096),
@@ -239,7 +237,6 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 	}
 	defer c.Close()
 	const eps = 1e-5
-	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 	xn := c.newT(backend.F16, n, in)
 	outs := []int{200, 72, 40}
 	x, normw, ws, ys, refs := tcOperands(c, n, in, outs, 71)
@@ -279,7 +276,7 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 		qkv.runTC(c, x, tcOpts{norm: nrm, post: post})
 	}()
 	for i := range outs {
-		Expect(read(ys[i])).To(Equal(read(refs[i])), "weight %d", i)
+		Expect(readBack(c, ys[i])).To(Equal(readBack(c, refs[i])), "weight %d", i)
 	}
 	// gate, up paired with SwiGLU against the plain products and SiLUMul
 	h, href := c.newT(backend.F16, n, 200), c.newT(backend.F16, n, 200)
@@ -289,9 +286,9 @@ var _ = DescribeTable("the tensor-core step's fused products", Label("gpu"), fun
 		gu.runTC(c, x, tcOpts{norm: nrm, h: h, post: post})
 	}()
 	c.SiLUMul(href, refs[0], refs[3])
-	Expect(read(ys[0])).To(Equal(read(refs[0])), "gate")
-	Expect(read(ys[3])).To(Equal(read(refs[3])), "up")
-	Expect(read(h)).To(Equal(read(href)), "SwiGLU")
+	Expect(readBack(c, ys[0])).To(Equal(readBack(c, refs[0])), "gate")
+	Expect(readBack(c, ys[3])).To(Equal(readBack(c, refs[3])), "up")
+	Expect(readBack(c, h)).To(Equal(readBack(c, href)), "SwiGLU")
 	Expect(c.Sync()).To(Succeed())
 },
 	Entry("one token, 4096 inputs", 1, backend.F32, 4096, false),
@@ -315,15 +312,8 @@ var _ = DescribeTable("the post-scaled tensor-core products", Label("gpu"), func
 		Skip("no CUDA device: " + err.Error())
 	}
 	defer c.Close()
-	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 	rg := rand.New(rand.NewPCG(5, uint64(n*out+in)))
-	xs, wv := make([]float32, n*in), make([]float32, out*in)
-	for i := range xs {
-		xs[i] = float32(rg.NormFloat64())
-	}
-	for i := range wv {
-		wv[i] = float32(rg.NormFloat64() * 0.05)
-	}
+	xs, wv := normals(rg, n*in, 1), normals(rg, out*in, 0.05)
 	q := nf4.Quantize(wv, out, in)
 	w := c.NF4(q).(*Tensor)
 	x32, x16 := c.newT(backend.F32, n, in), c.newT(backend.F16, n, in)
@@ -335,11 +325,11 @@ var _ = DescribeTable("the post-scaled tensor-core products", Label("gpu"), func
 		c.mmax(y32, x32, w, n, out, in, c.productMode(false), true)
 		c.mmax(y16, x16, w, n, out, in, c.productMode(false), true)
 	}()
-	got := read(y32)
+	got := readBack(c, y32)
 	if in <= 8192 { // up to two k splits, whose atomic adds commute
-		Expect(read(y16)).To(Equal(got), "F16 x against F32 x")
+		Expect(readBack(c, y16)).To(Equal(got), "F16 x against F32 x")
 	} else {
-		got = append(got, read(y16)...)
+		got = append(got, readBack(c, y16)...)
 	}
 	want, bound := mmaxPostMirror(xs, q, n)
 	want, bound = append(want, want...), append(bound, bound...)
@@ -378,13 +368,9 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	// rank tiles of 16 a k split; both end mid-tile, and their blocks walk
 	// one to three tiles)
 	const in, out, inD, outD, eps, scale = 1024, 2196, 8448, 1000, 1e-5, 2
-	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 	rg := rand.New(rand.NewPCG(uint64(rank), 9))
 	upload := func(rows, cols int, std float64) (*Tensor, []float32) {
-		v := make([]float32, rows*cols)
-		for i := range v {
-			v[i] = float32(rg.NormFloat64() * std)
-		}
+		v := normals(rg, rows*cols, std)
 		t := c.newT(backend.F32, rows, cols)
 		c.SetFloat32(t, v)
 		return t, v
@@ -446,7 +432,7 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	h, hl, href := c.newT(backend.F16, 1, out), c.newT(backend.F16, 1, out), c.newT(backend.F16, 1, out)
 	run := func(m *multiGemv, h *Tensor) (g, u []float32) {
 		func() { defer c.bind()(); m.runTC(c, x, tcOpts{norm: nrm, h: h, post: post}) }()
-		return read(ys[0]), read(ys[1])
+		return readBack(c, ys[0]), readBack(c, ys[1])
 	}
 	g0, u0 := run(plain, h)
 	g1, u1 := run(lora, hl)
@@ -455,7 +441,7 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	Expect(u2).To(Equal(u1), "a second launch")
 	xn := c.newT(backend.F16, 1, in)
 	c.RMSNorm(xn, x, normw, eps)
-	xh := read(xn)
+	xh := readBack(c, xn)
 	e, mag := expandOf(ag32, bg32, xh, in)
 	near(g1, g0, e, mag, "gate")
 	e, mag = expandOf(au32, bu32, xh, in)
@@ -464,13 +450,13 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	c.SetFloat32(gl, g1)
 	c.SetFloat32(ul, u1)
 	c.SiLUMul(href, gl, ul)
-	Expect(read(hl)).To(Equal(read(href)), "SwiGLU of the adapted gate and up")
+	Expect(readBack(c, hl)).To(Equal(readBack(c, href)), "SwiGLU of the adapted gate and up")
 
 	// down: k splits, adding into a residual
 	_, hd32 := upload(1, inD, 1)
 	h16 := c.newT(backend.F16, 1, inD)
 	c.SetFloat32(h16, hd32)
-	hh := read(h16)
+	hh := readBack(c, h16)
 	res := make([]float32, outD)
 	for i := range res {
 		res[i] = float32(i%7) - 3
@@ -478,7 +464,7 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	runD := func(m *multiGemv) []float32 {
 		c.SetFloat32(yd, res)
 		func() { defer c.bind()(); m.runTC(c, h16, tcOpts{post: post, add: true}) }()
-		return read(yd)
+		return readBack(c, yd)
 	}
 	d0 := runD(down)
 	d1 := runD(downLoRA)
@@ -509,7 +495,6 @@ var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"),
 	}
 	defer c.Close()
 	const in, heads, kvHeads, hd, slots, maxLen, eps = 1024, 4, 2, 32, 2, 16, 1e-5
-	read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 	xn := c.newT(backend.F16, 1, in)
 	seq, pos := c.newT(backend.I32, 1), c.newT(backend.I32, 1)
 	c.SetInt32(seq, []int32{1})
@@ -545,10 +530,10 @@ var _ = DescribeTable("the tensor-core q, k, v product with RoPE", Label("gpu"),
 			rope: &tcRope{kc: caches[0], vc: caches[1], seq: seq, pos: pos, heads: heads, kvHeads: kvHeads, theta: 10000, posScale: 1}})
 	}()
 	for i := range outs {
-		Expect(read(ys[i])).To(Equal(read(refs[i])), "output %d", i)
+		Expect(readBack(c, ys[i])).To(Equal(readBack(c, refs[i])), "output %d", i)
 	}
-	Expect(read(caches[0])).To(Equal(read(caches[2])), "k cache")
-	Expect(read(caches[1])).To(Equal(read(caches[3])), "v cache")
+	Expect(readBack(c, caches[0])).To(Equal(readBack(c, caches[2])), "k cache")
+	Expect(readBack(c, caches[1])).To(Equal(readBack(c, caches[3])), "v cache")
 	Expect(c.Sync()).To(Succeed())
 },
 	Entry("position 5", int32(5), false),
@@ -675,19 +660,18 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, eps) }()
 		defer func() { defer c.bind()(); m.free() }()
 		Expect(m.pairable(c)).To(BeTrue())
-		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 		func() { defer c.bind()(); m.run(c, x, false, gemvFuse{}) }()
-		g, u := read(ys[0]), read(ys[1])
+		g, u := readBack(c, ys[0]), readBack(c, ys[1])
 		c.SiLUMul(want, ys[0], ys[1])
 		for _, copied := range []bool{false, true} { // the byte table built, and copied in
 			c.gxCopyTab = copied
 			func() { defer c.bind()(); m.runPaired(c, x, h, gemvFuse{}) }()
-			Expect(read(ys[0])).To(Equal(g), "gate, table copied %v", copied)
-			Expect(read(ys[1])).To(Equal(u), "up, table copied %v", copied)
-			Expect(read(h)).To(Equal(read(want)), "SwiGLU, table copied %v", copied)
+			Expect(readBack(c, ys[0])).To(Equal(g), "gate, table copied %v", copied)
+			Expect(readBack(c, ys[1])).To(Equal(u), "up, table copied %v", copied)
+			Expect(readBack(c, h)).To(Equal(readBack(c, want)), "SwiGLU, table copied %v", copied)
 		}
 		c.gxCopyTab = false
-		Expect(read(h)).NotTo(ContainElement(float32(0)))
+		Expect(readBack(c, h)).NotTo(ContainElement(float32(0)))
 		if lora { // the expands changed the outputs
 			func() {
 				defer c.bind()()
@@ -695,7 +679,7 @@ var _ = Describe("paired gate/up products", Label("gpu"), func() {
 				m2.run(c, x, false, gemvFuse{})
 				m2.free()
 			}()
-			Expect(read(ys[0])).NotTo(Equal(g))
+			Expect(readBack(c, ys[0])).NotTo(Equal(g))
 		}
 		Expect(c.Sync()).To(Succeed())
 	},
@@ -742,21 +726,20 @@ var _ = Describe("q, k, v products with RoPE and the KV store", Label("gpu"), fu
 		m := func() *multiGemv { defer c.bind()(); return c.newMultiGemv(ws, ys, nil) }()
 		defer func() { defer c.bind()(); m.free() }()
 		Expect(m.ropeable(c, heads, kvHeads)).To(BeTrue())
-		read := func(t *Tensor) []float32 { v := make([]float32, t.elems()); c.Float32(v, t); return v }
 		func() {
 			defer c.bind()()
 			m.run(c, x, false, gemvFuse{})
 			c.ropeKV(ys[0], ys[1], ys[2], caches[0], caches[1], seq, ps, heads, kvHeads, 10000, 1)
 		}()
-		q, kc, vc := read(ys[0]), read(caches[0]), read(caches[1])
+		q, kc, vc := readBack(c, ys[0]), readBack(c, caches[0]), readBack(c, caches[1])
 		func() {
 			defer c.bind()()
 			c.fillUniform(ys[0], -3, 3, 5) // the fused product must overwrite all of q
 			m.runRope(c, x, gemvFuse{}, caches[2], caches[3], seq, ps, heads, kvHeads, 10000, 1)
 		}()
-		Expect(read(ys[0])).To(Equal(q), "q")
-		Expect(read(caches[2])).To(Equal(kc), "k cache")
-		Expect(read(caches[3])).To(Equal(vc), "v cache")
+		Expect(readBack(c, ys[0])).To(Equal(q), "q")
+		Expect(readBack(c, caches[2])).To(Equal(kc), "k cache")
+		Expect(readBack(c, caches[3])).To(Equal(vc), "v cache")
 		stored := 0
 		for _, v := range kc {
 			if v != 0 {
@@ -775,3 +758,19 @@ var _ = Describe("q, k, v products with RoPE and the KV store", Label("gpu"), fu
 		Entry("a position past the cache", 256, 4, 4, 32, int32(8)),
 	)
 })
+
+// readBack is t's values, read back from the card as float32.
+func readBack(c *CUDA, t *Tensor) []float32 {
+	v := make([]float32, t.elems())
+	c.Float32(v, t)
+	return v
+}
+
+// normals draws n values of a normal distribution of deviation std.
+func normals(rg *rand.Rand, n int, std float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rg.NormFloat64() * std)
+	}
+	return v
+}
