@@ -447,15 +447,22 @@ func (m *benchModel) tcLoRA() bool {
 		l.downLoRA.tcPlan(m.c, 1, false, false, false).ok
 }
 
-// stepName names the decode step of B sequences that run times: the
-// tensor-core one-token step (tc1), the gemvx one (stepFused), or the
-// batch step.
+// fused reports whether a decode of B sequences runs stepFused (the gemvx
+// products), not step.
+func (m *benchModel) fused(B int) bool {
+	c, s, l := m.c, m.s, m.layers[0]
+	return !m.tc1 && B <= gemvMaxTokens && c.gemvOK(B, s.Hidden, l.wq) && c.gemvOK(B, s.Intermediate, l.wd)
+}
+
+// stepName names the decode step of B sequences that run times: the gemvx
+// one (stepFused), the tensor-core one-token step (tc1), or the batch
+// step.
 func (m *benchModel) stepName(B int) string {
 	switch {
+	case m.fused(B):
+		return "gemvx"
 	case B == 1 && m.tc1:
 		return "tensor-core"
-	case B <= gemvMaxTokens:
-		return "gemvx"
 	}
 	return "batch"
 }
@@ -586,7 +593,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 	decode := func(lora bool) (float64, error) {
 		c.SetInt32(c.view(b.seq, B), dseq)
 		c.SetInt32(c.view(b.last, B), dlast)
-		fused := !m.tc1 && B <= gemvMaxTokens && c.gemvOK(B, s.Hidden, m.layers[0].wq) && c.gemvOK(B, s.Intermediate, m.layers[0].wd)
+		fused := m.fused(B)
 		g, err := c.Capture(func() {
 			if fused {
 				m.stepFused(b, b.next, B, lora)
