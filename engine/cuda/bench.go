@@ -72,7 +72,10 @@ type benchLayer struct {
 	wq, wk, wv, wo, wg, wu, wd *Tensor
 	kc, vc                     *Tensor
 	lora                       [3][2]*Tensor // gate, up, down: A (r, in), B (out, r)
+	downAT                     *Tensor       // down's A transposed (in, r): its chained shrink's
 	qkv, gu, guLoRA, downLoRA  *multiGemv    // the fused decode's multi-weight products (downLoRA: the tensor-core step's)
+	downChain                  *multiGemv    // the tensor-core step's down with its shrink chained from gate/up
+	downFused                  *multiGemv    // down alone through runTC (the benchmark's variant)
 	downSync                   cu.DevicePtr  // the counters of down's in-kernel shrink
 }
 
@@ -90,6 +93,8 @@ type benchModel struct {
 	tcApart     bool      // tc1 with the norms and SwiGLU as kernels of their own, not in the products (nf4_mmaxf_8)
 	tcRopeApart bool      // tc1 with RoPE and the KV store as a kernel of its own, not in the q, k, v product
 	tcExact     bool      // tc1 with each weight rounded to half (nf4_mmaxf_8, nf4_mmax_8), not post-scaled (nf4_mmaxfp_8, nf4_mmaxp_8)
+	tcDownJobs  bool      // tc1's adapter: down computes its shrink in its own prologue (v12), not chained from gate/up
+	tcDownFused bool      // tc1 without the adapter: down through runTC (nf4_mmaxfp_8), not nf4_mmaxp_8
 	only        string    // step, stepFused: run only this kind of kernel (stepKinds; the profile's), "" all
 }
 
@@ -136,6 +141,22 @@ func (c *CUDA) randomNF4(rows, cols int, seed uint64) (*Tensor, int64) {
 
 func (c *CUDA) newT(dt backend.DType, shape ...int) *Tensor { return c.New(dt, shape...).(*Tensor) }
 
+// transposedF32 is a copy of the (rows, cols) F32 t as (cols, rows), made
+// on the host (setup only).
+func (c *CUDA) transposedF32(t *Tensor) *Tensor {
+	r, k := t.shape[0], t.shape[1]
+	v, w := make([]float32, r*k), make([]float32, r*k)
+	c.Float32(v, t)
+	for i := 0; i < r; i++ {
+		for j := 0; j < k; j++ {
+			w[j*r+i] = v[i*k+j]
+		}
+	}
+	d := c.newT(backend.F32, k, r)
+	c.SetFloat32(d, w)
+	return d
+}
+
 func newBenchModel(c *CUDA, s BenchShape, rank int, seed uint64) *benchModel {
 	defer c.bind()()
 	m := &benchModel{c: c, s: s}
@@ -172,6 +193,7 @@ func newBenchModel(c *CUDA, s BenchShape, rank int, seed uint64) *benchModel {
 				c.fillUniform(bb, -0.02, 0.02, sd+uint64(20+j))
 				l.lora[j] = [2]*Tensor{a, bb}
 			}
+			l.downAT = c.transposedF32(l.lora[2][0])
 		}
 		m.layers = append(m.layers, l)
 	}
@@ -203,13 +225,15 @@ func (c *CUDA) view(t *Tensor, rows int) *Tensor { return c.View(t, rows).(*Tens
 // tokens).
 func (m *benchModel) multi(b *benchBufs, rank int) {
 	c := m.c
-	var t cu.DevicePtr
+	var t, parts cu.DevicePtr // the shrinks; down's chained partials (one per gate/up block) after them
 	if rank > 0 {
-		t = c.loraScratch(int64(2 * gemvMaxTokens * rank))
+		t = c.loraScratch(int64((2*gemvMaxTokens + chainParts) * rank))
+		parts = t + cu.DevicePtr(4*2*gemvMaxTokens*rank)
 	}
 	for _, l := range m.layers {
 		l.qkv = c.newMultiGemv([]*Tensor{l.wq, l.wk, l.wv}, []*Tensor{b.q, b.k, b.v}, nil)
 		l.gu = c.newMultiGemv([]*Tensor{l.wg, l.wu}, []*Tensor{b.g, b.u}, nil)
+		l.downFused = c.newMultiGemv([]*Tensor{l.wd}, []*Tensor{b.x}, nil)
 		if rank > 0 {
 			l.guLoRA = c.newMultiGemv([]*Tensor{l.wg, l.wu}, []*Tensor{b.g, b.u}, []*loraEp{
 				{b: l.lora[0][1].ptr, t: t, a: l.lora[0][0].ptr, r: rank, stride: 2 * rank, scale: 2},
@@ -217,6 +241,8 @@ func (m *benchModel) multi(b *benchBufs, rank int) {
 			l.downSync = c.newLoRASync()
 			l.downLoRA = c.newMultiGemv([]*Tensor{l.wd}, []*Tensor{b.x}, []*loraEp{
 				{b: l.lora[2][1].ptr, t: t, a: l.lora[2][0].ptr, r: rank, stride: rank, scale: 2}})
+			l.downChain = c.newMultiGemv([]*Tensor{l.wd}, []*Tensor{b.x}, []*loraEp{
+				{b: l.lora[2][1].ptr, t: parts, at: l.downAT.ptr, r: rank, stride: rank, scale: 2}})
 		}
 	}
 }
@@ -400,11 +426,14 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		switch {
 		case !m.on("gate,up"):
 		case fuse:
-			gu := l.gu
+			gu, o := l.gu, tcOpts{norm: gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, h: gin, post: post}
 			if lora {
 				gu = l.guLoRA
+				if !m.tcDownJobs {
+					o.next = l.downChain
+				}
 			}
-			gu.runTC(c, x, tcOpts{norm: gemvFuse{normw: l.mlpNorm.ptr, eps: eps}, h: gin, post: post})
+			gu.runTC(c, x, o)
 		case lora:
 			c.matmulLoRA2(g, u, xn, l.wg, l.wu, l.lora[0][0], l.lora[0][1], l.lora[1][0], l.lora[1][1], 2, true)
 		case many:
@@ -418,8 +447,12 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 		}
 		switch {
 		case !m.on("down"):
-		case fuse && lora:
+		case fuse && lora && m.tcDownJobs:
 			l.downLoRA.runTC(c, gin, tcOpts{post: post, add: true})
+		case fuse && lora:
+			l.downChain.runTC(c, gin, tcOpts{post: post, add: true})
+		case fuse && m.tcDownFused:
+			l.downFused.runTC(c, gin, tcOpts{post: post, add: true})
 		case lora:
 			c.matmulLoRA(x, g, l.wd, l.lora[2][0], l.lora[2][1], 2, true)
 		case half:
@@ -443,8 +476,13 @@ func (m *benchModel) step(b *benchBufs, ids *Tensor, n, rows int, lora bool) {
 // applies it with the plain ops.
 func (m *benchModel) tcLoRA() bool {
 	l := m.layers[0]
-	return l.guLoRA != nil && l.downLoRA != nil && l.guLoRA.tcPlan(m.c, 1, true, true, false).ok &&
-		l.downLoRA.tcPlan(m.c, 1, false, false, false).ok
+	if l.guLoRA == nil || l.downLoRA == nil || l.downChain == nil {
+		return false
+	}
+	if m.tcDownJobs {
+		return l.guLoRA.tcPlan(m.c, 1, true, true, false, 0).ok && l.downLoRA.tcPlan(m.c, 1, false, false, false, 0).ok
+	}
+	return l.guLoRA.tcPlan(m.c, 1, true, true, false, l.downChain.ranks[0]).ok && l.downChain.tcPlan(m.c, 1, false, false, false, 0).ok
 }
 
 // fused reports whether a decode of B sequences runs stepFused (the gemvx
@@ -546,14 +584,14 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			c.Free(l.vc)
 			func() {
 				defer c.bind()()
-				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA, l.downLoRA} {
+				for _, mg := range []*multiGemv{l.qkv, l.gu, l.guLoRA, l.downLoRA, l.downChain, l.downFused} {
 					mg.free()
 				}
 				if l.downSync != 0 {
 					cu.MemFree(l.downSync)
 				}
 			}()
-			l.qkv, l.gu, l.guLoRA, l.downLoRA, l.downSync = nil, nil, nil, nil, 0
+			l.qkv, l.gu, l.guLoRA, l.downLoRA, l.downChain, l.downFused, l.downSync = nil, nil, nil, nil, nil, nil, 0
 		}
 	}()
 	// prefill: B prompts of P random tokens, concatenated
@@ -650,6 +688,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		return r, fmt.Errorf("bench: variants %q: %w", cfg.Variants, err)
 	}
 	base := "default" // what the variants below are compared with
+	vlora := false    // the variants below decode with the adapter
 	variant := func(name string, set func(), reset func()) {
 		if !vre.MatchString(name) {
 			return
@@ -657,11 +696,11 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		tv, t0 := math.Inf(1), math.Inf(1)
 		for rep := 0; rep < 2; rep++ {
 			set()
-			t, err := decode(false)
+			t, err := decode(vlora)
 			reset()
 			must("decode "+name, err)
 			tv = min(tv, t)
-			t, err = decode(false)
+			t, err = decode(vlora)
 			must("decode", err)
 			t0 = min(t0, t)
 		}
@@ -686,6 +725,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 		variant("through the tensor-core step, exact weight rounding", func() { m.tcExact = true }, func() { m.tcExact = false })
 		variant("through the tensor-core step, norms and SwiGLU apart", func() { m.tcApart = true }, func() { m.tcApart = false })
 		variant("through the tensor-core step, RoPE apart", func() { m.tcRopeApart = true }, func() { m.tcRopeApart = false })
+		variant("through the tensor-core step, down through runTC", func() { m.tcDownFused = true }, func() { m.tcDownFused = false })
 		// the gemvx step's variants, against the gemvx step
 		def := m.tc1
 		m.tc1, base = false, "gemvx step"
@@ -765,12 +805,18 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			return r, err
 		}
 		r.LoRARank, r.LoRADecodeTokS, r.LoRAOverhead = cfg.LoRARank, float64(B*N)/tl, tl/td-1
+		if m.tc1 && m.tcLoRA() {
+			vlora, base = true, "default with the adapter"
+			variant("with the adapter, down's shrink in its own prologue (v12)", func() { m.tcDownJobs = true },
+				func() { m.tcDownJobs = false })
+			vlora, base = false, "default"
+		}
 		if m.tc1 { // the tensor-core step's adapter without one of its parts (wrong results; timing only)
 			for _, p := range []struct {
 				name string
 				bit  int
 			}{{"without waiting for the shrinks", 512}, {"without expands", 1024}, {"without shrinks or the wait", 512 | 2048},
-				{"without any of them", 512 | 1024 | 2048}} {
+				{"without staging b rows", 4096}, {"without any of them", 512 | 1024 | 2048 | 4096}} {
 				c.tcProbe = p.bit
 				t, err := decode(true)
 				c.tcProbe = 0
@@ -1036,6 +1082,23 @@ func (m *benchModel) profile(b *benchBufs, log io.Writer) {
 				l.gu.runTC(c, x1(b.x), tcOpts{norm: gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, h: c.view(b.g16, 1), post: post})
 			})
 		}
+		if l.guLoRA == nil || !post {
+			continue
+		}
+		// the adapter's products (its cost: against the lines above)
+		gu := func(next *multiGemv) func() {
+			return func() {
+				l.guLoRA.runTC(c, x1(b.x), tcOpts{norm: gemvFuse{normw: l.mlpNorm.ptr, eps: 1e-5}, h: c.view(b.g16, 1), post: true, next: next})
+			}
+		}
+		down := func(mg *multiGemv) func() {
+			return func() { mg.runTC(c, c.view(b.g16, 1), tcOpts{post: true, add: true}) }
+		}
+		timeit("  the same + LoRA r16", 2*nb(l.wg), gu(nil))
+		timeit("  the same, down's shrink chained", 2*nb(l.wg), gu(l.downChain))
+		timeit("1 tok mma post down through runTC", nb(l.wd), down(l.downFused))
+		timeit("  the same + LoRA r16 (own shrink)", nb(l.wd), down(l.downLoRA))
+		timeit("  the same + LoRA r16 (chained)", nb(l.wd), down(l.downChain))
 	}
 	timeit("attention L=256", 0, func() {
 		c.Attention(x1(b.att), x1(b.q), x1(b.k), x1(b.v), l.kc, l.vc, x1(b.seq), x1(b.pos), m.s.Heads, m.s.KVHeads)

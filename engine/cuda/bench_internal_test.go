@@ -63,14 +63,18 @@ var _ = Describe("the benchmark model's tensor-core step", Label("gpu"), func() 
 				m.tc1 = false
 			})
 		}
-		for _, lora := range []bool{false, true} {
-			want, got := logits(false, lora), logits(true, lora)
+		// the adapter with down's shrink chained from gate/up (the default)
+		// and in down's own prologue (v12's)
+		for _, v := range []struct{ lora, jobs bool }{{false, false}, {true, false}, {true, true}} {
+			m.tcDownJobs = v.jobs
+			want, got := logits(false, v.lora), logits(true, v.lora)
 			rel := relErr(got, want)
-			AddReportEntry(fmt.Sprintf("tensor-core step, lora %v, against the plain ops: rel err", lora), rel)
-			Expect(rel).To(BeNumerically("<", 5e-3), "lora %v", lora)
+			AddReportEntry(fmt.Sprintf("tensor-core step, lora %v, down's own shrink %v, against the plain ops: rel err", v.lora, v.jobs), rel)
+			Expect(rel).To(BeNumerically("<", 5e-3), "%+v", v)
 			// down's k splits add atomically, in any order
-			Expect(relErr(logits(true, lora), got)).To(BeNumerically("<", 1e-5), "lora %v, a second step", lora)
+			Expect(relErr(logits(true, v.lora), got)).To(BeNumerically("<", 1e-5), "%+v, a second step", v)
 		}
+		m.tcDownJobs = false
 		Expect(c.Sync()).To(Succeed())
 	})
 })

@@ -36,11 +36,21 @@ const gemvMaxTokens = 4
 // one-token kernel (nf4_gemvx) computes the shrink t itself, in its
 // prologue; sync is two zeroed uint32 counters of that launch site, which
 // the kernel leaves zeroed (see newLoRASync). The other kernels ignore a.
+//
+// With at (the shrink matrix transposed, (in, r)) instead, the shrink is
+// chained: the paired gate/up launch before this product (runTC's next)
+// computes it from its h, a partial per block of its into t (shrink j's at
+// t + 4 (j chainParts + block): chainParts r floats); only the one-token
+// tensor-core step (runTC) takes it.
 type loraEp struct {
-	b, t, a, sync cu.DevicePtr
-	r, stride     int
-	scale         float32
+	b, t, a, at, sync cu.DevicePtr
+	r, stride         int
+	scale             float32
 }
+
+// chainParts is the kernels' MX_MAXPARTS: the most blocks of a chained
+// shrink's producer, and the stride of its partials.
+const chainParts = 256
 
 // newLoRASync allocates the zeroed counters of an in-kernel shrink. One
 // launch site, one pair: two launches in flight must not share them.
@@ -242,6 +252,9 @@ type multiGemv struct {
 	jobs   int          // in-kernel shrink rows
 	ranks  []int        // each weight's expand rank (0: none)
 	given  bool         // some expand's shrink is computed before the launch (no shrink matrix)
+	chain  cu.DevicePtr // the chained shrink's matrix, transposed (loraEp.at; 0: not chained)
+	chainT cu.DevicePtr // its partials (loraEp.t)
+	parts  int          // chained: the partial shrinks that the last producer launch stored (its blocks)
 	ys     []*Tensor    // the outputs
 	n      int          // weights
 	blocks int          // 16-row blocks (nf4_gemv)
@@ -273,10 +286,16 @@ func (c *CUDA) newMultiGemv(ws, ys []*Tensor, eps []*loraEp) *multiGemv {
 				panic("cuda: multi-weight gemv: a LoRA expand of rank over 32")
 			}
 			d.lb, d.lt, d.lr, d.lstride, d.lscale = uint64(e.b), uint64(e.t), int32(e.r), int32(e.stride), e.scale
-			if e.a != 0 {
+			switch {
+			case e.at != 0:
+				if len(ws) != 1 || e.a != 0 {
+					panic("cuda: multi-weight gemv: a chained shrink takes one weight and no shrink matrix")
+				}
+				m.chain, m.chainT = e.at, e.t
+			case e.a != 0:
 				d.la = uint64(e.a)
 				m.jobs += e.r
-			} else {
+			default:
 				m.given = true
 			}
 		}
@@ -443,11 +462,13 @@ func (m *multiGemv) run(c *CUDA, x *Tensor, accumulate bool, f gemvFuse) {
 
 // mmaxFuse is the kernels' MmaxFuse (nf4_mmaxf_8's by-value argument).
 type mmaxFuse struct {
-	normw, h16 uint64
-	eps        float32
-	_          uint32
-	ra         ropeArgs
-	lsync      uint64
+	normw, h16  uint64
+	eps         float32
+	_           uint32
+	ra          ropeArgs
+	lsync       uint64
+	nla, nlt    uint64 // chained: the next product's transposed shrink matrix; the chain's partials
+	nlr, nparts int32  // the chain's rank; > 0: this launch takes nparts partials at nlt
 }
 
 // tcRope asks runTC for RoPE and the KV-cache store in the q, k, v
@@ -462,11 +483,12 @@ type tcRope struct {
 // tcOpts are runTC's fusions and choices; the zero value is the plain
 // products, overwriting their outputs, each weight rounded to half.
 type tcOpts struct {
-	norm gemvFuse // normw, eps: RMSNorm in the prologue (x the float32 residual), as rmsnorm would store it
-	h    *Tensor  // (n, out) F16: gate and up paired, silu(gate) * up stored here as silu_mul would
-	rope *tcRope  // one token of q, k, v: RoPE and the KV-cache store, as ropeKV would do after
-	post bool     // the post-scaled kernel nf4_mmaxfp_8 (nf4_mmax's POST), not nf4_mmaxf_8
-	add  bool     // add to the outputs (the residual) instead of overwriting them
+	norm gemvFuse   // normw, eps: RMSNorm in the prologue (x the float32 residual), as rmsnorm would store it
+	h    *Tensor    // (n, out) F16: gate and up paired, silu(gate) * up stored here as silu_mul would
+	rope *tcRope    // one token of q, k, v: RoPE and the KV-cache store, as ropeKV would do after
+	post bool       // the post-scaled kernel nf4_mmaxfp_8 (nf4_mmax's POST), not nf4_mmaxf_8
+	add  bool       // add to the outputs (the residual) instead of overwriting them
+	next *multiGemv // paired gate/up, one token: also the chained shrink of next (down) from h
 }
 
 // runTC runs the products of up to 8 tokens of x on the tensor cores
@@ -482,12 +504,23 @@ type tcOpts struct {
 // expand; the ranks' sum at most the blocks of a k split; k split ks of an
 // expand's shrink goes to its t + ks * stride). A block stages the b rows
 // of all its tiles, which the card's shared memory must hold.
+//
+// A chained expand (loraEp.at) takes the partial shrinks that the last
+// runTC with next = m stored, so that must run first, on this launch's
+// operand (its h), before anything else writes m's t. That producer (the
+// paired gate/up) stages the rows of at that its tiles' h rows take.
 func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
-	n, f, h := x.shape[0], o.norm, o.h
+	n, f, h, nx := x.shape[0], o.norm, o.h, o.next
 	bad := n > 8 || (f.normw != 0 && n > 4) || f.x2 != 0 || (f.normw == 0) != (x.dt == backend.F16) ||
 		(h != nil && (h.dt != backend.F16 || h.elems() != n*m.outs[0])) ||
-		(o.rope != nil && (h != nil || !m.tcRopeable(n, o.rope)))
-	p := m.tcPlan(c, n, f.normw != 0, h != nil, o.rope != nil)
+		(o.rope != nil && (h != nil || !m.tcRopeable(n, o.rope))) ||
+		(nx != nil && (h == nil || n != 1 || o.add || nx.chain == 0 || nx.in != m.outs[0])) ||
+		(m.chain != 0 && m.parts == 0)
+	nr := 0 // the chained shrink's rank
+	if nx != nil {
+		nr = nx.ranks[0]
+	}
+	p := m.tcPlan(c, n, f.normw != 0, h != nil, o.rope != nil, nr)
 	if bad || !p.ok {
 		panic(fmt.Sprintf("cuda: tensor-core multi-weight product of x %v %v that nf4_mmaxf_8 does not take", x.dt, x.shape))
 	}
@@ -501,12 +534,20 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
 		r := o.rope
 		mf.ra = c.ropeArgsFor(r.kc, r.vc, r.seq, r.pos, m.outs[0]/r.heads, m.outs[1], r.theta, r.posScale)
 	}
+	if m.chain != 0 {
+		mf.nlt, mf.nlr, mf.nparts = uint64(m.chainT), int32(m.ranks[0]), int32(m.parts)
+	}
 	name := "nf4_mmaxf"
 	if o.post {
 		name += "p"
 	}
-	if m.lora {
+	if m.lora || nx != nil {
 		name += "l"
+	}
+	if nx != nil {
+		name += "c"
+		mf.nla, mf.nlt, mf.nlr = uint64(nx.chain), uint64(nx.chainT), int32(nr)
+		nx.parts = gx
 	}
 	name += "_8"
 	run := func(mode int) {
@@ -529,7 +570,7 @@ type tcPlan struct {
 	ok                  bool
 }
 
-func (m *multiGemv) tcPlan(c *CUDA, n int, norm, paired, rope bool) tcPlan {
+func (m *multiGemv) tcPlan(c *CUDA, n int, norm, paired, rope bool, nextRank int) tcPlan {
 	p := tcPlan{ks: (m.in + 4095) / 4096, total: m.blocks, smem: mmaxSmem(n)}
 	if paired {
 		p.total = (m.outs[0] + 7) / 8
@@ -538,13 +579,19 @@ func (m *multiGemv) tcPlan(c *CUDA, n int, norm, paired, rope bool) tcPlan {
 	p.ok = n <= 8 && m.in%256 == 0 && p.gx > 0 &&
 		(p.ks == 1 || (m.n == 1 && !norm && !paired && !rope)) &&
 		(!paired || (m.n == 2 && m.outs[0] == m.outs[1]))
+	iters := (p.total + p.gx - 1) / max(p.gx, 1)
 	if m.lora {
-		p.smem += mmaxLoRASmem((p.total+p.gx-1)/p.gx, m.ranks[0])
-		p.ok = p.ok && n == 1 && !rope && !m.given && m.sync != 0 && m.jobs <= p.gx && p.smem <= c.maxSmem
+		p.smem += mmaxLoRASmem(iters, m.ranks[0])
+		p.ok = p.ok && n == 1 && !rope && !m.given && (m.sync != 0 || m.chain != 0) && m.jobs <= p.gx
 		for _, r := range m.ranks {
 			p.ok = p.ok && r%4 == 0 && r > 0 && r <= 32 && r == m.ranks[0]
 		}
 	}
+	if nextRank > 0 { // the chained shrink's rows of at, staged (mmax_na_stage); its h rows (MX_CHAIN_ITERS tiles); its partials (down sums up to 256)
+		p.smem += iters * 8 * nextRank * 4
+		p.ok = p.ok && paired && n == 1 && nextRank%4 == 0 && nextRank <= 32 && iters <= 64 && p.gx <= chainParts
+	}
+	p.ok = p.ok && p.smem <= c.maxSmem
 	return p
 }
 

@@ -369,36 +369,9 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	// one to three tiles)
 	const in, out, inD, outD, eps, scale = 1024, 2196, 8448, 1000, 1e-5, 2
 	rg := rand.New(rand.NewPCG(uint64(rank), 9))
-	upload := func(rows, cols int, std float64) (*Tensor, []float32) {
-		v := normals(rg, rows*cols, std)
-		t := c.newT(backend.F32, rows, cols)
-		c.SetFloat32(t, v)
-		return t, v
-	}
-	// expandOf is scale * b . (a . xh) for each of out rows, and its magnitude
-	expandOf := func(a, b, xh []float32, n int) (e, mag []float64) {
-		t, tm := make([]float64, rank), make([]float64, rank)
-		for j := range t {
-			for k := 0; k < n; k++ {
-				p := float64(a[j*n+k]) * float64(xh[k])
-				t[j], tm[j] = t[j]+p, tm[j]+math.Abs(p)
-			}
-		}
-		e, mag = make([]float64, len(b)/rank), make([]float64, len(b)/rank)
-		for r := range e {
-			for j := 0; j < rank; j++ {
-				e[r] += scale * float64(b[r*rank+j]) * t[j]
-				mag[r] += scale * math.Abs(float64(b[r*rank+j])) * (math.Abs(t[j]) + tm[j])
-			}
-		}
-		return e, mag
-	}
-	near := func(lora, plain []float32, e, mag []float64, what string) {
-		for i := range e {
-			d := float64(lora[i]) - float64(plain[i])
-			Expect(d).To(BeNumerically("~", e[i], 1e-4*mag[i]+1e-6*math.Abs(float64(plain[i]))), "%s row %d", what, i)
-		}
-	}
+	upload := func(rows, cols int, std float64) (*Tensor, []float32) { return uploadNormals(c, rg, rows, cols, std) }
+	expandOf := func(a, b, xh []float32, n int) (e, mag []float64) { return expandRef(a, b, xh, n, rank, scale) }
+	near := nearExpand
 
 	// gate and up, paired, with the norm
 	x, normw, ws, ys, _ := tcOperands(c, 1, in, []int{out, out}, 41)
@@ -481,6 +454,97 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	Entry("post-scaled, rank 16", true, 16),
 	Entry("post-scaled, rank 8", true, 8),
 	Entry("each weight rounded, rank 16", false, 16),
+)
+
+// The chained shrink: the paired gate/up launch with next = down computes
+// down's shrink of its h, a partial per block (nf4_mmaxf(p)lc_8), and down
+// sums those partials instead of computing its shrink. Gate, up and h must
+// be what the launch without next stores, bit for bit; down must move by
+// the expand that a float64 reference computes from that h (as the
+// adapter's spec allows, plus its k splits' float32 roundings), and match
+// down with its own in-kernel shrink. Gate/up of 4352 rows (544 tiles of 8:
+// blocks walk four or five), with and without an adapter of their own;
+// down of 4352 inputs (two k splits) adding into a residual.
+var _ = DescribeTable("the tensor-core step's chained down shrink", Label("gpu"), func(post, guAdapter bool, rank int) {
+	c, err := New(Options{})
+	if err != nil {
+		Skip("no CUDA device: " + err.Error())
+	}
+	defer c.Close()
+	const in, mid, outD, eps, scale = 1024, 4352, 1000, 1e-5, 2
+	rg := rand.New(rand.NewPCG(uint64(rank), 17))
+	x, normw, ws, ys, _ := tcOperands(c, 1, in, []int{mid, mid}, 61)
+	ag, _ := uploadNormals(c, rg, rank, in, 0.05)
+	bg, _ := uploadNormals(c, rg, mid, rank, 0.05)
+	au, _ := uploadNormals(c, rg, rank, in, 0.05)
+	bu, _ := uploadNormals(c, rg, mid, rank, 0.05)
+	ad, ad32 := uploadNormals(c, rg, rank, mid, 0.05)
+	bd, bd32 := uploadNormals(c, rg, outD, rank, 0.05)
+	adT := c.transposedF32(ad)
+	t := c.newT(backend.F32, 64+2*32+chainParts*rank) // gate's and up's shrinks, down's two k splits, the chain's partials
+	parts := t.ptr + 4*128
+	yd := c.newT(backend.F32, 1, outD)
+	var gu, down, downJobs, downChain *multiGemv
+	wd, _ := func() (*Tensor, int64) { defer c.bind()(); return c.randomNF4(outD, mid, 63) }()
+	func() {
+		defer c.bind()()
+		var eps []*loraEp
+		if guAdapter {
+			eps = []*loraEp{{b: bg.ptr, t: t.ptr, a: ag.ptr, r: rank, stride: 32, scale: scale},
+				{b: bu.ptr, t: t.ptr + 4*32, a: au.ptr, r: rank, stride: 32, scale: scale}}
+		}
+		gu = c.newMultiGemv(ws, ys, eps)
+		down = c.newMultiGemv([]*Tensor{wd}, []*Tensor{yd}, nil)
+		downJobs = c.newMultiGemv([]*Tensor{wd}, []*Tensor{yd}, []*loraEp{
+			{b: bd.ptr, t: t.ptr + 4*64, a: ad.ptr, r: rank, stride: 32, scale: scale}})
+		downChain = c.newMultiGemv([]*Tensor{wd}, []*Tensor{yd}, []*loraEp{
+			{b: bd.ptr, t: parts, at: adT.ptr, r: rank, stride: rank, scale: scale}})
+	}()
+	defer func() {
+		defer c.bind()()
+		for _, m := range []*multiGemv{gu, down, downJobs, downChain} {
+			m.free()
+		}
+	}()
+	nrm := gemvFuse{normw: normw.ptr, eps: eps}
+	h0, h := c.newT(backend.F16, 1, mid), c.newT(backend.F16, 1, mid)
+	runGU := func(h *Tensor, next *multiGemv) (g, u []float32) {
+		func() { defer c.bind()(); gu.runTC(c, x, tcOpts{norm: nrm, h: h, post: post, next: next}) }()
+		return readBack(c, ys[0]), readBack(c, ys[1])
+	}
+	g0, u0 := runGU(h0, nil)
+	g1, u1 := runGU(h, downChain)
+	Expect(g1).To(Equal(g0), "gate with the chained shrink")
+	Expect(u1).To(Equal(u0), "up with the chained shrink")
+	hh := readBack(c, h)
+	Expect(hh).To(Equal(readBack(c, h0)), "h with the chained shrink")
+	res := make([]float32, outD)
+	for i := range res {
+		res[i] = float32(i%5) - 2
+	}
+	runD := func(m *multiGemv) []float32 {
+		c.SetFloat32(yd, res)
+		func() { defer c.bind()(); m.runTC(c, h, tcOpts{post: post, add: true}) }()
+		return readBack(c, yd)
+	}
+	d0, dc, dj := runD(down), runD(downChain), runD(downJobs)
+	e, mag := expandRef(ad32, bd32, hh, mid, rank, scale)
+	for i := range e { // the k splits add atomically, in any order: a few float32 roundings of the output
+		mag[i] += 0.1 * (1 + math.Abs(float64(d0[i])))
+	}
+	nearExpand(dc, d0, e, mag, "down, chained")
+	for i := range dc {
+		Expect(dc[i]).To(BeNumerically("~", dj[i], 1e-4*mag[i]), "down chained against its own shrink, row %d", i)
+	}
+	// the partials are read, not consumed: down again takes the same shrink
+	for i, v := range runD(downChain) {
+		Expect(v).To(BeNumerically("~", dc[i], 1e-5*(1+math.Abs(float64(dc[i])))), "down chained, a second launch, row %d", i)
+	}
+	Expect(c.Sync()).To(Succeed())
+},
+	Entry("post-scaled, rank 16, gate/up with their adapter", true, true, 16),
+	Entry("post-scaled, rank 32, gate/up without one", true, false, 32),
+	Entry("each weight rounded, rank 8, gate/up with their adapter", false, true, 8),
 )
 
 // nf4_mmaxf_8 with RoPE and the KV-cache store in the q, k, v product's
@@ -760,6 +824,45 @@ var _ = Describe("q, k, v products with RoPE and the KV store", Label("gpu"), fu
 })
 
 // readBack is t's values, read back from the card as float32.
+// uploadNormals is a (rows, cols) F32 tensor of normals (normals' draws)
+// and its values.
+func uploadNormals(c *CUDA, rg *rand.Rand, rows, cols int, std float64) (*Tensor, []float32) {
+	v := normals(rg, rows*cols, std)
+	t := c.newT(backend.F32, rows, cols)
+	c.SetFloat32(t, v)
+	return t, v
+}
+
+// expandRef is a LoRA expand in float64, scale * b . (a . xh), for each of
+// b's rows (a (rank, n), b (rows, rank), xh the operand as the kernel
+// holds it), and its magnitude (the terms' absolute sums) for tolerances.
+func expandRef(a, b, xh []float32, n, rank int, scale float64) (e, mag []float64) {
+	t, tm := make([]float64, rank), make([]float64, rank)
+	for j := range t {
+		for k := 0; k < n; k++ {
+			p := float64(a[j*n+k]) * float64(xh[k])
+			t[j], tm[j] = t[j]+p, tm[j]+math.Abs(p)
+		}
+	}
+	e, mag = make([]float64, len(b)/rank), make([]float64, len(b)/rank)
+	for r := range e {
+		for j := 0; j < rank; j++ {
+			e[r] += scale * float64(b[r*rank+j]) * t[j]
+			mag[r] += scale * math.Abs(float64(b[r*rank+j])) * (math.Abs(t[j]) + tm[j])
+		}
+	}
+	return e, mag
+}
+
+// nearExpand expects lora - plain to be the expand e, within 1e-4 of its
+// magnitude plus float32 rounding of the output.
+func nearExpand(lora, plain []float32, e, mag []float64, what string) {
+	for i := range e {
+		d := float64(lora[i]) - float64(plain[i])
+		Expect(d).To(BeNumerically("~", e[i], 1e-4*mag[i]+1e-6*math.Abs(float64(plain[i]))), "%s row %d", what, i)
+	}
+}
+
 func readBack(c *CUDA, t *Tensor) []float32 {
 	v := make([]float32, t.elems())
 	c.Float32(v, t)

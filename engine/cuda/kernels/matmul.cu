@@ -1715,6 +1715,8 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 //          of up as 8-15, and the store writes silu_mul's half output h
 //          beside g and u. Down then reads h; no norm or SwiGLU launches.
 #define MX_WARPS 16
+#define MX_CHAIN_ITERS 64  // chained shrinks: the most tiles a block walks
+#define MX_MAXPARTS 256    // chained shrinks: the most producer blocks (partials a shrink)
 
 // MmaxFuse holds FUSE's operands (null: that fusion off); see above.
 // ra.hd > 0 (one token; descs q, k, v): RoPE and the KV-cache store in the
@@ -1731,12 +1733,24 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 // splits), to its partial sums (k split 0 only), warp 0 on the first tile
 // once every job is counted; the last of k split 0's blocks past that
 // wait resets lsync[0..1] for the next launch.
+//
+// Chained shrinks (one token): the paired gate/up launch with nla also
+// computes the next product's shrinks of its h, nla (out, nlr) being that
+// product's shrink matrix transposed: block b stores its tiles' share, the
+// sum over its rows i of nla[i] * h[i] (h in half, as stored; its tiles in
+// order), to nlt[j MX_MAXPARTS + b] for shrink j. The next launch (down: one desc, no la; the
+// same nlt and nlr) takes nparts = the producer's blocks and sums those
+// partials in its prologue: no shrink jobs, no wait.
 struct MmaxFuse {
   const float* normw;
   u16* h16;  // (n, out) half
   float eps;
   RopeArgs ra;
   u32* lsync;
+  const float* nla;  // the next product's shrink matrix, transposed (out, nlr), or null
+  float* nlt;        // the chain's per-block partial shrinks (nlr, MX_MAXPARTS): the producer's out, the next launch's in
+  int nlr;           // the chain's rank (a multiple of 4, <= 32)
+  int nparts;        // > 0: this launch's shrinks are the nparts partials at nlt (one desc), not shrink jobs
 };
 
 // mmax_lb_stage starts copying (cp.async, every thread of the block) the
@@ -1760,6 +1774,53 @@ __device__ __forceinline__ void mmax_lb_stage(float* dst, const GemvDesc* descs,
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sdst), "l"(g.lb + (long long)row * g.lr + 4 * ch)
                  : "memory");
   }
+}
+
+// mmax_na_stage starts copying (cp.async, every thread of the block) the
+// rows of nla (the next product's shrink matrix transposed, nlr floats a
+// row) that this block's h rows take: tile i's rows 8 lt .. 8 lt + 7 (lt =
+// tile0 + i gridDim.x) at dst + 8 i nlr. Rows past out, and tiles past
+// total, are zeros.
+__device__ __forceinline__ void mmax_na_stage(float* dst, const float* nla, int nlr, int out, int tile0, int iters,
+                                              int total) {
+  int cpr = nlr >> 2;  // 16-byte chunks a row
+  for (int c = threadIdx.x; c < iters * 8 * cpr; c += blockDim.x) {
+    int i = c / (8 * cpr), r = (c / cpr) & 7, ch = c % cpr;
+    int ti = tile0 + i * gridDim.x, row = ti * 8 + r;
+    float* d = dst + (i * 8 + r) * nlr + 4 * ch;
+    if (ti >= total || row >= out) {
+      *reinterpret_cast<float4*>(d) = make_float4(0.f, 0.f, 0.f, 0.f);
+      continue;
+    }
+    u32 sdst = (u32)__cvta_generic_to_shared(d);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sdst), "l"(nla + (long long)row * nlr + 4 * ch)
+                 : "memory");
+  }
+}
+
+// mmax_parts_req loads lane's share of the chained shrink j's partials
+// (nparts of them at nlt + j MX_MAXPARTS: a warp's loads coalesce):
+// partial lane + 32 q into pv[q], zeros past nparts or for j >= nlr.
+__device__ __forceinline__ void mmax_parts_req(float (&pv)[8], const MmaxFuse& f, int j, int lane) {
+#pragma unroll
+  for (int q = 0; q < 8; q++) {
+    int p = lane + 32 * q;
+    pv[q] = j < f.nlr && p < f.nparts ? __ldcg(f.nlt + j * MX_MAXPARTS + p) : 0.f;
+  }
+}
+
+// mmax_chain_sum stores, for lane l < nlr of the calling warp, shrink l's
+// share of a block's h rows: the sum over its iters x 8 rows i (in order,
+// eight running sums) of na[i nlr + l] * hs[i], to dst[l MX_MAXPARTS].
+__device__ __forceinline__ void mmax_chain_sum(const float* na, const float* hs, float* dst, int nlr, int iters, int lane) {
+  __syncwarp();  // (the h rows' writers are warp 0's lanes 0-7)
+  if (lane >= nlr) return;
+  float v[8] = {};
+  for (int i = 0; i < iters * 8; i += 8) {
+#pragma unroll
+    for (int r = 0; r < 8; r++) v[r] += na[(i + r) * nlr + lane] * hs[i + r];
+  }
+  dst[lane * MX_MAXPARTS] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
 // mmax_row is local row r (0-15) of tile lt of weight d: 16 lt + r, or
@@ -1875,7 +1936,7 @@ __device__ __forceinline__ void mmax_norm_stage(u16* xs, const float* x, const f
 // normalized with FUSE's f.normw) or, when x16 is non-null, already half
 // (x16, the same layout; x unused): 16-byte loads straight into the
 // fragments, half the bytes that every block reads. n <= 8 NT.
-template <int NT, bool FUSE, bool POST = false, bool LORA = false>
+template <int NT, bool FUSE, bool POST = false, bool LORA = false, bool CHAIN = false>
 __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16,
                          const float* dmap_g, int n, int in, int mode, int ksplits, MmaxFuse f) {
   // NT = 1: the spread 16-replica table (build_btab's SPREAD), 256 bytes an
@@ -1887,6 +1948,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // 8 warps)
   constexpr bool TM = NT == 1;
   static_assert(!POST || NT == 1, "post-scaled products are nf4_mmax_8's");
+  static_assert(!CHAIN || LORA, "chained shrinks are the adapter kernels'");
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
@@ -1902,8 +1964,11 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   int g = lane >> 2, t = lane & 3;
   int col0 = blockIdx.y * 4096 + warp * 256 + t * (POST ? 16 : 64);
   bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
-  const GemvDesc* pair = FUSE && f.h16 ? descs : nullptr;
-  const int rhd = FUSE ? f.ra.hd : 0;  // RoPE's head dim (0: none)
+  // CHAIN: the paired gate/up of one token (runTC checks), so that what
+  // that launch never takes (RoPE, k splits, a residual) folds away
+  const GemvDesc* pair = FUSE && (CHAIN || f.h16) ? descs : nullptr;
+  const int rhd = FUSE && !CHAIN ? f.ra.hd : 0;  // RoPE's head dim (0: none)
+  if (CHAIN) ksplits = 1, mode &= ~1;
   int iters = (total + gridDim.x - 1) / gridDim.x;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   uint4 w[4], wn[4];
@@ -1917,7 +1982,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // lora: this block's shrink job (its a row's inputs k0 .. k0+7 for this
   // thread, copied to sar, so that no registers hold them through the
   // prologue)
-  const bool lora = LORA && f.lsync;
+  const bool lora = LORA && (f.lsync || f.nparts);
   int jd = 0, jj = 0, k0 = blockIdx.y * 4096 + threadIdx.x * 8;
   bool job = lora && !(mode & 2048) && gemvx_job(descs, ndesc, blockIdx.x, jd, jj);  // (mode bit 11: no shrinks, a probe)
   if (job && k0 < in) {
@@ -1928,7 +1993,17 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   }
   // lora: every b row this block's expands take, staged once (the
   // prologue's barrier publishes them)
-  if (lora) mmax_lb_stage(slb, descs, ndesc, pair, tile, iters, total);
+  if (lora && !(mode & 4096)) mmax_lb_stage(slb, descs, ndesc, pair, tile, iters, total);  // (mode bit 12: no staging, a probe)
+  // chained (pair only): this block's rows of the next product's shrink
+  // matrix after the b rows (iters x 8 x nlr floats), and its h rows as
+  // stored in shh (zeros where none), which the block sums after its last
+  // tile (so that the loop holds nothing more: with a running sum in it,
+  // ptxas spilled ten of its values)
+  __shared__ float shh[CHAIN ? 8 * MX_CHAIN_ITERS : 1];
+  if (CHAIN && pair && f.nla && !(mode & 4096)) {
+    mmax_na_stage(slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0), f.nla, f.nlr, descs[0].out, tile, iters, total);
+    for (int i = threadIdx.x; i < iters * 8; i += blockDim.x) shh[i] = 0.f;
+  }
   float dv[GX_DMAP_REGS];
   dmap_req(dv, dmap, dmap_g);
   bool norm = FUSE && f.normw;
@@ -1943,6 +2018,12 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     build_btab<REPL, NT == 1>(tab);
   store_dmap(dmap, dmap_g, dv);
   pdl_start();  // x and y come from earlier kernels
+  // chained (one desc): warp w's shrink's partials, requested now so that
+  // they arrive with the B fragments (one round trip, not a second one
+  // before the prologue's barrier: that cost 1.8 us a launch)
+  const bool psum = LORA && f.nparts && !(mode & 2048);  // (mode bit 11: no shrinks, a probe)
+  float pv[8];
+  if (psum) mmax_parts_req(pv, f, warp, lane);
   // norm: x normalized to half in red (free until the first partial sums),
   // then read as x16 from there
   __shared__ float sred[32];
@@ -1992,7 +2073,15 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   }
   __shared__ float sshr[MX_WARPS];  // lora: the warps' partial shrinks
   __shared__ __align__(16) float slt[FUSE ? GX_MAXDESC * 32 : 4];  // lora: the shrinks, summed over k splits
-  if (lora) asm volatile("cp.async.wait_all;" ::: "memory");  // its a inputs and b rows (the barrier below: everyone's)
+  if (lora || (CHAIN && pair && f.nla)) asm volatile("cp.async.wait_all;" ::: "memory");  // its a inputs, b rows and nla rows (the barrier below: everyone's)
+  if (psum) {  // chained: warp w sums shrink w's partials (then w + 16's, requested now), in a fixed order
+    for (int j = warp; j < f.nlr; j += MX_WARPS) {
+      if (j != warp) mmax_parts_req(pv, f, j, lane);
+      float v = ((pv[0] + pv[1]) + (pv[2] + pv[3])) + ((pv[4] + pv[5]) + (pv[6] + pv[7]));
+      v = warp_sum(v);
+      if (lane == 0) slt[j] = v;
+    }
+  }
   if (job) {  // token 0's operand in half, as the B fragments hold it
     float sj = 0.f;
     if (k0 < in) {
@@ -2097,18 +2186,33 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     // waits for its b rows and every shrink job and stages the shrinks
     // (slt, seen by the other warps after this tile's barrier).
     if (lora && warp == it % MX_WARPS) {
-      if (it == 0) {
+      if (it == 0 && !f.nparts) {  // (chained: slt summed in the prologue)
         if (blockIdx.y == 0 && !(mode & 512))  // (mode bit 9: no wait, the benchmark's probe of its cost)
           gemvx_lora_ready(f.lsync, descs, ndesc, gridDim.y);
         // the last block of k split 0 past its wait resets the counters for
         // the next launch (every job is counted and every waiter is past)
-        if (blockIdx.y == 0 && lane == 0 && atomicAdd(f.lsync + 1, 1u) == gridDim.x - 1) f.lsync[0] = 0, f.lsync[1] = 0;
-        for (int i = lane; i < ndesc * 32; i += 32) {
-          const GemvDesc& gd = descs[i >> 5];
-          float v = 0.f;
-          if (gd.lb && (i & 31) < gd.lr)
-            for (int ks = 0; ks < (int)gridDim.y; ks++) v += __ldcg(gd.lt + ks * gd.lstride + (i & 31));
-          slt[i] = v;
+        if (f.lsync && blockIdx.y == 0 && lane == 0 && atomicAdd(f.lsync + 1, 1u) == gridDim.x - 1)
+          f.lsync[0] = 0, f.lsync[1] = 0;
+        // lane l: shrink l of each desc, over the k splits. CHAIN (gate/up):
+        // the first four (desc, split) loads in flight at once, one round
+        // trip, not one a desc (in the other kernels the registers that
+        // takes made ptxas spill)
+        int ns = CHAIN ? ndesc * gridDim.y : 0;
+        float v[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          int k = j / gridDim.y;
+          const GemvDesc& gd = descs[k < ndesc ? k : 0];
+          v[j] = j < ns && gd.lb && lane < gd.lr ? __ldcg(gd.lt + (j - k * gridDim.y) * gd.lstride + lane) : 0.f;
+        }
+        for (int k = 0; k < ndesc; k++) slt[32 * k + lane] = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+          if (j < ns) slt[32 * (j / gridDim.y) + lane] += v[j];
+        for (int j = CHAIN ? 4 : 0; j < ndesc * (int)gridDim.y; j++) {
+          int k = j / gridDim.y;
+          const GemvDesc& gd = descs[k];
+          if (gd.lb && lane < gd.lr) slt[32 * k + lane] += __ldcg(gd.lt + (j - k * gridDim.y) * gd.lstride + lane);
         }
         __syncwarp();
       }
@@ -2180,7 +2284,9 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
         if (FUSE && pair && rl < 8) {  // silu_mul of weight 0's v and weight 1's (row rl + 8)
           int r = mode & 2;
           float sg = maybe_round(v / (1.f + expf(-v)), r);
-          f.h16[(long long)tok * gd.out + row] = float_to_half(maybe_round(sg * partner(), r));
+          u16 hh = float_to_half(maybe_round(sg * partner(), r));
+          f.h16[(long long)tok * gd.out + row] = hh;
+          if (CHAIN && f.nla) shh[it * 8 + rl] = half_to_float(hh);
         }
       }
     }
@@ -2190,6 +2296,8 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     for (int h = 0; h < 2; h++) qa[h] = qan[h], sa[h] = san[h], ok[h] = okn[h];
     d = dn, lt = ltn;
   }
+  if (CHAIN && pair && f.nla && warp == 0)
+    mmax_chain_sum(slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0), shh, f.nlt + blockIdx.x, f.nlr, iters, lane);
 }
 
 // nf4_mmax_<8 NT>: one weight, k splits blockIdx.y.
@@ -2214,15 +2322,23 @@ NF4_MMAXM(nf4_mmaxm_16, 2)
 NF4_MMAXM(nf4_mmaxm_8, 1)
 
 // nf4_mmaxf_8: nf4_mmaxm_8 with FUSE's fusions (k splits blockIdx.y);
-// nf4_mmaxfp_8 the same post-scaled; *l_8 with the adapter (f.lsync), a
-// kernel of its own so that the plain ones keep their registers.
-#define NF4_MMAXF(NAME, POST, LORA)                                                                              \
+// nf4_mmaxfp_8 the same post-scaled; *l_8 with the adapter (f.lsync or
+// f.nparts), a kernel of its own so that the plain ones keep their
+// registers; *lc_8 also with the chained shrinks (f.nla: paired gate/up
+// computing down's), kernels of their own for the same reason, in which
+// RoPE, k splits and the residual fold away. (A first try with the chain's
+// running sums in the loop of *l_8 spilled ten of its values, and gate/up
+// with the adapter took 46% longer than without, against 18%: the weights'
+// stream evicts the spills from L1, so each costs an L2 round trip a tile.)
+#define NF4_MMAXF(NAME, POST, LORA, CHAIN)                                                                       \
   extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                \
       NAME(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,     \
            int n, int in, int mode, MmaxFuse f) {                                                                \
-    nf4_mmax<1, true, POST, LORA>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, gridDim.y, f);                \
+    nf4_mmax<1, true, POST, LORA, CHAIN>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, gridDim.y, f);         \
   }
-NF4_MMAXF(nf4_mmaxf_8, false, false)
-NF4_MMAXF(nf4_mmaxfp_8, true, false)
-NF4_MMAXF(nf4_mmaxfl_8, false, true)
-NF4_MMAXF(nf4_mmaxfpl_8, true, true)
+NF4_MMAXF(nf4_mmaxf_8, false, false, false)
+NF4_MMAXF(nf4_mmaxfp_8, true, false, false)
+NF4_MMAXF(nf4_mmaxfl_8, false, true, false)
+NF4_MMAXF(nf4_mmaxfpl_8, true, true, false)
+NF4_MMAXF(nf4_mmaxflc_8, false, true, true)
+NF4_MMAXF(nf4_mmaxfplc_8, true, true, true)
