@@ -264,7 +264,7 @@ func gemvxTable() []float32 {
 var kernelNames = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8", "nf4_mmaxp_8", "nf4_mmaxfp_8", "nf4_mmaxfl_8", "nf4_mmaxfpl_8", "nf4_mmaxflc_8", "nf4_mmaxfplc_8",
+	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8", "nf4_mmaxp_8", "nf4_mmaxfp_8", "nf4_mmaxfl_8", "nf4_mmaxfpl_8", "nf4_mmaxflc_8", "nf4_mmaxfplc_8", "nf4_mmaxfld_8", "nf4_mmaxfpld_8",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4",
 	"nf4_mma_16", "nf4_mma_64", "nf4_mmad_8", "nf4_mmad_16", "f16_mma_16", "f16_mma_64", "round_f16", "nf4_dequant_f16", "f32_to_f16",
 	"nf4_generic", "f16_generic", "f32_generic",
@@ -277,7 +277,7 @@ var kernelNames = []string{
 var bigSmemKernels = []string{
 	"nf4_gemv_1", "nf4_gemv_2", "nf4_gemv_3", "nf4_gemv_4",
 	"nf4_gemvm_1", "nf4_gemvm_2", "nf4_gemvm_3", "nf4_gemvm_4",
-	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8", "nf4_mmaxp_8", "nf4_mmaxfp_8", "nf4_mmaxfl_8", "nf4_mmaxfpl_8", "nf4_mmaxflc_8", "nf4_mmaxfplc_8",
+	"nf4_gemvxm_1", "nf4_gemvxm_1r", "nf4_gemvxmt_1", "nf4_gemvxmt_1r", "nf4_gemvxmp_1", "nf4_gemvxmp_1r", "nf4_gemvxmq_1", "nf4_gemvxm4_1", "nf4_gemvxm4_1r", "nf4_mmax_16", "nf4_mmaxm_16", "nf4_mmax_8", "nf4_mmaxm_8", "nf4_mmaxf_8", "nf4_mmaxp_8", "nf4_mmaxfp_8", "nf4_mmaxfl_8", "nf4_mmaxfpl_8", "nf4_mmaxflc_8", "nf4_mmaxfplc_8", "nf4_mmaxfld_8", "nf4_mmaxfpld_8",
 	"f16_gemv_1", "f16_gemv_2", "f16_gemv_3", "f16_gemv_4", "attention_f32", "attention_f16",
 }
 

@@ -515,7 +515,7 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
 		(h != nil && (h.dt != backend.F16 || h.elems() != n*m.outs[0])) ||
 		(o.rope != nil && (h != nil || !m.tcRopeable(n, o.rope))) ||
 		(nx != nil && (h == nil || n != 1 || o.add || nx.chain == 0 || nx.in != m.outs[0])) ||
-		(m.chain != 0 && m.parts == 0)
+		(m.chain != 0 && (m.parts == 0 || f.normw != 0 || h != nil))
 	nr := 0 // the chained shrink's rank
 	if nx != nil {
 		nr = nx.ranks[0]
@@ -543,6 +543,9 @@ func (m *multiGemv) runTC(c *CUDA, x *Tensor, o tcOpts) {
 	}
 	if m.lora || nx != nil {
 		name += "l"
+	}
+	if m.chain != 0 {
+		name += "d"
 	}
 	if nx != nil {
 		name += "c"

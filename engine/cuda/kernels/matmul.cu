@@ -1715,7 +1715,7 @@ extern "C" __global__ void f32_to_f16(u32* dst, const float2* src, long long pai
 //          of up as 8-15, and the store writes silu_mul's half output h
 //          beside g and u. Down then reads h; no norm or SwiGLU launches.
 #define MX_WARPS 16
-#define MX_CHAIN_ITERS 64  // chained shrinks: the most tiles a block walks
+#define MX_MAXITERS 64     // the adapter's kernels: the most tiles a block walks (its expand table, the chain's h rows)
 #define MX_MAXPARTS 256    // chained shrinks: the most producer blocks (partials a shrink)
 
 // MmaxFuse holds FUSE's operands (null: that fusion off); see above.
@@ -1806,6 +1806,35 @@ __device__ __forceinline__ void mmax_parts_req(float (&pv)[8], const MmaxFuse& f
   for (int q = 0; q < 8; q++) {
     int p = lane + 32 * q;
     pv[q] = j < f.nlr && p < f.nparts ? __ldcg(f.nlt + j * MX_MAXPARTS + p) : 0.f;
+  }
+}
+
+// mmax_expand_table writes the expands of tiles i0 .. iters - 1 of this
+// block (tile blockIdx.x + i gridDim.x) to se[16 i + r] for local row r:
+// lscale * (b row . the shrinks slt), from the b rows that mmax_lb_stage
+// staged at slb; zero for rows past out or without an expand. Warp w takes
+// local row w of every tile, lane l tiles i0 + l, + 32 ...
+__device__ __forceinline__ void mmax_expand_table(float* se, const float* slb, const float* slt, const GemvDesc* descs,
+                                                  int ndesc, const GemvDesc* pair, int i0, int iters, int total,
+                                                  int warp, int lane) {
+  for (int i = i0 + lane; i < iters; i += 32) {
+    int ti = blockIdx.x + i * gridDim.x, d = 0, lt = ti;
+    float e = 0.f;
+    if (ti < total) {
+      if (!pair) gemv_locate(descs, ndesc, ti, d, lt);
+      const GemvDesc& g = pair ? pair[warp >> 3] : descs[d];
+      int row = pair ? lt * 8 + (warp & 7) : lt * 16 + warp;
+      if (g.lb && row < g.out) {
+        const float4* b4 = reinterpret_cast<const float4*>(slb + (i * 16 + warp) * (g.lr + 4));
+        const float4* t4 = reinterpret_cast<const float4*>(slt + (pair ? warp >> 3 : d) * 32);
+        for (int q = 0; q < (g.lr >> 2); q++) {
+          float4 b = b4[q], tv = t4[q];
+          e += (b.x * tv.x + b.y * tv.y) + (b.z * tv.z + b.w * tv.w);
+        }
+        e *= g.lscale;
+      }
+    }
+    se[i * 16 + warp] = e;
   }
 }
 
@@ -1936,7 +1965,7 @@ __device__ __forceinline__ void mmax_norm_stage(u16* xs, const float* x, const f
 // normalized with FUSE's f.normw) or, when x16 is non-null, already half
 // (x16, the same layout; x unused): 16-byte loads straight into the
 // fragments, half the bytes that every block reads. n <= 8 NT.
-template <int NT, bool FUSE, bool POST = false, bool LORA = false, bool CHAIN = false>
+template <int NT, bool FUSE, bool POST = false, bool LORA = false, int CHAIN = 0>
 __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16,
                          const float* dmap_g, int n, int in, int mode, int ksplits, MmaxFuse f) {
   // NT = 1: the spread 16-replica table (build_btab's SPREAD), 256 bytes an
@@ -1949,6 +1978,9 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   constexpr bool TM = NT == 1;
   static_assert(!POST || NT == 1, "post-scaled products are nf4_mmax_8's");
   static_assert(!CHAIN || LORA, "chained shrinks are the adapter kernels'");
+  // CHAIN 1: the producer (paired gate/up computing the next product's
+  // shrinks); 2: the consumer (down taking them: one desc, no norm)
+  constexpr bool PROD = CHAIN == 1, CONS = CHAIN == 2;
   extern __shared__ float4 smem4[];
   __shared__ GemvDesc sdesc[GX_MAXDESC];
   float2* tab = reinterpret_cast<float2*>(smem4);
@@ -1964,11 +1996,13 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   int g = lane >> 2, t = lane & 3;
   int col0 = blockIdx.y * 4096 + warp * 256 + t * (POST ? 16 : 64);
   bool live = blockIdx.y * 4096 + warp * 256 < in;  // in % 256 == 0: whole warps
-  // CHAIN: the paired gate/up of one token (runTC checks), so that what
-  // that launch never takes (RoPE, k splits, a residual) folds away
-  const GemvDesc* pair = FUSE && (CHAIN || f.h16) ? descs : nullptr;
+  // CHAIN: what the producer (the paired gate/up of one token; runTC
+  // checks) and the consumer never take folds away: RoPE, the producer's k
+  // splits and residual, the consumer's pairing (and below, its norm and
+  // shrink jobs)
+  const GemvDesc* pair = FUSE && !CONS && (PROD || f.h16) ? descs : nullptr;
   const int rhd = FUSE && !CHAIN ? f.ra.hd : 0;  // RoPE's head dim (0: none)
-  if (CHAIN) ksplits = 1, mode &= ~1;
+  if (PROD) ksplits = 1, mode &= ~1;
   int iters = (total + gridDim.x - 1) / gridDim.x;
   if (threadIdx.x < ndesc) sdesc[threadIdx.x] = descs[threadIdx.x];
   uint4 w[4], wn[4];
@@ -1982,9 +2016,9 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // lora: this block's shrink job (its a row's inputs k0 .. k0+7 for this
   // thread, copied to sar, so that no registers hold them through the
   // prologue)
-  const bool lora = LORA && (f.lsync || f.nparts);
+  const bool lora = LORA && (CONS || f.lsync);
   int jd = 0, jj = 0, k0 = blockIdx.y * 4096 + threadIdx.x * 8;
-  bool job = lora && !(mode & 2048) && gemvx_job(descs, ndesc, blockIdx.x, jd, jj);  // (mode bit 11: no shrinks, a probe)
+  bool job = lora && !CONS && !(mode & 2048) && gemvx_job(descs, ndesc, blockIdx.x, jd, jj);  // (mode bit 11: no shrinks, a probe)
   if (job && k0 < in) {
     const float* ap = descs[jd].la + (long long)jj * in + k0;
     u32 sdst = (u32)__cvta_generic_to_shared(sar + threadIdx.x * 8);
@@ -1999,14 +2033,14 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // stored in shh (zeros where none), which the block sums after its last
   // tile (so that the loop holds nothing more: with a running sum in it,
   // ptxas spilled ten of its values)
-  __shared__ float shh[CHAIN ? 8 * MX_CHAIN_ITERS : 1];
-  if (CHAIN && pair && f.nla && !(mode & 4096)) {
+  __shared__ float shh[PROD ? 8 * MX_MAXITERS : 1];
+  if (PROD && f.nla && !(mode & 4096)) {
     mmax_na_stage(slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0), f.nla, f.nlr, descs[0].out, tile, iters, total);
     for (int i = threadIdx.x; i < iters * 8; i += blockDim.x) shh[i] = 0.f;
   }
   float dv[GX_DMAP_REGS];
   dmap_req(dv, dmap, dmap_g);
-  bool norm = FUSE && f.normw;
+  bool norm = FUSE && !CONS && f.normw;
   float nw[16];  // norm: the weights of inputs threadIdx.x + 256 k (threads < 256)
   if (norm) {
 #pragma unroll
@@ -2021,7 +2055,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // chained (one desc): warp w's shrink's partials, requested now so that
   // they arrive with the B fragments (one round trip, not a second one
   // before the prologue's barrier: that cost 1.8 us a launch)
-  const bool psum = LORA && f.nparts && !(mode & 2048);  // (mode bit 11: no shrinks, a probe)
+  const bool psum = CONS && !(mode & 2048);  // (mode bit 11: no shrinks, a probe)
   float pv[8];
   if (psum) mmax_parts_req(pv, f, warp, lane);
   // norm: x normalized to half in red (free until the first partial sums),
@@ -2073,7 +2107,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   }
   __shared__ float sshr[MX_WARPS];  // lora: the warps' partial shrinks
   __shared__ __align__(16) float slt[FUSE ? GX_MAXDESC * 32 : 4];  // lora: the shrinks, summed over k splits
-  if (lora || (CHAIN && pair && f.nla)) asm volatile("cp.async.wait_all;" ::: "memory");  // its a inputs, b rows and nla rows (the barrier below: everyone's)
+  if (lora || (PROD && f.nla)) asm volatile("cp.async.wait_all;" ::: "memory");  // its a inputs, b rows and nla rows (the barrier below: everyone's)
   if (psum) {  // chained: warp w sums shrink w's partials (then w + 16's, requested now), in a fixed order
     for (int j = warp; j < f.nlr; j += MX_WARPS) {
       if (j != warp) mmax_parts_req(pv, f, j, lane);
@@ -2107,6 +2141,16 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;  // 16 replicas
   u32 lane8 = POST ? lane * 4 : (lane & 15) * 8;                           // spread (NT = 1)
+  // lora, chained (the shrinks in slt before the loop): the expands of
+  // every tile (se, a row each), which the store adds (the first tile's
+  // barrier publishes them). With shrink jobs (ei = iters), warp it % 16
+  // adds tile it's expands to its partial sums instead, warp 0 on the first
+  // tile once it has waited for them. (The table computed after the first
+  // tile, inside the loop, made ptxas spill.)
+  __shared__ float se[LORA ? 16 * MX_MAXITERS : 1];
+  const int ei = CONS ? 0 : iters;
+  if (CONS && blockIdx.y == 0 && !(mode & 1024))  // (mode bit 10: no expands, a probe)
+    mmax_expand_table(se, slb, slt, descs, ndesc, pair, 0, iters, total, warp, lane);
   for (int it = 0; it < iters; it++, tile += gridDim.x) {
     const GemvDesc& gw = descs[d];
     int tilen = tile + gridDim.x, dn = d, ltn = pair ? tilen : lt;
@@ -2185,19 +2229,19 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     // lanes that hold them (t = 0). On the first tile it is warp 0, which
     // waits for its b rows and every shrink job and stages the shrinks
     // (slt, seen by the other warps after this tile's barrier).
-    if (lora && warp == it % MX_WARPS) {
-      if (it == 0 && !f.nparts) {  // (chained: slt summed in the prologue)
+    if (lora && it < ei && warp == it % MX_WARPS) {
+      if (it == 0) {
         if (blockIdx.y == 0 && !(mode & 512))  // (mode bit 9: no wait, the benchmark's probe of its cost)
           gemvx_lora_ready(f.lsync, descs, ndesc, gridDim.y);
         // the last block of k split 0 past its wait resets the counters for
         // the next launch (every job is counted and every waiter is past)
         if (f.lsync && blockIdx.y == 0 && lane == 0 && atomicAdd(f.lsync + 1, 1u) == gridDim.x - 1)
           f.lsync[0] = 0, f.lsync[1] = 0;
-        // lane l: shrink l of each desc, over the k splits. CHAIN (gate/up):
+        // lane l: shrink l of each desc, over the k splits. PROD (gate/up):
         // the first four (desc, split) loads in flight at once, one round
         // trip, not one a desc (in the other kernels the registers that
         // takes made ptxas spill)
-        int ns = CHAIN ? ndesc * gridDim.y : 0;
+        int ns = PROD ? ndesc * gridDim.y : 0;
         float v[4];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -2209,7 +2253,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 #pragma unroll
         for (int j = 0; j < 4; j++)
           if (j < ns) slt[32 * (j / gridDim.y) + lane] += v[j];
-        for (int j = CHAIN ? 4 : 0; j < ndesc * (int)gridDim.y; j++) {
+        for (int j = PROD ? 4 : 0; j < ndesc * (int)gridDim.y; j++) {
           int k = j / gridDim.y;
           const GemvDesc& gd = descs[k];
           if (gd.lb && lane < gd.lr) slt[32 * k + lane] += __ldcg(gd.lt + (j - k * gridDim.y) * gd.lstride + lane);
@@ -2258,8 +2302,13 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
         for (int k = 0; k < MX_WARPS; k++) s += rb[k * 256 + off];
         return s;
       };
-      auto partner = [&] { return maybe_round(sum(TM ? 8 : 128) + 0.f, mode & 2); };  // its output as stored
-      float v = sum(0);
+      // lora (tiles from ei on): the expand of this thread's row (ro 0) or
+      // of its partner (ro 8)
+      auto ex = [&](int ro) {
+        return lora && it >= ei && tok == 0 && blockIdx.y == 0 && !(mode & 1024) ? se[it * 16 + rl + ro] : 0.f;
+      };
+      auto partner = [&] { return maybe_round(sum(TM ? 8 : 128) + ex(8), mode & 2); };  // its output as stored
+      float v = sum(0) + ex(0);
       if (ksplits > 1) {
         atomicAdd(dst, v);
       } else if (rhd > 0) {  // RoPE (one token): rope_kv_f16's stores
@@ -2286,7 +2335,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
           float sg = maybe_round(v / (1.f + expf(-v)), r);
           u16 hh = float_to_half(maybe_round(sg * partner(), r));
           f.h16[(long long)tok * gd.out + row] = hh;
-          if (CHAIN && f.nla) shh[it * 8 + rl] = half_to_float(hh);
+          if (PROD && f.nla) shh[it * 8 + rl] = half_to_float(hh);
         }
       }
     }
@@ -2296,7 +2345,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     for (int h = 0; h < 2; h++) qa[h] = qan[h], sa[h] = san[h], ok[h] = okn[h];
     d = dn, lt = ltn;
   }
-  if (CHAIN && pair && f.nla && warp == 0)
+  if (PROD && f.nla && warp == 0)
     mmax_chain_sum(slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0), shh, f.nlt + blockIdx.x, f.nlr, iters, lane);
 }
 
@@ -2322,23 +2371,26 @@ NF4_MMAXM(nf4_mmaxm_16, 2)
 NF4_MMAXM(nf4_mmaxm_8, 1)
 
 // nf4_mmaxf_8: nf4_mmaxm_8 with FUSE's fusions (k splits blockIdx.y);
-// nf4_mmaxfp_8 the same post-scaled; *l_8 with the adapter (f.lsync or
-// f.nparts), a kernel of its own so that the plain ones keep their
-// registers; *lc_8 also with the chained shrinks (f.nla: paired gate/up
-// computing down's), kernels of their own for the same reason, in which
-// RoPE, k splits and the residual fold away. (A first try with the chain's
-// running sums in the loop of *l_8 spilled ten of its values, and gate/up
-// with the adapter took 46% longer than without, against 18%: the weights'
-// stream evicts the spills from L1, so each costs an L2 round trip a tile.)
+// nf4_mmaxfp_8 the same post-scaled; *l_8 with the adapter (f.lsync), a
+// kernel of its own so that the plain ones keep their registers; *lc_8
+// the chain's producer (f.nla: paired gate/up computing down's shrinks)
+// and *ld_8 its consumer (down, f.nparts), kernels of their own for the
+// same reason, in which what those launches never take folds away. (A
+// first try with the chain's running sums in the loop of *l_8 spilled ten
+// of its values, and gate/up with the adapter took 46% longer than
+// without, against 18%: the weights' stream evicts the spills from L1, so
+// each costs an L2 round trip a tile.)
 #define NF4_MMAXF(NAME, POST, LORA, CHAIN)                                                                       \
   extern "C" __global__ void __launch_bounds__(MX_WARPS * 32, 1)                                                \
       NAME(const GemvDesc* descs, int ndesc, int total, const float* x, const u16* x16, const float* dmap_g,     \
            int n, int in, int mode, MmaxFuse f) {                                                                \
     nf4_mmax<1, true, POST, LORA, CHAIN>(descs, ndesc, total, x, x16, dmap_g, n, in, mode, gridDim.y, f);         \
   }
-NF4_MMAXF(nf4_mmaxf_8, false, false, false)
-NF4_MMAXF(nf4_mmaxfp_8, true, false, false)
-NF4_MMAXF(nf4_mmaxfl_8, false, true, false)
-NF4_MMAXF(nf4_mmaxfpl_8, true, true, false)
-NF4_MMAXF(nf4_mmaxflc_8, false, true, true)
-NF4_MMAXF(nf4_mmaxfplc_8, true, true, true)
+NF4_MMAXF(nf4_mmaxf_8, false, false, 0)
+NF4_MMAXF(nf4_mmaxfp_8, true, false, 0)
+NF4_MMAXF(nf4_mmaxfl_8, false, true, 0)
+NF4_MMAXF(nf4_mmaxfpl_8, true, true, 0)
+NF4_MMAXF(nf4_mmaxflc_8, false, true, 1)
+NF4_MMAXF(nf4_mmaxfplc_8, true, true, 1)
+NF4_MMAXF(nf4_mmaxfld_8, false, true, 2)
+NF4_MMAXF(nf4_mmaxfpld_8, true, true, 2)
