@@ -52,6 +52,10 @@ type loraEp struct {
 // shrink's producer, and the stride of its partials.
 const chainParts = 256
 
+// mmaxMaxIters is the kernels' MX_MAXITERS: the most tiles a block of the
+// chain's producer or consumer walks (their tables in static shared memory).
+const mmaxMaxIters = 64
+
 // newLoRASync allocates the zeroed counters of an in-kernel shrink. One
 // launch site, one pair: two launches in flight must not share them.
 func (c *CUDA) newLoRASync() cu.DevicePtr {
@@ -590,9 +594,12 @@ func (m *multiGemv) tcPlan(c *CUDA, n int, norm, paired, rope bool, nextRank int
 			p.ok = p.ok && r%4 == 0 && r > 0 && r <= 32 && r == m.ranks[0]
 		}
 	}
-	if nextRank > 0 { // the chained shrink's rows of at, staged (mmax_na_stage); its h rows (MX_CHAIN_ITERS tiles); its partials (down sums up to 256)
+	if m.chain != 0 { // the consumer's expand table
+		p.ok = p.ok && iters <= mmaxMaxIters
+	}
+	if nextRank > 0 { // the producer: the rows of at its h rows take, staged (mmax_na_stage); its h rows; a partial a block
 		p.smem += iters * 8 * nextRank * 4
-		p.ok = p.ok && paired && n == 1 && nextRank%4 == 0 && nextRank <= 32 && iters <= 64 && p.gx <= chainParts
+		p.ok = p.ok && paired && n == 1 && nextRank%4 == 0 && nextRank <= 32 && iters <= mmaxMaxIters && p.gx <= chainParts
 	}
 	p.ok = p.ok && p.smem <= c.maxSmem
 	return p

@@ -430,21 +430,11 @@ var _ = DescribeTable("the tensor-core step's adapter", Label("gpu"), func(post 
 	h16 := c.newT(backend.F16, 1, inD)
 	c.SetFloat32(h16, hd32)
 	hh := readBack(c, h16)
-	res := make([]float32, outD)
-	for i := range res {
-		res[i] = float32(i%7) - 3
-	}
-	runD := func(m *multiGemv) []float32 {
-		c.SetFloat32(yd, res)
-		func() { defer c.bind()(); m.runTC(c, h16, tcOpts{post: post, add: true}) }()
-		return readBack(c, yd)
-	}
+	runD := runDownTC(c, yd, h16, post)
 	d0 := runD(down)
 	d1 := runD(downLoRA)
 	e, mag = expandOf(ad32, bd32, hh, inD)
-	for i := range e { // the k splits add atomically, in any order: a few float32 roundings of the output
-		mag[i] += 0.1 * (1 + math.Abs(float64(d0[i])))
-	}
+	kSplitSlack(mag, d0)
 	near(d1, d0, e, mag, "down")
 	for i, v := range runD(downLoRA) {
 		Expect(v).To(BeNumerically("~", d1[i], 1e-5*(1+math.Abs(float64(d1[i])))), "down, a second launch, row %d", i)
@@ -518,20 +508,10 @@ var _ = DescribeTable("the tensor-core step's chained down shrink", Label("gpu")
 	Expect(u1).To(Equal(u0), "up with the chained shrink")
 	hh := readBack(c, h)
 	Expect(hh).To(Equal(readBack(c, h0)), "h with the chained shrink")
-	res := make([]float32, outD)
-	for i := range res {
-		res[i] = float32(i%5) - 2
-	}
-	runD := func(m *multiGemv) []float32 {
-		c.SetFloat32(yd, res)
-		func() { defer c.bind()(); m.runTC(c, h, tcOpts{post: post, add: true}) }()
-		return readBack(c, yd)
-	}
+	runD := runDownTC(c, yd, h, post)
 	d0, dc, dj := runD(down), runD(downChain), runD(downJobs)
 	e, mag := expandRef(ad32, bd32, hh, mid, rank, scale)
-	for i := range e { // the k splits add atomically, in any order: a few float32 roundings of the output
-		mag[i] += 0.1 * (1 + math.Abs(float64(d0[i])))
-	}
+	kSplitSlack(mag, d0)
 	nearExpand(dc, d0, e, mag, "down, chained")
 	for i := range dc {
 		Expect(dc[i]).To(BeNumerically("~", dj[i], 1e-4*mag[i]), "down chained against its own shrink, row %d", i)
@@ -860,6 +840,29 @@ func nearExpand(lora, plain []float32, e, mag []float64, what string) {
 	for i := range e {
 		d := float64(lora[i]) - float64(plain[i])
 		Expect(d).To(BeNumerically("~", e[i], 1e-4*mag[i]+1e-6*math.Abs(float64(plain[i]))), "%s row %d", what, i)
+	}
+}
+
+// runDownTC returns a run of a one-weight tensor-core product m of h (1,
+// in) F16 adding into yd (1, out), which it first sets to a fixed residual;
+// it returns yd read back.
+func runDownTC(c *CUDA, yd, h *Tensor, post bool) func(m *multiGemv) []float32 {
+	res := make([]float32, yd.elems())
+	for i := range res {
+		res[i] = float32(i%7) - 3
+	}
+	return func(m *multiGemv) []float32 {
+		c.SetFloat32(yd, res)
+		func() { defer c.bind()(); m.runTC(c, h, tcOpts{post: post, add: true}) }()
+		return readBack(c, yd)
+	}
+}
+
+// kSplitSlack widens the expand magnitudes mag of outputs that k splits
+// add atomically, in any order, by a few float32 roundings of the output d0.
+func kSplitSlack(mag []float64, d0 []float32) {
+	for i := range mag {
+		mag[i] += 0.1 * (1 + math.Abs(float64(d0[i])))
 	}
 }
 

@@ -2141,13 +2141,14 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
 
   const char* tb = reinterpret_cast<const char*>(tab) + (lane & 15) * 8;  // 16 replicas
   u32 lane8 = POST ? lane * 4 : (lane & 15) * 8;                           // spread (NT = 1)
-  // lora, chained (the shrinks in slt before the loop): the expands of
-  // every tile (se, a row each), which the store adds (the first tile's
-  // barrier publishes them). With shrink jobs (ei = iters), warp it % 16
-  // adds tile it's expands to its partial sums instead, warp 0 on the first
-  // tile once it has waited for them. (The table computed after the first
-  // tile, inside the loop, made ptxas spill.)
-  __shared__ float se[LORA ? 16 * MX_MAXITERS : 1];
+  // lora, the chain's consumer (its shrinks in slt before the loop): the
+  // expands of every tile (se, a row each), which the store adds (the first
+  // tile's barrier publishes them). With shrink jobs (ei = iters), warp it
+  // % 16 adds tile it's expands to its partial sums instead, warp 0 on the
+  // first tile once it has waited for them. (The producer's table computed
+  // after its first tile, inside the loop, made ptxas spill; waiting for
+  // its jobs in the prologue instead cost as much as the table saved.)
+  __shared__ float se[CONS ? 16 * MX_MAXITERS : 1];
   const int ei = CONS ? 0 : iters;
   if (CONS && blockIdx.y == 0 && !(mode & 1024))  // (mode bit 10: no expands, a probe)
     mmax_expand_table(se, slb, slt, descs, ndesc, pair, 0, iters, total, warp, lane);
