@@ -744,6 +744,7 @@ func (m *benchModel) run(cfg BenchConfig, B int, rng *rand.Rand, log io.Writer) 
 			func() { c.gxStaged, c.gxTwo = false, false })
 		m.tc1, base = def, "default"
 	}
+	variant("without the attention's cache prefetch", func() { c.attNoPrefetch = true }, func() { c.attNoPrefetch = false })
 	if B == 1 || B == 16 {
 		def := c.att
 		splits := []attSplit{{2, 4}, {8, 4}, {16, 16}}

@@ -56,28 +56,29 @@ type CUDA struct {
 	capturing bool
 
 	// the dequantize-then-cuBLAS path for products of many tokens
-	noCublas   bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
-	mmad       bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
-	gx4        bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
-	gx8        bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
-	gxNoFit    bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
-	gxBlockBar bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
-	gxStaged   bool     // nf4_gemvxt, codes staged by bulk copies, for the one-token products (the benchmark's variant)
-	gxTrace    bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
-	gxEarly    bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
-	gxTwo      bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
-	gxCopyTab  bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
-	gxRope     bool     // the one-token step does RoPE and the KV store in the q,k,v product (the benchmark's variant)
-	gxV9Smem   bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
-	gxNoPair   bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
-	tcProbe    int      // runTC's mode bits 9-12: the adapter's wait, expands, shrinks or staging left out (the benchmark's probes of their cost; wrong results)
-	att        attSplit // when the decode attention splits positions (attSplitDefault)
-	gemvOld    bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
-	blas       *cublas
-	w16, x16   cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
-	w16N       int64        // bytes
-	x16N       int64
-	closed     bool
+	noCublas      bool     // LORAMIX_CUDA_NO_CUBLAS=1: tensor-core kernels only
+	mmad          bool     // LORAMIX_CUDA_MMAD=1: nf4_mmad for 5..16 tokens (slower than nf4_mma_16 on an H100)
+	gx4           bool     // nf4_gemvx with 4-row blocks up to 8192 inputs (the benchmark's variant)
+	gx8           bool     // nf4_gemvx: 8-row blocks of row groups filling 8 warps, not 12 (v7; the benchmark's variant)
+	gxNoFit       bool     // nf4_gemvx: 12 warps even where fewer take fewer rounds (the benchmark's variant)
+	gxBlockBar    bool     // nf4_gemvx: block-wide barriers, not a row group's (v7; the benchmark's variant)
+	gxStaged      bool     // nf4_gemvxt, codes staged by bulk copies, for the one-token products (the benchmark's variant)
+	gxTrace       bool     // nf4_gemvx records its phase trace (mode bit 4; the benchmark's probe)
+	gxEarly       bool     // nf4_gemvxt requests all its first stages before x, not one (the benchmark's variant)
+	gxTwo         bool     // nf4_gemvxt with at most 2 stages a row group (the benchmark's variant)
+	gxCopyTab     bool     // nf4_gemvx copies its byte table and dmap in by bulk copy (mode bit 8; the benchmark's variant)
+	gxRope        bool     // the one-token step does RoPE and the KV store in the q,k,v product (the benchmark's variant)
+	gxV9Smem      bool     // the 8-row gemvx asks for v9's shared memory (the benchmark's variant)
+	gxNoPair      bool     // the one-token step keeps gate's and up's rows apart, SwiGLU in down (the benchmark's variant)
+	tcProbe       int      // runTC's mode bits 9-12: the adapter's wait, expands, shrinks or staging left out (the benchmark's probes of their cost; wrong results)
+	att           attSplit // when the decode attention splits positions (attSplitDefault)
+	attNoPrefetch bool     // the split attention without its cache prefetch before the PDL wait (the benchmark's variant)
+	gemvOld       bool     // v5's kernels (for comparison): nf4_gemv_1 for one token, nf4_mma_16 for 2-16
+	blas          *cublas
+	w16, x16      cu.DevicePtr // fp16 scratch: a chunk of weight rows; x
+	w16N          int64        // bytes
+	x16N          int64
+	closed        bool
 }
 
 var _ backend.Backend = (*CUDA)(nil)
@@ -903,8 +904,12 @@ func (c *CUDA) attend(d, q, kc, vc, seq, pos *Tensor, heads, kvHeads int) {
 		if f16 {
 			name = "attention_split_f16"
 		}
+		prefetch := 1
+		if c.attNoPrefetch {
+			prefetch = 0
+		}
 		c.launch(name, n, heads, S, 32*4, 0, d32, part, count, q.ptr, kc.ptr, vc.ptr, seq.ptr, pos.ptr,
-			heads, kvHeads, hd, maxLen, c.roundFlag(), d16)
+			heads, kvHeads, hd, maxLen, c.roundFlag(), d16, prefetch)
 		return
 	}
 	name := "attention_f32"
