@@ -479,10 +479,11 @@ func (m *benchModel) tcLoRA() bool {
 	if l.guLoRA == nil || l.downLoRA == nil || l.downChain == nil {
 		return false
 	}
+	down, next := l.downChain, l.downChain.ranks[0] // gate/up stages the chained shrink's rows
 	if m.tcDownJobs {
-		return l.guLoRA.tcPlan(m.c, 1, true, true, false, 0).ok && l.downLoRA.tcPlan(m.c, 1, false, false, false, 0).ok
+		down, next = l.downLoRA, 0
 	}
-	return l.guLoRA.tcPlan(m.c, 1, true, true, false, l.downChain.ranks[0]).ok && l.downChain.tcPlan(m.c, 1, false, false, false, 0).ok
+	return l.guLoRA.tcPlan(m.c, 1, true, true, false, next).ok && down.tcPlan(m.c, 1, false, false, false, 0).ok
 }
 
 // fused reports whether a decode of B sequences runs stepFused (the gemvx

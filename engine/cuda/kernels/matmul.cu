@@ -1809,15 +1809,15 @@ __device__ __forceinline__ void mmax_parts_req(float (&pv)[8], const MmaxFuse& f
   }
 }
 
-// mmax_expand_table writes the expands of tiles i0 .. iters - 1 of this
-// block (tile blockIdx.x + i gridDim.x) to se[16 i + r] for local row r:
+// mmax_expand_table writes the expands of every tile i of this block (tile
+// blockIdx.x + i gridDim.x, i < iters) to se[16 i + r] for local row r:
 // lscale * (b row . the shrinks slt), from the b rows that mmax_lb_stage
 // staged at slb; zero for rows past out or without an expand. Warp w takes
-// local row w of every tile, lane l tiles i0 + l, + 32 ...
+// local row w of every tile, lane l tiles l, l + 32, ...
 __device__ __forceinline__ void mmax_expand_table(float* se, const float* slb, const float* slt, const GemvDesc* descs,
-                                                  int ndesc, const GemvDesc* pair, int i0, int iters, int total,
-                                                  int warp, int lane) {
-  for (int i = i0 + lane; i < iters; i += 32) {
+                                                  int ndesc, const GemvDesc* pair, int iters, int total, int warp,
+                                                  int lane) {
+  for (int i = lane; i < iters; i += 32) {
     int ti = blockIdx.x + i * gridDim.x, d = 0, lt = ti;
     float e = 0.f;
     if (ti < total) {
@@ -2034,8 +2034,9 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   // tile (so that the loop holds nothing more: with a running sum in it,
   // ptxas spilled ten of its values)
   __shared__ float shh[PROD ? 8 * MX_MAXITERS : 1];
+  float* sna = slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0);
   if (PROD && f.nla && !(mode & 4096)) {
-    mmax_na_stage(slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0), f.nla, f.nlr, descs[0].out, tile, iters, total);
+    mmax_na_stage(sna, f.nla, f.nlr, descs[0].out, tile, iters, total);
     for (int i = threadIdx.x; i < iters * 8; i += blockDim.x) shh[i] = 0.f;
   }
   float dv[GX_DMAP_REGS];
@@ -2151,7 +2152,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
   __shared__ float se[CONS ? 16 * MX_MAXITERS : 1];
   const int ei = CONS ? 0 : iters;
   if (CONS && blockIdx.y == 0 && !(mode & 1024))  // (mode bit 10: no expands, a probe)
-    mmax_expand_table(se, slb, slt, descs, ndesc, pair, 0, iters, total, warp, lane);
+    mmax_expand_table(se, slb, slt, descs, ndesc, pair, iters, total, warp, lane);
   for (int it = 0; it < iters; it++, tile += gridDim.x) {
     const GemvDesc& gw = descs[d];
     int tilen = tile + gridDim.x, dn = d, ltn = pair ? tilen : lt;
@@ -2347,7 +2348,7 @@ __device__ void nf4_mmax(const GemvDesc* descs, int ndesc, int total, const floa
     d = dn, lt = ltn;
   }
   if (PROD && f.nla && warp == 0)
-    mmax_chain_sum(slb + (f.lsync ? iters * 16 * (descs[0].lr + 4) : 0), shh, f.nlt + blockIdx.x, f.nlr, iters, lane);
+    mmax_chain_sum(sna, shh, f.nlt + blockIdx.x, f.nlr, iters, lane);
 }
 
 // nf4_mmax_<8 NT>: one weight, k splits blockIdx.y.

@@ -270,6 +270,27 @@ template <> struct KVRaw<u16> {
   }
 };
 
+// AtsSplit is block (i, h, s)'s share of attention_split: positions j0 ..
+// j1 - 1 of the L that token i attends (chunk a split; splits s >= active
+// hold none), and base, the offset of its kv head's rows in the caches
+// (kvd values a position).
+struct AtsSplit {
+  int chunk, active, j0, j1, kvd;
+  long long base;
+};
+__device__ __forceinline__ AtsSplit ats_split(const int* seq, const int* pos, int heads, int kv_heads, int hd,
+                                              int max_len) {
+  int i = blockIdx.x, s = blockIdx.z, S = gridDim.z;
+  AtsSplit a;
+  int L = min(max(pos[i] + 1, 1), max_len);
+  a.chunk = max((L + S - 1) / S, ATS_MIN_CHUNK);
+  a.active = (L + a.chunk - 1) / a.chunk;
+  a.j0 = s * a.chunk, a.j1 = min(a.j0 + a.chunk, L);
+  a.kvd = kv_heads * hd;
+  a.base = (long long)seq[i] * max_len * a.kvd + (long long)(blockIdx.y / (heads / kv_heads)) * hd;
+  return a;
+}
+
 template <typename KV>
 __device__ void attention_split(float* dst, float* part, int* count, const float* q, const KV* kc, const KV* vc,
                                 const int* seq, const int* pos, int heads, int kv_heads, int hd, int max_len,
@@ -281,14 +302,11 @@ __device__ void attention_split(float* dst, float* part, int* count, const float
   __shared__ int last;
   int i = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   int pair = i * heads + h;
-  int L = min(max(pos[i] + 1, 1), max_len);
-  int chunk = max((L + S - 1) / S, ATS_MIN_CHUNK);
-  int active = (L + chunk - 1) / chunk;  // splits that hold keys: 1..S
-  if (s >= active) return;               // the whole block: no barrier passed yet
-  int j0 = s * chunk, j1 = min(j0 + chunk, L);
-  int g = h / (heads / kv_heads), kvd = kv_heads * hd;
-  const KV* kb = kc + (long long)seq[i] * max_len * kvd + g * hd;
-  const KV* vb = vc + (long long)seq[i] * max_len * kvd + g * hd;
+  AtsSplit a = ats_split(seq, pos, heads, kv_heads, hd, max_len);
+  int active = a.active, j0 = a.j0, j1 = a.j1, kvd = a.kvd;  // active: splits that hold keys, 1..S
+  if (s >= active) return;                                   // the whole block: no barrier passed yet
+  const KV* kb = kc + a.base;
+  const KV* vb = vc + a.base;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int nd4 = hd >> 2;
   float scale = rsqrtf((float)hd);
@@ -433,15 +451,11 @@ __device__ void attention_split(float* dst, float* part, int* count, const float
 template <typename KV>
 __device__ __forceinline__ void attention_prefetch(const KV* kc, const KV* vc, const int* seq, const int* pos,
                                                    int heads, int kv_heads, int hd, int max_len) {
-  int i = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
-  int L = min(max(pos[i] + 1, 1), max_len);
-  int chunk = max((L + S - 1) / S, ATS_MIN_CHUNK);
-  int j0 = s * chunk, j1 = min(j0 + chunk, L);
-  int kvd = kv_heads * hd, lines = (hd * (int)sizeof(KV) + 127) / 128;  // 128-byte lines a row
-  long long base = (long long)seq[i] * max_len * kvd + (long long)(h / (heads / kv_heads)) * hd;
-  for (int t = threadIdx.x; t < 2 * (j1 - j0) * lines; t += blockDim.x) {
+  AtsSplit a = ats_split(seq, pos, heads, kv_heads, hd, max_len);
+  int lines = (hd * (int)sizeof(KV) + 127) / 128;  // 128-byte lines a row
+  for (int t = threadIdx.x; t < 2 * (a.j1 - a.j0) * lines; t += blockDim.x) {
     int r = t >> 1;  // (position, line): k's and v's
-    const KV* row = (t & 1 ? vc : kc) + base + (long long)(j0 + r / lines) * kvd;
+    const KV* row = (t & 1 ? vc : kc) + a.base + (long long)(a.j0 + r / lines) * a.kvd;
     asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const char*>(row) + 128 * (r % lines)));
   }
 }
